@@ -1,0 +1,1 @@
+//! End-to-end tests of the Verinfer system live in `tests/`; this library is empty.
