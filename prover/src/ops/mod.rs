@@ -363,3 +363,6 @@ pub fn exec_node(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
