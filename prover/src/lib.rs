@@ -28,6 +28,7 @@ pub mod error;
 pub mod exec;
 pub mod frontend;
 pub mod math;
+pub mod onnx_builder;
 pub mod ops;
 pub mod program;
 pub mod trace;
