@@ -24,6 +24,7 @@
 //! * Execution results depend only on the program and the inputs.
 //! * Nothing here reads a clock or the network.
 
+pub mod dispute;
 pub mod error;
 pub mod exec;
 pub mod frontend;

@@ -218,7 +218,7 @@ pub fn checked_numel(shape: &[u64]) -> Result<u64, TensorError> {
 
 /// One element, as its dtype and its value widened to 64 bits (floats as
 /// their bit pattern, signed integers sign-extended, bool 0/1).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Scalar {
     /// The dtype.
     pub dtype: DType,
@@ -646,7 +646,7 @@ pub fn tensor_list_leaf(root: &Hash32) -> Hash32 {
 }
 
 /// An opening of one element: the chunk that holds it and the chunk's path.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct ElementOpening {
     /// The chunk's bytes.
     pub chunk: Vec<u8>,
