@@ -309,6 +309,9 @@ impl<'a> Lowering<'a> {
             return Ok(());
         }
         if let Some(k) = node.op_as::<tops::konst::Const>() {
+            if k.val().datum_type() == DatumType::F64 {
+                return self.carry_f64_const(node, k.val());
+            }
             let r = self.add_const(node, k.val())?;
             self.map.insert(OutletId::new(node.id, 0), r);
             return Ok(());
@@ -319,13 +322,7 @@ impl<'a> Lowering<'a> {
         // A value tract could fold is a constant whatever op made it.
         if let Some(k) = node.outputs[0].fact.konst.clone() {
             if k.datum_type() == DatumType::F64 {
-                // An f64 constant can only feed the f64 round trip of a
-                // mixed-type Pow; it is carried as f32 (rounded to nearest).
-                let k = k.cast_to::<f32>().map_err(|e| frontend_err(self.model, e))?.into_owned();
-                let r = self.add_const(node, &k)?;
-                self.map.insert(OutletId::new(node.id, 0), r);
-                self.f64_as_f32.insert(OutletId::new(node.id, 0));
-                return Ok(());
+                return self.carry_f64_const(node, &k);
             }
             let r = self.add_const(node, &k)?;
             self.map.insert(OutletId::new(node.id, 0), r);
@@ -353,7 +350,19 @@ impl<'a> Lowering<'a> {
     /// operand is cast to f32 (round to nearest even), the f32 operand is
     /// used as is, `Pow` is the canonical f32 `Pow`, and the final cast is
     /// the canonical `Cast` from f32 (the identity when the base is f32).
-    /// Any other use of an f64 value is a dtype error.
+    /// tract rewrites `Pow` by a constant 2 or 0.5 into `Square` or `Sqrt`,
+    /// which are then the canonical f32 `Square`/`Sqrt`. Any other use of an
+    /// f64 value is a dtype error.
+    /// An f64 constant can only feed the f64 round trip of a mixed-type
+    /// `Pow` ([`Lowering::lower_f64`]); it is carried as f32 (rounded to nearest).
+    fn carry_f64_const(&mut self, node: &TypedNode, k: &tract_onnx::prelude::Tensor) -> Result<(), ProverError> {
+        let k = k.cast_to::<f32>().map_err(|e| frontend_err(self.model, e))?.into_owned();
+        let r = self.add_const(node, &k)?;
+        self.map.insert(OutletId::new(node.id, 0), r);
+        self.f64_as_f32.insert(OutletId::new(node.id, 0));
+        Ok(())
+    }
+
     fn lower_f64(&mut self, node: &TypedNode, inputs: Vec<ValueRef>) -> Result<ValueRef, ProverError> {
         let outlet = OutletId::new(node.id, 0);
         let reads: Vec<bool> = node.inputs.iter().map(|i| self.f64_as_f32.contains(i)).collect();
@@ -370,6 +379,22 @@ impl<'a> Lowering<'a> {
             if c.to != DatumType::F64 && reads[0] {
                 let out = self.value_type(node, &node.outputs[0].fact)?;
                 return if out.dtype == DType::F32 { Ok(inputs[0]) } else { self.push(node, Op::Cast, inputs, out) };
+            }
+        }
+        if let Some(op) = node.op_as::<tops::element_wise::ElementWiseOp>()
+            && op.1.is_none()
+            && reads.len() == 1
+            && reads[0]
+        {
+            let u = match op.0.name().as_ref() {
+                "Square" => Some(UnaryOp::Square),
+                "Sqrt" => Some(UnaryOp::Sqrt),
+                _ => None,
+            };
+            if let Some(u) = u {
+                let r = self.push(node, Op::Unary(u), inputs, carried)?;
+                self.f64_as_f32.insert(outlet);
+                return Ok(r);
             }
         }
         if let Some(op) = node.op_as::<tops::binary::TypedBinOp>()

@@ -671,6 +671,46 @@ fn unary_and_activation_ops() {
 }
 
 #[test]
+fn pow_with_integer_exponent() {
+    // tract computes mixed integer/float Pow in f64; the program carries it in f32.
+    let x = f32s(&[4], &[-2.0, 0.5, 3.0, -0.0]);
+    all(vec![
+        check(
+            "Pow f32 ^ int64 constant 2",
+            node("Pow", &["x", "e"], &["y"], vec![]),
+            &[("e", i64s(&[], &[2]))],
+            &[("x", &x)],
+            &f32s(&[4], &[4.0, 0.25, 9.0, 0.0]),
+            13,
+        ),
+        check(
+            "Pow f32 ^ int32 constant 3",
+            node("Pow", &["x", "e"], &["y"], vec![]),
+            &[("e", i32s(&[1], &[3]))],
+            &[("x", &x)],
+            &f32s(&[4], &[-8.0, 0.125, 27.0, -0.0]),
+            13,
+        ),
+        check(
+            "Pow int32 ^ f32",
+            node("Pow", &["x", "e"], &["y"], vec![]),
+            &[],
+            &[("x", &i32s(&[3], &[2, 3, -2])), ("e", &f32s(&[3], &[10.0, 0.5, 3.0]))],
+            &i32s(&[3], &[1024, 1, -8]),
+            13,
+        ),
+        check(
+            "Pow int32 ^ f32 constant 0.5 (tract: Sqrt)",
+            node("Pow", &["x", "e"], &["y"], vec![]),
+            &[("e", f32s(&[], &[0.5]))],
+            &[("x", &i32s(&[3], &[4, 9, 2]))],
+            &i32s(&[3], &[2, 3, 1]),
+            13,
+        ),
+    ]);
+}
+
+#[test]
 fn reductions_and_arg_reductions() {
     let x = f32s(&[2, 3], &[1.0, 5.0, 5.0, -2.0, -7.0, -7.0]);
     all(vec![
