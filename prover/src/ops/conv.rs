@@ -13,7 +13,8 @@
 //!   `(o + pad − k·d)` is divisible by the stride and the quotient is inside
 //!   the input, and is an identity step otherwise; bias last.
 //! * **MaxPool**: `acc₀ = −∞`, `acc ← max(acc, x)` over in-range window
-//!   positions (NaN-propagating max), padding is an identity step.
+//!   positions (NaN-propagating max), padding is an identity step. Integer
+//!   inputs: `acc₀` is the dtype's minimum and the step is the integer max.
 //! * **SumPool**: `acc₀ = −0.0`, `acc ← acc + x` over in-range positions;
 //!   average pooling divides at the end by the window count (in-range
 //!   positions, or also padded ones with `count_include_pad`; ceil-mode
@@ -418,14 +419,42 @@ impl ElementFold for DeconvFold {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod deconv_layout_tests {
-    //! ConvTranspose against the ONNX definition written as a scatter, with
-    //! the kernel given in ONNX layout `(Ci, Co/g, k)` and reordered into
-    //! `(Co, Ci/g, k)` as tract's frontend does.
+mod window_op_tests {
     use super::*;
     use crate::ops::{eval_generic, fold_for};
     use crate::program::Op;
+    use verinfer_state::tensor::TensorData;
 
+    /// Integer max pooling: padding is an identity step (never a 0 read)
+    /// and the fold starts at the dtype's minimum.
+    #[test]
+    fn integer_max_pool_ignores_padding() {
+        let spec = PoolSpec {
+            geo: Geometry {
+                layout: DataLayout::Chw,
+                kernel: vec![2],
+                strides: vec![1],
+                dilations: vec![1],
+                pad_before: vec![1],
+                pad_after: vec![1],
+            },
+            normalize: false,
+            count_include_pad: false,
+        };
+        let x = Tensor::new(vec![1, 3], TensorData::I8(vec![-5, -7, -128])).unwrap();
+        let out = ValueType { dtype: DType::I8, shape: vec![1, 4] };
+        let op = Op::MaxPool(spec.clone());
+        let f = fold_for(&op, &[ValueType::of(&x)], &out).unwrap();
+        let y = eval_generic(f.as_ref(), &[&x], &out).unwrap();
+        assert!(matches!(y.data(), TensorData::I8(v) if v == &[-5, -5, -7, -128]));
+        assert!(crate::ops::check_types(&op, &[ValueType::of(&x)], &out).is_ok());
+        // Average pooling stays f32-only.
+        assert!(fold_for(&Op::SumPool(spec), &[ValueType::of(&x)], &out).is_err());
+    }
+
+    /// ConvTranspose against the ONNX definition written as a scatter, with
+    /// the kernel given in ONNX layout `(Ci, Co/g, k)` and reordered into
+    /// `(Co, Ci/g, k)` as tract's frontend does.
     #[test]
     fn grouped_strided_deconv_matches_onnx_scatter() {
         let (ci, co, g, len, k, s, d, pad) = (4usize, 6usize, 2usize, 3usize, 3usize, 2usize, 2usize, 1usize);
@@ -492,14 +521,16 @@ pub(crate) struct PoolFold {
     pub w: Window,
     pub spec: PoolSpec,
     pub max: bool,
+    /// Element dtype: f32, or (max pooling only) an integer type.
+    pub dtype: DType,
 }
 
 impl PoolFold {
     pub fn new(spec: &PoolSpec, input: &ValueType, out: &ValueType, max: bool) -> Result<Self, ProverError> {
-        if input.dtype != DType::F32 {
+        if !(input.dtype == DType::F32 || (max && input.dtype.is_int())) {
             return Err(ProverError::OpDType { op: if max { "MaxPool" } else { "SumPool" }.into(), dtype: input.dtype });
         }
-        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max })
+        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max, dtype: input.dtype })
     }
 }
 
@@ -508,15 +539,25 @@ impl ElementFold for PoolFold {
         self.w.kernel_len
     }
     fn init(&self, _e: u64) -> FoldState {
+        if self.dtype != DType::F32 {
+            // Integer max pooling: the dtype's minimum, like Reduce<Max>.
+            return super::reduce::reduce_init(crate::program::Reducer::Max, self.dtype);
+        }
         FoldState::f32(if self.max { f32::NEG_INFINITY } else { -0.0 })
     }
     fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
         let (n, c, sp) = self.w.out_coords(e);
         let Some(idx) = self.w.window_input(n, c, &sp, t) else { return Ok(s) };
+        if self.dtype != DType::F32 {
+            return super::reduce::reduce_step(crate::program::Reducer::Max, s, rd.read(0, idx)?, t);
+        }
         let x = rd.read(0, idx)?.f32();
         Ok(FoldState::f32(if self.max { fmax(s.f0(), x) } else { canon(s.f0() + x) }))
     }
     fn finish(&self, e: u64, s: FoldState) -> Scalar {
+        if self.dtype != DType::F32 {
+            return Scalar { dtype: self.dtype, bits: s.0[0] };
+        }
         if self.max || !self.spec.normalize {
             return Scalar::from_f32(s.f0());
         }
