@@ -2,125 +2,26 @@
 //! `../shared/corpus/onnx-node` does not cover (Mod, Tile, GatherElements,
 //! GatherND, logic ops, canonical casts, grouped and dilated Conv, …).
 //!
-//! Each case is a one- or few-node ONNX model written with a minimal
-//! protobuf encoder, loaded through the frontend (tract decluttering and
+//! Each case is a one-node ONNX model written with the crate's
+//! [`OnnxBuilder`], loaded through the frontend (tract decluttering and
 //! lowering) and run by the reference executor; the expected outputs are
 //! the ONNX definitions, computed by hand or by a naive loop here. Values are
 //! chosen so that every result is exact in f32, so comparisons are bitwise
 //! unless a case says otherwise.
 
 use verinfer_prover::frontend::{LoadOptions, load_model};
+use verinfer_prover::onnx_builder::{Attr as OnnxAttr, Dim, OnnxBuilder};
 use verinfer_state::tensor::{DType, Tensor, TensorData};
 
 // ---------------------------------------------------------------------------
-// A minimal protobuf encoder for the few ONNX messages needed.
+// Models, through the crate's ONNX builder.
 
-fn varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
-}
-
-fn field_varint(b: &mut Vec<u8>, field: u64, v: u64) {
-    varint(b, field << 3);
-    varint(b, v);
-}
-
-fn field_bytes(b: &mut Vec<u8>, field: u64, data: &[u8]) {
-    varint(b, (field << 3) | 2);
-    varint(b, data.len() as u64);
-    b.extend_from_slice(data);
-}
-
-fn field_f32(b: &mut Vec<u8>, field: u64, v: f32) {
-    varint(b, (field << 3) | 5);
-    b.extend_from_slice(&v.to_le_bytes());
-}
-
-/// ONNX `TensorProto.DataType` of a canonical dtype.
-fn onnx_dtype(d: DType) -> u64 {
-    match d {
-        DType::F32 => 1,
-        DType::U8 => 2,
-        DType::I8 => 3,
-        DType::U16 => 4,
-        DType::I16 => 5,
-        DType::I32 => 6,
-        DType::I64 => 7,
-        DType::Bool => 9,
-        DType::U32 => 12,
-        DType::U64 => 13,
-    }
-}
-
-fn tensor_proto(name: &str, t: &Tensor) -> Vec<u8> {
-    let mut b = Vec::new();
-    for &d in t.shape() {
-        field_varint(&mut b, 1, d as u64);
-    }
-    field_varint(&mut b, 2, onnx_dtype(t.dtype()));
-    field_bytes(&mut b, 8, name.as_bytes());
-    field_bytes(&mut b, 9, &t.le_bytes());
-    b
-}
-
-fn value_info(name: &str, dtype: DType, shape: Option<&[usize]>) -> Vec<u8> {
-    let mut tensor_type = Vec::new();
-    field_varint(&mut tensor_type, 1, onnx_dtype(dtype));
-    if let Some(shape) = shape {
-        let mut sh = Vec::new();
-        for &d in shape {
-            let mut dim = Vec::new();
-            field_varint(&mut dim, 1, d as u64);
-            field_bytes(&mut sh, 1, &dim);
-        }
-        field_bytes(&mut tensor_type, 2, &sh);
-    }
-    let mut type_proto = Vec::new();
-    field_bytes(&mut type_proto, 1, &tensor_type);
-    let mut b = Vec::new();
-    field_bytes(&mut b, 1, name.as_bytes());
-    field_bytes(&mut b, 2, &type_proto);
-    b
-}
-
+/// An attribute: name and value.
 #[derive(Clone, Debug)]
 enum Attr {
     Int(&'static str, i64),
     Ints(&'static str, Vec<i64>),
-    Float(&'static str, f32),
     Str(&'static str, &'static str),
-}
-
-fn attribute(a: &Attr) -> Vec<u8> {
-    let mut b = Vec::new();
-    match a {
-        Attr::Int(n, v) => {
-            field_bytes(&mut b, 1, n.as_bytes());
-            field_varint(&mut b, 20, 2);
-            field_varint(&mut b, 3, *v as u64);
-        }
-        Attr::Ints(n, v) => {
-            field_bytes(&mut b, 1, n.as_bytes());
-            field_varint(&mut b, 20, 7);
-            for &x in v {
-                field_varint(&mut b, 8, x as u64);
-            }
-        }
-        Attr::Float(n, v) => {
-            field_bytes(&mut b, 1, n.as_bytes());
-            field_varint(&mut b, 20, 1);
-            field_f32(&mut b, 2, *v);
-        }
-        Attr::Str(n, v) => {
-            field_bytes(&mut b, 1, n.as_bytes());
-            field_varint(&mut b, 20, 3);
-            field_bytes(&mut b, 4, v.as_bytes());
-        }
-    }
-    b
 }
 
 struct NodeDef {
@@ -134,49 +35,42 @@ fn node(op: &'static str, inputs: &[&'static str], outputs: &[&'static str], att
     NodeDef { op, inputs: inputs.to_vec(), outputs: outputs.to_vec(), attrs }
 }
 
+fn dims(shape: &[usize]) -> Vec<Dim> {
+    shape.iter().map(|&d| Dim::Fixed(d as i64)).collect()
+}
+
 /// A model: nodes, initializers, request inputs (name, value), outputs
-/// (name, dtype), at `opset`.
+/// (name, dtype, shape), at `opset`.
 fn model(
     nodes: &[NodeDef],
     inits: &[(&str, Tensor)],
     inputs: &[(&str, &Tensor)],
-    outputs: &[(&str, DType)],
-    opset: u64,
+    outputs: &[(&str, DType, &[usize])],
+    opset: i64,
 ) -> Vec<u8> {
-    let mut g = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let mut nb = Vec::new();
-        for x in &n.inputs {
-            field_bytes(&mut nb, 1, x.as_bytes());
-        }
-        for x in &n.outputs {
-            field_bytes(&mut nb, 2, x.as_bytes());
-        }
-        field_bytes(&mut nb, 3, format!("n{i}").as_bytes());
-        field_bytes(&mut nb, 4, n.op.as_bytes());
-        for a in &n.attrs {
-            field_bytes(&mut nb, 5, &attribute(a));
-        }
-        field_bytes(&mut g, 1, &nb);
-    }
-    field_bytes(&mut g, 2, b"g");
-    for (name, t) in inits {
-        field_bytes(&mut g, 5, &tensor_proto(name, t));
-    }
+    let mut b = OnnxBuilder::new(opset);
     for (name, t) in inputs {
-        field_bytes(&mut g, 11, &value_info(name, t.dtype(), Some(t.shape())));
+        b = b.input(name, t.dtype(), &dims(t.shape()));
     }
-    for (name, dt) in outputs {
-        field_bytes(&mut g, 12, &value_info(name, *dt, None));
+    for (name, t) in inits {
+        b = b.initializer(name, t);
     }
-    let mut m = Vec::new();
-    field_varint(&mut m, 1, 8);
-    let mut opset_id = Vec::new();
-    field_bytes(&mut opset_id, 1, b"");
-    field_varint(&mut opset_id, 2, opset);
-    field_bytes(&mut m, 8, &opset_id);
-    field_bytes(&mut m, 7, &g);
-    m
+    for n in nodes {
+        let attrs: Vec<(&str, OnnxAttr)> = n
+            .attrs
+            .iter()
+            .map(|a| match a {
+                Attr::Int(k, v) => (*k, OnnxAttr::Int(*v)),
+                Attr::Ints(k, v) => (*k, OnnxAttr::Ints(v.clone())),
+                Attr::Str(k, v) => (*k, OnnxAttr::Str(v.to_string())),
+            })
+            .collect();
+        b = b.node(n.op, &n.inputs, &n.outputs, &attrs);
+    }
+    for (name, dt, shape) in outputs {
+        b = b.output(name, *dt, &dims(shape));
+    }
+    b.build()
 }
 
 // ---------------------------------------------------------------------------
@@ -219,9 +113,9 @@ fn check(
     inits: &[(&str, Tensor)],
     inputs: &[(&str, &Tensor)],
     want: &Tensor,
-    opset: u64,
+    opset: i64,
 ) -> Result<(), String> {
-    let onnx = model(&[n], inits, inputs, &[("y", want.dtype())], opset);
+    let onnx = model(&[n], inits, inputs, &[("y", want.dtype(), want.shape())], opset);
     let got = run(&onnx, inputs).map_err(|e| format!("{what}: {e}"))?;
     let g = &got[0];
     if g.dtype() != want.dtype() || g.shape() != want.shape() || g.le_bytes() != want.le_bytes() {

@@ -417,6 +417,57 @@ impl ElementFold for DeconvFold {
     }
 }
 
+/// Plan of a pooling node.
+pub(crate) struct PoolFold {
+    pub w: Window,
+    pub spec: PoolSpec,
+    pub max: bool,
+    /// Element dtype: f32, or (max pooling only) an integer type.
+    pub dtype: DType,
+}
+
+impl PoolFold {
+    pub fn new(spec: &PoolSpec, input: &ValueType, out: &ValueType, max: bool) -> Result<Self, ProverError> {
+        if !(input.dtype == DType::F32 || (max && input.dtype.is_int())) {
+            return Err(ProverError::OpDType { op: if max { "MaxPool" } else { "SumPool" }.into(), dtype: input.dtype });
+        }
+        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max, dtype: input.dtype })
+    }
+}
+
+impl ElementFold for PoolFold {
+    fn steps(&self, _e: u64) -> u64 {
+        self.w.kernel_len
+    }
+    fn init(&self, _e: u64) -> FoldState {
+        if self.dtype != DType::F32 {
+            // Integer max pooling: the dtype's minimum, like Reduce<Max>.
+            return super::reduce::reduce_init(crate::program::Reducer::Max, self.dtype);
+        }
+        FoldState::f32(if self.max { f32::NEG_INFINITY } else { -0.0 })
+    }
+    fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
+        let (n, c, sp) = self.w.out_coords(e);
+        let Some(idx) = self.w.window_input(n, c, &sp, t) else { return Ok(s) };
+        if self.dtype != DType::F32 {
+            return super::reduce::reduce_step(crate::program::Reducer::Max, s, rd.read(0, idx)?, t);
+        }
+        let x = rd.read(0, idx)?.f32();
+        Ok(FoldState::f32(if self.max { fmax(s.f0(), x) } else { canon(s.f0() + x) }))
+    }
+    fn finish(&self, e: u64, s: FoldState) -> Scalar {
+        if self.dtype != DType::F32 {
+            return Scalar { dtype: self.dtype, bits: s.0[0] };
+        }
+        if self.max || !self.spec.normalize {
+            return Scalar::from_f32(s.f0());
+        }
+        let (_, _, sp) = self.w.out_coords(e);
+        let count = self.w.pool_count(&sp, self.spec.count_include_pad);
+        Scalar::from_f32(canon(s.f0() / count as f32))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod window_op_tests {
@@ -513,56 +564,5 @@ mod window_op_tests {
         // The ONNX layout itself is rejected (its shape does not fit).
         let w_onnx_t = Tensor::from_f32(vec![ci, cog, k], w_onnx).unwrap();
         assert!(fold_for(&op, &[types[0].clone(), ValueType::of(&w_onnx_t), types[2].clone()], &out).is_err());
-    }
-}
-
-/// Plan of a pooling node.
-pub(crate) struct PoolFold {
-    pub w: Window,
-    pub spec: PoolSpec,
-    pub max: bool,
-    /// Element dtype: f32, or (max pooling only) an integer type.
-    pub dtype: DType,
-}
-
-impl PoolFold {
-    pub fn new(spec: &PoolSpec, input: &ValueType, out: &ValueType, max: bool) -> Result<Self, ProverError> {
-        if !(input.dtype == DType::F32 || (max && input.dtype.is_int())) {
-            return Err(ProverError::OpDType { op: if max { "MaxPool" } else { "SumPool" }.into(), dtype: input.dtype });
-        }
-        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max, dtype: input.dtype })
-    }
-}
-
-impl ElementFold for PoolFold {
-    fn steps(&self, _e: u64) -> u64 {
-        self.w.kernel_len
-    }
-    fn init(&self, _e: u64) -> FoldState {
-        if self.dtype != DType::F32 {
-            // Integer max pooling: the dtype's minimum, like Reduce<Max>.
-            return super::reduce::reduce_init(crate::program::Reducer::Max, self.dtype);
-        }
-        FoldState::f32(if self.max { f32::NEG_INFINITY } else { -0.0 })
-    }
-    fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
-        let (n, c, sp) = self.w.out_coords(e);
-        let Some(idx) = self.w.window_input(n, c, &sp, t) else { return Ok(s) };
-        if self.dtype != DType::F32 {
-            return super::reduce::reduce_step(crate::program::Reducer::Max, s, rd.read(0, idx)?, t);
-        }
-        let x = rd.read(0, idx)?.f32();
-        Ok(FoldState::f32(if self.max { fmax(s.f0(), x) } else { canon(s.f0() + x) }))
-    }
-    fn finish(&self, e: u64, s: FoldState) -> Scalar {
-        if self.dtype != DType::F32 {
-            return Scalar { dtype: self.dtype, bits: s.0[0] };
-        }
-        if self.max || !self.spec.normalize {
-            return Scalar::from_f32(s.f0());
-        }
-        let (_, _, sp) = self.w.out_coords(e);
-        let count = self.w.pool_count(&sp, self.spec.count_include_pad);
-        Scalar::from_f32(canon(s.f0() / count as f32))
     }
 }
