@@ -296,8 +296,9 @@ pub struct ConvSpec {
 pub struct DeconvSpec {
     /// Geometry (pads are the ones removed from the full output).
     pub geo: Geometry,
-    /// Kernel layout (for ConvTranspose the kernel is `I, O/g, spatial…` in
-    /// ONNX terms; tract reports it as OIHW with O and I swapped).
+    /// Kernel layout, with O = output channels and I = input channels per
+    /// group (tract's frontend reorders the ONNX `Ci, Co/g, spatial…`
+    /// ConvTranspose kernel into OIHW `Co, Ci/g, spatial…`).
     pub kernel_layout: KernelLayout,
     /// Group count.
     pub group: u64,
