@@ -464,6 +464,14 @@ impl TensorData {
     }
 }
 
+impl fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Element dumps of large tensors are useless in logs; name the type
+        // and length only.
+        write!(f, "TensorData<{}>[{}]", self.dtype(), self.len())
+    }
+}
+
 /// A dense row-major tensor.
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
@@ -800,8 +808,17 @@ impl BorshDeserialize for Tensor {
                 format!("tensor byte length {len} does not match {dtype}{shape:?} ({expected})"),
             ));
         }
-        let mut bytes = vec![0u8; len as usize];
-        r.read_exact(&mut bytes)?;
+        // The shape may legitimately allow up to 4 GiB, so do not trust it for
+        // the allocation either: grow the buffer only as bytes actually arrive
+        // (a truncated hostile input then costs at most what it supplied).
+        let mut bytes = Vec::with_capacity((len as usize).min(1 << 20));
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut *r, len), &mut bytes)?;
+        if bytes.len() as u64 != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("tensor bytes truncated: {} of {len}", bytes.len()),
+            ));
+        }
         Tensor::from_le_bytes(dtype, &shape, &bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
