@@ -41,6 +41,8 @@ pub mod store;
 pub mod tensor;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod test_alloc;
 
 pub use batch::{BatchBody, BatchHeader, BodyEntry, Inclusion, InclusionError, verify_inclusion};

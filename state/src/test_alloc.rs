@@ -53,3 +53,16 @@ pub fn reset() {
 pub fn peak() -> usize {
     PEAK.with(Cell::get)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_is_measured() {
+        super::reset();
+        let v = std::hint::black_box(vec![0u8; 10 << 20]);
+        assert!(super::peak() >= 10 << 20);
+        drop(v);
+        super::reset();
+        assert!(super::peak() < 10 << 20);
+    }
+}
