@@ -421,7 +421,7 @@ impl TensorData {
     /// Decodes canonical little-endian bytes.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<Self, TensorError> {
         let sz = dtype.size();
-        if bytes.len() % sz != 0 {
+        if !bytes.len().is_multiple_of(sz) {
             return Err(TensorError::ByteLength {
                 dtype,
                 shape: vec![],
@@ -644,7 +644,7 @@ pub fn tensor_root(dtype: DType, shape: &[u64], bytes: &[u8]) -> Hash32 {
 /// The commitment to an ordered list of tensor roots (a request's inputs,
 /// a record's outputs): a Merkle root over `H(TensorList || root_i)`.
 pub fn tensor_list_root(roots: &[Hash32]) -> Hash32 {
-    let leaves: Vec<Hash32> = roots.iter().map(|r| tensor_list_leaf(r)).collect();
+    let leaves: Vec<Hash32> = roots.iter().map(tensor_list_leaf).collect();
     MerkleTree::from_leaves(&leaves).expect("list below MAX_LEAVES").root()
 }
 

@@ -218,8 +218,11 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A key and its value.
+pub type KvEntry = (Vec<u8>, Vec<u8>);
+
 /// A scan's items.
-pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), KvError>> + 'a>;
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<KvEntry, KvError>> + 'a>;
 
 /// A key-value store with column families.
 pub trait KvStore: Send + Sync {
@@ -257,7 +260,7 @@ pub trait KvStore: Send + Sync {
     }
 
     /// The last entry of `cf` within `range`.
-    fn last(&self, cf: Cf, range: KeyRange) -> Result<Option<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn last(&self, cf: Cf, range: KeyRange) -> Result<Option<KvEntry>, KvError> {
         self.scan(cf, range, true)?.next().transpose()
     }
 }

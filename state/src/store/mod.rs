@@ -54,7 +54,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-pub use kv::{BatchOp, Cf, KeyRange, KvError, KvIter, KvStore, WriteBatch, prefix_end};
+pub use kv::{BatchOp, Cf, KeyRange, KvEntry, KvError, KvIter, KvStore, WriteBatch, prefix_end};
 pub use mem::MemKv;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksKv;
@@ -906,7 +906,7 @@ impl<K: KvStore> Store<K> {
     pub fn settlement_scan(
         &self,
         prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_, StoreError> {
+    ) -> Result<impl Iterator<Item = Result<KvEntry, StoreError>> + '_, StoreError> {
         Ok(self.kv.scan_prefix(Cf::Settlement, prefix)?.map(|r| r.map_err(StoreError::from)))
     }
 
