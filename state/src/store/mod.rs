@@ -41,7 +41,9 @@
 //!   pending log.
 //! * Every accepted record has its tensors and a receipt; a batched record's
 //!   receipt carries a proof that verifies against its batch header.
-//! * Writers are serialised by one mutex; readers take no lock and see whole
+//! * Writers are serialised by one mutex (a seal holds it through its
+//!   fsync, so accepts wait at most one fsync); readers take no lock, apart
+//!   from a brief one to read the cached head and counters, and see whole
 //!   batches only (backend batches are atomic).
 
 mod kv;
@@ -802,7 +804,7 @@ impl<K: KvStore> Store<K> {
         }
         self.kv.write(prepared.writes, self.opts.sync_seals)?;
         w.head = Some(ChainHead::of(&prepared.sealed.header));
-        w.pending -= prepared.sealed.header.record_count;
+        w.pending = w.pending.saturating_sub(prepared.sealed.header.record_count);
         Ok(prepared.sealed)
     }
 
