@@ -2,7 +2,7 @@
 //!
 //! Every byte the protocol stores or hashes is borsh. Top-level messages
 //! (anything stored as a value or hashed on its own: model entries, records,
-//! headers, bodies, receipts, …) are declared with [`versioned_message!`],
+//! headers, bodies, receipts, …) are declared with [`versioned_message!`](crate::versioned_message),
 //! whose borsh encoding is `version:u8 || fields…`. A later format gets a new
 //! version number and a decoder that dispatches on that byte, so old and new
 //! values can coexist in one store or on one wire.
