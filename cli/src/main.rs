@@ -1,5 +1,7 @@
 //! The `verinfer` binary: thin shell over the library crates.
 
+mod client;
+mod node;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -9,8 +11,9 @@ use clap::{Parser, Subcommand};
 #[command(name = "verinfer", version, about, propagate_version = true)]
 struct Cli {
     /// Log filter (e.g. `info`, `verinfer=debug`); also `RUST_LOG`.
-    #[arg(long, global = true, env = "VERINFER_LOG", default_value = "warn")]
-    log: String,
+    /// Default: `info` for `node`, `warn` otherwise.
+    #[arg(long, global = true, env = "VERINFER_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,15 +22,55 @@ struct Cli {
 enum Command {
     /// Run a model once with the canonical executor and print its roots.
     Run(run::RunArgs),
+    /// Run the sequencer node (JSON-RPC over HTTP and WebSocket).
+    Node(node::NodeArgs),
+    /// Submit one inference to a node.
+    Submit(client::SubmitArgs),
+    /// Show a request's receipt and check its inclusion proof.
+    Receipt(client::ReceiptArgs),
+    /// Show a batch (default: the newest).
+    Batch(client::BatchArgs),
+    /// List the models a node has registered.
+    Models(client::ModelsArgs),
+}
+
+fn init_logs(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+}
+
+fn client_rt() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Node(args) => match node::effective_config(&args) {
+            Ok(cfg) => {
+                let filter = cli.log.clone().unwrap_or(cfg.log.filter.clone());
+                init_logs(&filter, cfg.log.format == verinfer_sequencer::config::LogFormat::Json);
+                node::run(args)
+            }
+            Err(e) => Err(e),
+        },
+        cmd => {
+            init_logs(cli.log.as_deref().unwrap_or("warn"), false);
+            match cmd {
+                Command::Run(args) => run::run(args),
+                Command::Submit(a) => client_rt().and_then(|rt| rt.block_on(client::submit(a))),
+                Command::Receipt(a) => client_rt().and_then(|rt| rt.block_on(client::receipt(a))),
+                Command::Batch(a) => client_rt().and_then(|rt| rt.block_on(client::batch(a))),
+                Command::Models(a) => client_rt().and_then(|rt| rt.block_on(client::models(a))),
+                Command::Node(_) => unreachable!("handled above"),
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,1 +1,88 @@
-//! placeholder
+//! # verinfer-sequencer
+//!
+//! The Verinfer node: JSON-RPC server (HTTP and WebSocket on one port),
+//! bounded mempool, execution workers, committer, batcher, metrics.
+//!
+//! * [`node`]: the core (models, mempool, workers, committer, batcher,
+//!   events); usable without the network.
+//! * [`server`]: the API implementation, middleware and limits.
+//! * [`exec`]: execution behind a trait (reference executor now; the fast
+//!   planned executor plugs in there).
+//! * [`config`]: TOML configuration.
+//! * [`metrics`]: Prometheus metrics on their own port.
+//!
+//! [`RunningNode::start`] wires them together; [`RunningNode::shutdown`]
+//! stops the server, lets admitted requests finish and seals what is
+//! pending.
+
+pub mod config;
+pub mod exec;
+pub mod metrics;
+pub mod node;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::NodeConfig;
+pub use exec::{Executor, Prepared, ReferenceExecutor};
+pub use node::{BatchPoster, Node, StubPoster};
+
+/// A node with its RPC server and metrics endpoint running.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The core.
+    pub node: Arc<Node>,
+    /// Where the RPC server listens (HTTP and WebSocket).
+    pub rpc_addr: SocketAddr,
+    /// Where `/metrics` is served, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    server: jsonrpsee::server::ServerHandle,
+    tasks: node::NodeTasks,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Opens the store, starts the core, the RPC server and the metrics
+    /// endpoint on the current tokio runtime.
+    pub async fn start(
+        cfg: NodeConfig,
+        executor: Arc<dyn Executor>,
+        poster: Arc<dyn BatchPoster>,
+    ) -> anyhow::Result<Self> {
+        let (node, tasks) = Node::start(cfg, executor, poster)?;
+        Self::serve(node, tasks).await
+    }
+
+    /// Starts the RPC server and metrics endpoint for a started core.
+    pub async fn serve(node: Arc<Node>, tasks: node::NodeTasks) -> anyhow::Result<Self> {
+        let (metrics_addr, metrics_task) = match node.cfg.metrics.listen {
+            Some(addr) => {
+                let l = metrics::bind(addr).await.map_err(|e| anyhow::anyhow!("binding metrics on {addr}: {e}"))?;
+                let a = l.local_addr()?;
+                (Some(a), Some(tokio::spawn(metrics::serve(l, node.metrics.clone()))))
+            }
+            None => (None, None),
+        };
+        let rpc_cfg = node.cfg.rpc.clone();
+        let (server, rpc_addr) = server::start(node.clone(), &rpc_cfg).await?;
+        tracing::info!(rpc = %rpc_addr, metrics = ?metrics_addr, "node listening (HTTP and WebSocket)");
+        Ok(Self { node, rpc_addr, metrics_addr, server, tasks, metrics_task })
+    }
+
+    /// Graceful shutdown: refuse new submissions, stop the server, let
+    /// admitted submissions finish (at most `grace`), seal everything
+    /// pending, close the store.
+    pub async fn shutdown(self, grace: Duration) {
+        tracing::info!("shutting down");
+        let Self { node, server, tasks, metrics_task, .. } = self;
+        node.begin_shutdown();
+        let _ = server.stop();
+        let _ = tokio::time::timeout(grace, server.stopped()).await;
+        node.shutdown(tasks, grace).await;
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! `verinfer node`: runs the sequencer node.
+//!
+//! Configuration comes from a TOML file (`--config`, every field optional)
+//! and flags, which override the file. `--dev` starts on a temporary
+//! datadir (unless `--datadir` is given) with the demo models (mlp, lenet5)
+//! registered, and prints a curl command for a first inference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use verinfer_rpc::tensor::WireTensor;
+use verinfer_sequencer::config::LogFormat;
+use verinfer_sequencer::{NodeConfig, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_state::npy;
+
+/// The demo models, embedded so that `--dev` works from any directory.
+pub const DEV_MODELS: [(&str, &[u8], &[u8]); 2] = [
+    (
+        "mlp",
+        include_bytes!("../../fixtures/models/mlp/model.onnx"),
+        include_bytes!("../../fixtures/models/mlp/input_0.npy"),
+    ),
+    (
+        "lenet5",
+        include_bytes!("../../fixtures/models/lenet5/model.onnx"),
+        include_bytes!("../../fixtures/models/lenet5/input_0.npy"),
+    ),
+];
+
+/// Arguments of `verinfer node`.
+#[derive(Debug, Args, Default)]
+pub struct NodeArgs {
+    /// TOML configuration file (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Development mode: temporary datadir (unless --datadir), demo models
+    /// registered, a first curl command printed.
+    #[arg(long)]
+    pub dev: bool,
+    /// RocksDB data directory.
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// RPC address (HTTP and WebSocket), e.g. 127.0.0.1:8545.
+    #[arg(long, value_name = "ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// Metrics address (`GET /metrics`); `off` disables.
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics_addr: Option<String>,
+    /// Seal when this many records are pending.
+    #[arg(long, value_name = "N")]
+    pub batch_max_records: Option<u64>,
+    /// Seal this long after the previous seal (ms).
+    #[arg(long, value_name = "MS")]
+    pub batch_interval_ms: Option<u64>,
+    /// Mempool capacity (admitted, unanswered submissions).
+    #[arg(long, value_name = "N")]
+    pub mempool: Option<u32>,
+    /// Execution worker threads (0 = one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+    /// Node-wide rate limit, calls per second (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Rate-limit bucket size (0 = one second's worth).
+    #[arg(long, value_name = "N")]
+    pub rate_burst: Option<u32>,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<u32>,
+    /// Most entries in one JSON-RPC batch.
+    #[arg(long, value_name = "N")]
+    pub max_batch_len: Option<u32>,
+    /// Most concurrent connections.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Allowed CORS origin (repeatable; `*` for any, `none` for no CORS).
+    #[arg(long = "cors", value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+    /// Log format (overrides `[log] format`).
+    #[arg(long, value_name = "plain|json")]
+    pub log_format: Option<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// Builds the effective configuration: defaults ← file ← flags.
+pub fn effective_config(args: &NodeArgs) -> Result<NodeConfig> {
+    let mut c = match &args.config {
+        Some(p) => NodeConfig::load(p)?,
+        None => NodeConfig::default(),
+    };
+    if args.dev && args.config.is_none() {
+        // Short seals so that receipts turn `batched` quickly in a demo.
+        c.batcher.interval_ms = 500;
+    }
+    if let Some(d) = &args.datadir {
+        c.datadir = d.clone();
+    }
+    if let Some(a) = args.rpc_addr {
+        c.rpc.listen = a;
+    }
+    if let Some(m) = &args.metrics_addr {
+        c.metrics.listen = if m == "off" || m.is_empty() {
+            None
+        } else {
+            Some(m.parse().with_context(|| format!("--metrics-addr {m:?}"))?)
+        };
+    }
+    macro_rules! set {
+        ($flag:expr, $field:expr) => {
+            if let Some(v) = $flag {
+                $field = v;
+            }
+        };
+    }
+    set!(args.batch_max_records, c.batcher.max_records);
+    set!(args.batch_interval_ms, c.batcher.interval_ms);
+    set!(args.mempool, c.mempool.capacity);
+    set!(args.workers, c.exec.workers);
+    set!(args.rate_limit, c.rpc.rate_limit_per_s);
+    set!(args.rate_burst, c.rpc.rate_limit_burst);
+    set!(args.max_body_bytes, c.rpc.max_request_body_bytes);
+    set!(args.max_batch_len, c.rpc.max_batch_len);
+    set!(args.max_connections, c.rpc.max_connections);
+    if !args.cors.is_empty() {
+        c.rpc.cors_origins = args.cors.iter().filter(|o| o.as_str() != "none").cloned().collect();
+    }
+    if let Some(f) = &args.log_format {
+        c.log.format = match f.as_str() {
+            "plain" => LogFormat::Plain,
+            "json" => LogFormat::Json,
+            o => anyhow::bail!("--log-format {o:?}: expected plain or json"),
+        };
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// The request file and curl command printed by `--dev`.
+fn first_inference(dir: &Path, rpc: SocketAddr, model_id: &str, input_npy: &[u8]) -> Result<String> {
+    let t = npy::read_tensor(input_npy).context("demo input")?;
+    let req = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "infer_submit",
+        "params": [{ "model_id": model_id, "inputs": [WireTensor::json(&t)] }],
+    });
+    let path = dir.join("mlp-request.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&req)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(format!(
+        "curl -s -X POST -H 'Content-Type: application/json' --data @{} http://{rpc}",
+        path.display()
+    ))
+}
+
+/// Runs `verinfer node`.
+pub fn run(args: NodeArgs) -> Result<()> {
+    let mut cfg = effective_config(&args)?;
+    if args.print_config {
+        print!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    // `--dev` without --datadir: a temporary directory, removed at exit.
+    let tmp = if args.dev && args.datadir.is_none() && args.config.is_none() {
+        let t = tempfile::Builder::new().prefix("verinfer-dev-").tempdir()?;
+        cfg.datadir = t.path().join("db");
+        Some(t)
+    } else {
+        None
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rpc").build()?;
+    rt.block_on(async move {
+        let node = RunningNode::start(cfg, Arc::new(ReferenceExecutor), Arc::new(StubPoster::new())).await?;
+        if args.dev {
+            let mut curl = None;
+            for (name, onnx, input) in DEV_MODELS {
+                let n = node.node.clone();
+                let info = tokio::task::spawn_blocking(move || n.register(name, onnx, &Default::default()))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("registering {name}: {}", e.message))?;
+                println!("model {name}: {} (program {})", info.model_id, info.program_root);
+                if name == "mlp" {
+                    let dir = tmp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_else(|| node.node.cfg.datadir.clone());
+                    curl = Some(first_inference(&dir, node.rpc_addr, &info.model_id.to_string(), input)?);
+                }
+            }
+            println!("RPC (HTTP and WebSocket): http://{}", node.rpc_addr);
+            if let Some(m) = node.metrics_addr {
+                println!("metrics: http://{m}/metrics");
+            }
+            if let Some(c) = curl {
+                println!("first inference:\n  {c}");
+            }
+            println!("then: verinfer receipt <request_id> --rpc http://{}", node.rpc_addr);
+        }
+        wait_for_signal().await;
+        node.shutdown(Duration::from_secs(30)).await;
+        drop(tmp);
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

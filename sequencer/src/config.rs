@@ -1,0 +1,289 @@
+//! Node configuration: a TOML file (every field optional, `#[serde(default)]`)
+//! and command-line flags that override it (the CLI applies them).
+//!
+//! ```toml
+//! datadir = "/var/lib/verinfer"
+//!
+//! [rpc]
+//! listen = "127.0.0.1:8545"          # HTTP and WebSocket on one port
+//! max_request_body_bytes = 33554432  # 32 MiB (a base64 mobilenetv2 is ~19 MiB)
+//! max_response_body_bytes = 33554432
+//! max_batch_len = 64                 # entries per JSON-RPC batch
+//! max_connections = 1024
+//! max_subscriptions_per_connection = 1024
+//! rate_limit_per_s = 0               # node-wide, 0 = unlimited
+//! rate_limit_burst = 0               # bucket size (0 = one second's worth)
+//! cors_origins = ["*"]               # [] = no CORS headers
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9615"          # Prometheus text at /metrics; "" = off
+//!
+//! [mempool]
+//! capacity = 4096                    # admitted, unanswered submissions
+//!
+//! [exec]
+//! workers = 0                        # 0 = one per core
+//!
+//! [batcher]
+//! max_records = 4096                 # seal when this many are pending…
+//! interval_ms = 1000                 # …or this long after the last seal
+//!
+//! [log]
+//! format = "plain"                   # or "json"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use verinfer_state::hash::Hash32;
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The RocksDB directory (created if missing).
+    pub datadir: PathBuf,
+    /// The 32-byte id written into every batch header (the settlement
+    /// layer's sequencer account).
+    pub sequencer_id: Hash32,
+    /// RPC server.
+    pub rpc: RpcConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// Mempool.
+    pub mempool: MempoolConfig,
+    /// Execution workers.
+    pub exec: ExecConfig,
+    /// Batcher.
+    pub batcher: BatcherConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The default sequencer id of a dev node: `"verinfer-dev-sequencer"`,
+/// zero-padded to 32 bytes.
+pub fn dev_sequencer_id() -> Hash32 {
+    let mut b = [0u8; 32];
+    let name = b"verinfer-dev-sequencer";
+    b[..name.len()].copy_from_slice(name);
+    Hash32(b)
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            datadir: PathBuf::from("verinfer-data"),
+            sequencer_id: dev_sequencer_id(),
+            rpc: RpcConfig::default(),
+            metrics: MetricsConfig::default(),
+            mempool: MempoolConfig::default(),
+            exec: ExecConfig::default(),
+            batcher: BatcherConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// RPC server settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Address for HTTP and WebSocket.
+    pub listen: SocketAddr,
+    /// Largest request body (bytes).
+    pub max_request_body_bytes: u32,
+    /// Largest response body (bytes).
+    pub max_response_body_bytes: u32,
+    /// Most entries in one JSON-RPC batch.
+    pub max_batch_len: u32,
+    /// Most concurrent connections.
+    pub max_connections: u32,
+    /// Most subscriptions per WebSocket connection.
+    pub max_subscriptions_per_connection: u32,
+    /// Node-wide calls per second (every call, including each batch entry);
+    /// 0 = unlimited.
+    pub rate_limit_per_s: u32,
+    /// Token-bucket size; 0 = `rate_limit_per_s`.
+    pub rate_limit_burst: u32,
+    /// Allowed CORS origins; `["*"]` allows any, `[]` sends no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_request_body_bytes: 32 << 20,
+            max_response_body_bytes: 32 << 20,
+            max_batch_len: 64,
+            max_connections: 1024,
+            max_subscriptions_per_connection: 1024,
+            rate_limit_per_s: 0,
+            rate_limit_burst: 0,
+            cors_origins: vec!["*".into()],
+        }
+    }
+}
+
+/// Metrics endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address for `GET /metrics`; `None` (or `""` in TOML) disables it.
+    #[serde(with = "opt_addr")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9615))) }
+    }
+}
+
+mod opt_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Mempool settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Most submissions admitted and not yet answered; beyond it a
+    /// submission is answered `BUSY` with a retry hint.
+    pub capacity: u32,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self { capacity: 4096 }
+    }
+}
+
+/// Execution settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Worker threads; 0 = one per core.
+    pub workers: u32,
+}
+
+impl ExecConfig {
+    /// The worker count to use.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers as usize
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        }
+    }
+}
+
+/// Batcher settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatcherConfig {
+    /// Seal as soon as this many records are pending (at most 2^20).
+    pub max_records: u64,
+    /// Seal whatever is pending this long after the previous seal (ms).
+    pub interval_ms: u64,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        Self { max_records: 4096, interval_ms: 1000 }
+    }
+}
+
+/// Log format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Plain or JSON.
+    pub format: LogFormat,
+    /// Filter (`info`, `verinfer_sequencer=debug`, …).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Plain, filter: "info".into() }
+    }
+}
+
+impl NodeConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(s: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(s)
+    }
+
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        Self::from_toml(&s).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    /// Checks values that have no sensible meaning.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.batcher.max_records == 0 || self.batcher.max_records > verinfer_state::batch::MAX_BATCH_RECORDS {
+            bail!("batcher.max_records must be in 1..=1048576");
+        }
+        if self.batcher.interval_ms == 0 {
+            bail!("batcher.interval_ms must be positive");
+        }
+        if self.mempool.capacity == 0 {
+            bail!("mempool.capacity must be positive");
+        }
+        if self.rpc.max_batch_len == 0 {
+            bail!("rpc.max_batch_len must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_partial_toml() {
+        assert_eq!(NodeConfig::from_toml("").unwrap(), NodeConfig::default());
+        let c = NodeConfig::from_toml("[batcher]\ninterval_ms = 50\n[metrics]\nlisten = \"\"\n").unwrap();
+        assert_eq!(c.batcher.interval_ms, 50);
+        assert_eq!(c.batcher.max_records, 4096);
+        assert_eq!(c.metrics.listen, None);
+        assert!(NodeConfig::from_toml("[rpc]\nbogus = 1\n").is_err());
+        let round = toml::to_string(&NodeConfig::default()).unwrap();
+        assert_eq!(NodeConfig::from_toml(&round).unwrap(), NodeConfig::default());
+    }
+}

@@ -1,0 +1,51 @@
+//! Execution behind a small trait, so that the reference executor can be
+//! swapped for the planned fast executor without touching the node.
+//!
+//! An [`Executor`] turns a [`Program`] into a [`Prepared`] program once per
+//! model (the node caches it); a prepared program runs one request at a
+//! time on whichever worker thread calls it. Every implementation must be
+//! bit-identical to the reference semantics (`verinfer_prover::exec`).
+
+use std::sync::Arc;
+
+use verinfer_prover::ProverError;
+use verinfer_prover::program::Program;
+use verinfer_state::tensor::Tensor;
+
+/// A program ready to run.
+pub trait Prepared: Send + Sync + 'static {
+    /// Runs the program on inputs already checked against its signature;
+    /// returns the outputs in the program's output order.
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError>;
+}
+
+/// Prepares programs.
+pub trait Executor: Send + Sync + 'static {
+    /// A name for logs and metrics (`reference`, `planned`, …).
+    fn name(&self) -> &'static str;
+    /// Prepares `program` (compile, plan buffers, …).
+    fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError>;
+}
+
+/// The reference executor (`verinfer_prover::exec::execute`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReferenceExecutor;
+
+#[derive(Debug)]
+struct ReferencePrepared(Arc<Program>);
+
+impl Prepared for ReferencePrepared {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
+        verinfer_prover::exec::execute(&self.0, inputs).map(|e| e.outputs)
+    }
+}
+
+impl Executor for ReferenceExecutor {
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+
+    fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
+        Ok(Arc::new(ReferencePrepared(program)))
+    }
+}

@@ -1,0 +1,843 @@
+//! The node's core, independent of the RPC transport: the model registry
+//! with prepared programs, the mempool, the execution workers, the
+//! committer, the batcher and the event hubs.
+//!
+//! ## Data flow of a submission
+//! ```text
+//! RPC task ── decode + check inputs ── admit (mempool permit, else BUSY)
+//!    │
+//!    ▼  crossbeam channel
+//! worker thread (one per core): run the prepared program, encode outputs
+//!    │
+//!    ▼  crossbeam channel
+//! committer thread: Store::accept for every queued request in turn
+//!    │  (the acknowledgement point; docs/decisions/0003)
+//!    ▼  oneshot
+//! RPC task answers {request_id, status: pending, record, outputs}
+//! ```
+//! The batcher task seals the pending log when it holds `max_records`
+//! records or `interval_ms` after the previous seal, posts each sealed batch
+//! through the [`BatchPoster`], and publishes it to subscribers.
+//!
+//! ## Invariants
+//! * A submission is answered with success only after `Store::accept`
+//!   returned; any error before that leaves nothing in the store.
+//! * The mempool never holds more than `mempool.capacity` admitted,
+//!   unanswered submissions; beyond it the node answers `BUSY`.
+//! * Store writes happen on two threads only: the committer (accepts) and
+//!   the batcher (seals); the store serialises them.
+//! * Shutdown stops admitting, lets every admitted submission finish, then
+//!   seals everything pending before the store closes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use crossbeam_channel::{Receiver, Sender};
+use prometheus::Histogram;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
+use verinfer_prover::ProverError;
+use verinfer_prover::frontend::{LoadOptions, load_model};
+use verinfer_prover::program::Program;
+use verinfer_rpc::error::{self as codes, ApiError};
+use verinfer_rpc::tensor::{Encoding, WireTensor};
+use verinfer_rpc::types::*;
+use verinfer_state::batch::{BatchBody, BatchHeader, Inclusion, SealedBatch};
+use verinfer_state::hash::Hash32;
+use verinfer_state::model::{MAX_NAME_BYTES, ModelEntry, TensorSpec};
+use verinfer_state::receipt::Receipt;
+use verinfer_state::record::InferenceRecord;
+use verinfer_state::store::{RocksStore, SealParams, StoreError, StoreOptions, Submission};
+use verinfer_state::tensor::Tensor;
+
+use crate::config::NodeConfig;
+use crate::exec::{Executor, Prepared};
+use crate::metrics::Metrics;
+
+/// Milliseconds since the Unix epoch (the node's clock; the state crate
+/// never reads one).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Where sealed batches go: the settlement layer. The embedded settlement
+/// state machine implements this; until then [`StubPoster`] records what it
+/// is given.
+pub trait BatchPoster: Send + Sync + 'static {
+    /// The newest batch number the settlement layer already holds, if it
+    /// keeps a durable record (`None`: it does not; the node then posts only
+    /// batches sealed from now on). At startup the node re-posts every
+    /// stored batch after it, so a crash between seal and post loses no post.
+    fn posted_head(&self) -> Option<u64>;
+
+    /// Posts one sealed batch (header and body, for data availability).
+    /// Batches are posted in order, each exactly once per successful call;
+    /// an error makes the node retry the same batch later.
+    fn post(&self, header: &BatchHeader, body: &BatchBody) -> Result<(), String>;
+}
+
+/// An in-process poster that records posted headers (until the embedded
+/// settlement plugs in).
+#[derive(Debug, Default)]
+pub struct StubPoster {
+    headers: Mutex<Vec<BatchHeader>>,
+}
+
+impl StubPoster {
+    /// A new, empty stub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The headers posted so far, in order.
+    pub fn posted(&self) -> Vec<BatchHeader> {
+        self.headers.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl BatchPoster for StubPoster {
+    fn posted_head(&self) -> Option<u64> {
+        None
+    }
+
+    fn post(&self, header: &BatchHeader, _body: &BatchBody) -> Result<(), String> {
+        self.headers.lock().unwrap_or_else(PoisonError::into_inner).push(*header);
+        Ok(())
+    }
+}
+
+/// A registered model with its prepared program.
+pub struct LoadedModel {
+    /// The registry entry.
+    pub entry: ModelEntry,
+    /// Program nodes.
+    pub nodes: u64,
+    /// The program, prepared by the executor.
+    pub prepared: Arc<dyn Prepared>,
+    exec_hist: Histogram,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel").field("model_id", &self.entry.model_id).field("name", &self.entry.name).finish()
+    }
+}
+
+impl LoadedModel {
+    /// The model's info as the API shows it.
+    pub fn info(&self, already_registered: bool) -> ModelInfo {
+        ModelInfo {
+            model_id: self.entry.model_id,
+            name: self.entry.name.clone(),
+            program_root: self.entry.program_root,
+            inputs: self.entry.inputs.clone(),
+            outputs: self.entry.outputs.clone(),
+            registered_at_ms: self.entry.registered_at_ms,
+            nodes: self.nodes,
+            already_registered,
+        }
+    }
+}
+
+struct Job {
+    model: Arc<LoadedModel>,
+    inputs: Vec<Tensor>,
+    encoding: Encoding,
+    accepted_at_ms: u64,
+    reply: oneshot::Sender<Result<SubmitResponse, ApiError>>,
+}
+
+enum WorkMsg {
+    Run(Job),
+    Stop,
+}
+
+enum CommitMsg {
+    Accept { sub: Submission, outputs: Vec<WireTensor>, reply: oneshot::Sender<Result<SubmitResponse, ApiError>> },
+    Stop,
+}
+
+/// Batch and status events for subscribers.
+#[derive(Debug)]
+pub struct Events {
+    /// Every sealed batch.
+    pub batches: broadcast::Sender<BatchSummary>,
+    watchers: Mutex<HashMap<Hash32, Vec<mpsc::UnboundedSender<Receipt>>>>,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self { batches: broadcast::channel(1024).0, watchers: Mutex::new(HashMap::new()) }
+    }
+
+    /// Registers a watcher of `request_id`'s status changes.
+    pub fn watch(&self, request_id: Hash32) -> mpsc::UnboundedReceiver<Receipt> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.watchers.lock().unwrap_or_else(PoisonError::into_inner).entry(request_id).or_default().push(tx);
+        rx
+    }
+
+    /// Tells watchers of `receipt.request_id` about its new status (called by
+    /// the batcher, and by the settlement layer for later transitions).
+    pub fn notify_status(&self, receipt: &Receipt) {
+        let mut w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = w.get_mut(&receipt.request_id) {
+            list.retain(|tx| tx.send(receipt.clone()).is_ok());
+            if list.is_empty() {
+                w.remove(&receipt.request_id);
+            }
+        }
+    }
+
+    /// Drops watchers whose subscriber went away.
+    pub fn prune(&self, request_id: &Hash32) {
+        let mut w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = w.get_mut(request_id) {
+            list.retain(|tx| !tx.is_closed());
+            if list.is_empty() {
+                w.remove(request_id);
+            }
+        }
+    }
+
+    fn sealed(&self, batch: &SealedBatch) {
+        let _ = self.batches.send(BatchSummary { hash: batch.header.hash(), header: batch.header });
+        let w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.is_empty() {
+            return;
+        }
+        let ids: Vec<(u64, Hash32)> = batch
+            .body
+            .records()
+            .enumerate()
+            .filter(|(_, r)| w.contains_key(&r.request_id))
+            .map(|(i, r)| (i as u64, r.request_id))
+            .collect();
+        drop(w);
+        for (i, id) in ids {
+            if let Ok(proof) = batch.proof(i) {
+                self.notify_status(&Receipt::batched(id, Inclusion { batch: batch.header.number, proof }));
+            }
+        }
+    }
+}
+
+/// Throughput samples (accepted count over time).
+#[derive(Debug, Default)]
+struct Throughput {
+    samples: std::collections::VecDeque<(std::time::Instant, u64)>,
+}
+
+/// The node's shared state.
+pub struct Node {
+    /// The store.
+    pub store: Arc<RocksStore>,
+    /// Configuration.
+    pub cfg: NodeConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Subscribers' events.
+    pub events: Events,
+    models: RwLock<HashMap<Hash32, Arc<LoadedModel>>>,
+    executor: Arc<dyn Executor>,
+    mempool: Arc<Semaphore>,
+    work_tx: Sender<WorkMsg>,
+    commit_tx: Sender<CommitMsg>,
+    seal_now: Notify,
+    shutting_down: AtomicBool,
+    accepted: AtomicU64,
+    rejected_busy: AtomicU64,
+    /// Exponential moving average of execution time, µs.
+    exec_ewma_us: AtomicU64,
+    started: std::time::Instant,
+    throughput: Mutex<Throughput>,
+    workers: usize,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("datadir", &self.cfg.datadir).finish()
+    }
+}
+
+/// Threads and tasks of a running node core, for shutdown.
+#[derive(Debug)]
+pub struct NodeTasks {
+    workers: Vec<std::thread::JoinHandle<()>>,
+    committer: Option<std::thread::JoinHandle<()>>,
+    batcher: Option<tokio::task::JoinHandle<()>>,
+    batcher_stop: watch::Sender<bool>,
+    sampler: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    ApiError::internal(format!("store: {e}"))
+}
+
+/// Maps a frontend error to its API error.
+pub fn model_error(e: ProverError) -> ApiError {
+    match e {
+        ProverError::UnsupportedOp { .. } => ApiError::new(codes::UNSUPPORTED_OP, e.to_string()),
+        ProverError::UnsupportedDType { .. } | ProverError::OpDType { .. } => {
+            ApiError::new(codes::UNSUPPORTED_OP, e.to_string())
+        }
+        ProverError::UnknownInput { .. } => ApiError::new(codes::INVALID_MODEL, format!("input_shapes: {e}")),
+        _ => ApiError::new(codes::INVALID_MODEL, e.to_string()),
+    }
+}
+
+fn fmt_shape(s: &[u64]) -> String {
+    let parts: Vec<String> = s.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(","))
+}
+
+/// Checks and decodes request inputs against a model's signature; every
+/// error names the field.
+pub fn decode_inputs(specs: &[TensorSpec], inputs: &[WireTensor]) -> Result<Vec<Tensor>, ApiError> {
+    if inputs.len() != specs.len() {
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        return Err(ApiError::new(
+            codes::INVALID_TENSOR,
+            format!("inputs: the model takes {} inputs ({}), got {}", specs.len(), names.join(", "), inputs.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, (w, spec)) in inputs.iter().zip(specs).enumerate() {
+        let field = format!("inputs[{i}]");
+        let dtype = w.parse_dtype(&field)?;
+        if dtype != spec.dtype {
+            return Err(ApiError::new(
+                codes::INVALID_TENSOR,
+                format!("{field}.dtype: expected {}, got {dtype} (input {:?})", spec.dtype, spec.name),
+            ));
+        }
+        if w.shape != spec.shape {
+            return Err(ApiError::new(
+                codes::INVALID_TENSOR,
+                format!(
+                    "{field}.shape: expected {}, got {} (input {:?})",
+                    fmt_shape(&spec.shape),
+                    fmt_shape(&w.shape),
+                    spec.name
+                ),
+            ));
+        }
+        out.push(w.decode_input(&field)?);
+    }
+    Ok(out)
+}
+
+impl Node {
+    /// Opens the store, loads every registered model and starts the
+    /// workers, the committer and the batcher (on the current tokio
+    /// runtime).
+    pub fn start(
+        cfg: NodeConfig,
+        executor: Arc<dyn Executor>,
+        poster: Arc<dyn BatchPoster>,
+    ) -> anyhow::Result<(Arc<Node>, NodeTasks)> {
+        cfg.validate()?;
+        std::fs::create_dir_all(&cfg.datadir)
+            .map_err(|e| anyhow::anyhow!("creating datadir {}: {e}", cfg.datadir.display()))?;
+        let store = Arc::new(
+            RocksStore::open_path(&cfg.datadir, StoreOptions::default())
+                .map_err(|e| anyhow::anyhow!("opening store {}: {e}", cfg.datadir.display()))?,
+        );
+        let metrics = Metrics::new();
+        let workers = cfg.exec.worker_count();
+        let (work_tx, work_rx) = crossbeam_channel::unbounded::<WorkMsg>();
+        let (commit_tx, commit_rx) = crossbeam_channel::unbounded::<CommitMsg>();
+        let node = Arc::new(Node {
+            store,
+            metrics: metrics.clone(),
+            events: Events::new(),
+            models: RwLock::new(HashMap::new()),
+            executor,
+            mempool: Arc::new(Semaphore::new(cfg.mempool.capacity as usize)),
+            work_tx,
+            commit_tx,
+            seal_now: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            rejected_busy: AtomicU64::new(0),
+            exec_ewma_us: AtomicU64::new(1000),
+            started: std::time::Instant::now(),
+            throughput: Mutex::new(Throughput::default()),
+            workers,
+            cfg,
+        });
+        metrics.mempool_capacity.set(node.cfg.mempool.capacity as i64);
+        node.load_models()?;
+        let summary = (node.store.head(), node.store.pending_count());
+        metrics.head.set(summary.0.map_or(0, |h| h.number) as i64);
+        metrics.pending_records.set(summary.1 as i64);
+        tracing::info!(
+            datadir = %node.cfg.datadir.display(),
+            head = summary.0.map_or(0, |h| h.number),
+            pending = summary.1,
+            next_sequence = node.store.next_sequence(),
+            models = node.models.read().unwrap_or_else(PoisonError::into_inner).len(),
+            executor = node.executor.name(),
+            workers,
+            "store opened"
+        );
+
+        let mut worker_handles = Vec::new();
+        for i in 0..workers {
+            let rx = work_rx.clone();
+            let n = node.clone();
+            worker_handles.push(
+                std::thread::Builder::new()
+                    .name(format!("exec-{i}"))
+                    .spawn(move || n.worker_loop(rx))
+                    .map_err(|e| anyhow::anyhow!("spawning worker: {e}"))?,
+            );
+        }
+        let n = node.clone();
+        let committer = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || n.committer_loop(commit_rx))
+            .map_err(|e| anyhow::anyhow!("spawning committer: {e}"))?;
+        let (batcher_stop, stop_rx) = watch::channel(false);
+        let n = node.clone();
+        let batcher = tokio::spawn(async move { n.batcher_loop(poster, stop_rx).await });
+        let n = node.clone();
+        let sampler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                n.sample_throughput();
+            }
+        });
+        Ok((
+            node,
+            NodeTasks {
+                workers: worker_handles,
+                committer: Some(committer),
+                batcher: Some(batcher),
+                batcher_stop,
+                sampler: Some(sampler),
+            },
+        ))
+    }
+
+    fn load_models(&self) -> anyhow::Result<()> {
+        let entries: Vec<ModelEntry> = self.store.models()?.collect::<Result<_, _>>()?;
+        for entry in entries {
+            let bytes = self
+                .store
+                .model_program(&entry.model_id)?
+                .ok_or_else(|| anyhow::anyhow!("model {} has no stored program", entry.model_id))?;
+            let program = Program::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("model {}: stored program: {e}", entry.model_id))?;
+            if program.root() != entry.program_root {
+                anyhow::bail!("model {}: stored program does not hash to its program root", entry.model_id);
+            }
+            self.install(entry, Arc::new(program))?;
+        }
+        Ok(())
+    }
+
+    fn install(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
+        let nodes = program.nodes.len() as u64;
+        let prepared = self.executor.prepare(program)?;
+        let label = entry.model_id.to_hex()[..16].to_string();
+        let exec_hist = self.metrics.execution.with_label_values(&[&label]);
+        let m = Arc::new(LoadedModel { entry, nodes, prepared, exec_hist });
+        self.models.write().unwrap_or_else(PoisonError::into_inner).insert(m.entry.model_id, m.clone());
+        Ok(m)
+    }
+
+    /// A loaded model.
+    pub fn model(&self, id: &Hash32) -> Option<Arc<LoadedModel>> {
+        self.models.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+    }
+
+    /// Every loaded model, by registration time then id.
+    pub fn models(&self) -> Vec<Arc<LoadedModel>> {
+        let mut v: Vec<_> = self.models.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        v.sort_by_key(|m| (m.entry.registered_at_ms, m.entry.model_id));
+        v
+    }
+
+    /// Registers a model from its ONNX bytes (blocking: runs the frontend).
+    pub fn register(
+        &self,
+        name: &str,
+        onnx: &[u8],
+        input_shapes: &std::collections::BTreeMap<String, Vec<u64>>,
+    ) -> Result<ModelInfo, ApiError> {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(ApiError::invalid(format!("name: longer than {MAX_NAME_BYTES} bytes")));
+        }
+        let opts = LoadOptions {
+            name: if name.is_empty() { "model".into() } else { name.into() },
+            shapes: input_shapes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            positional_shapes: vec![],
+            constant_inputs: vec![],
+        };
+        let model = load_model(onnx, &opts).map_err(model_error)?;
+        let program = model.program;
+        if let Some(existing) = self.model(&model.model_id) {
+            if existing.entry.program_root == model.program_root {
+                return Ok(existing.info(true));
+            }
+            return Err(ApiError::new(
+                codes::MODEL_CONFLICT,
+                format!(
+                    "model_id {}: already registered with program {}, these input shapes give {}",
+                    model.model_id, existing.entry.program_root, model.program_root
+                ),
+            ));
+        }
+        let node_type = |n: u32| program.nodes.get(n as usize).map(|node| node.output.clone());
+        let mut outputs = Vec::new();
+        for o in &program.outputs {
+            let t = node_type(o.node).ok_or_else(|| ApiError::new(codes::INVALID_MODEL, format!("output {} has no node", o.name)))?;
+            outputs.push(TensorSpec { name: o.name.clone(), dtype: t.dtype, shape: t.shape });
+        }
+        let entry = ModelEntry {
+            model_id: model.model_id,
+            name: opts.name.clone(),
+            program_root: model.program_root,
+            inputs: program
+                .inputs
+                .iter()
+                .map(|i| TensorSpec { name: i.name.clone(), dtype: i.dtype, shape: i.shape.clone() })
+                .collect(),
+            outputs,
+            registered_at_ms: now_ms(),
+        };
+        let bytes = program.to_bytes();
+        self.store.register_model(&entry, onnx, &bytes).map_err(|e| match e {
+            StoreError::InvalidModel(m) => ApiError::new(codes::INVALID_MODEL, format!("model: {m}")),
+            StoreError::ModelConflict { .. } => ApiError::new(codes::MODEL_CONFLICT, e.to_string()),
+            e => store_err(e),
+        })?;
+        let loaded = self.install(entry, Arc::new(program)).map_err(model_error)?;
+        tracing::info!(model_id = %loaded.entry.model_id, name = %loaded.entry.name, program_root = %loaded.entry.program_root, nodes = loaded.nodes, "model registered");
+        Ok(loaded.info(false))
+    }
+
+    /// Registers a model given as base64 (the RPC form).
+    pub fn register_b64(&self, req: &RegisterModel) -> Result<ModelInfo, ApiError> {
+        let onnx = base64::engine::general_purpose::STANDARD
+            .decode(req.onnx_b64.as_bytes())
+            .map_err(|e| ApiError::invalid(format!("onnx_b64: invalid base64 ({e})")))?;
+        self.register(&req.name, &onnx, &req.input_shapes)
+    }
+
+    fn retry_hint_ms(&self) -> u64 {
+        let depth = self.cfg.mempool.capacity as u64;
+        let us = self.exec_ewma_us.load(Ordering::Relaxed).max(1);
+        (depth * us / self.workers.max(1) as u64 / 1000).clamp(1, 5000)
+    }
+
+    /// Refuses new submissions from now on.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Is the node shutting down?
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Admitted, unanswered submissions.
+    pub fn queue_depth(&self) -> u64 {
+        (self.cfg.mempool.capacity as u64).saturating_sub(self.mempool.available_permits() as u64)
+    }
+
+    /// Checks, admits, executes and accepts a submission.
+    pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitResponse, ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::new(codes::SHUTTING_DOWN, "the node is shutting down; submit to another node or retry later"));
+        }
+        let model = self
+            .model(&req.model_id)
+            .ok_or_else(|| ApiError::new(codes::UNKNOWN_MODEL, format!("model_id: no model {} is registered", req.model_id)))?;
+        let inputs = decode_inputs(&model.entry.inputs, &req.inputs)?;
+        let permit: OwnedSemaphorePermit = match self.mempool.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                self.rejected_busy.fetch_add(1, Ordering::Relaxed);
+                self.metrics.rejected.with_label_values(&["busy"]).inc();
+                return Err(ApiError::retry(
+                    codes::BUSY,
+                    format!("mempool full ({} submissions in flight); retry later", self.cfg.mempool.capacity),
+                    self.retry_hint_ms(),
+                ));
+            }
+        };
+        self.metrics.mempool_depth.set(self.queue_depth() as i64);
+        let (tx, rx) = oneshot::channel();
+        let job = Job { model, inputs, encoding: req.output_encoding, accepted_at_ms: now_ms(), reply: tx };
+        if self.work_tx.send(WorkMsg::Run(job)).is_err() {
+            return Err(ApiError::new(codes::SHUTTING_DOWN, "the node is shutting down"));
+        }
+        let r = rx.await.unwrap_or_else(|_| Err(ApiError::internal("the request was dropped before it was accepted")));
+        drop(permit);
+        self.metrics.mempool_depth.set(self.queue_depth() as i64);
+        r
+    }
+
+    fn worker_loop(&self, rx: Receiver<WorkMsg>) {
+        while let Ok(WorkMsg::Run(job)) = rx.recv() {
+            let Job { model, inputs, encoding, accepted_at_ms, reply } = job;
+            if reply.is_closed() {
+                continue; // the client went away before execution: nothing to accept.
+            }
+            let t0 = std::time::Instant::now();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.prepared.run(&inputs)));
+            let dt = t0.elapsed();
+            model.exec_hist.observe(dt.as_secs_f64());
+            let us = dt.as_micros() as u64;
+            let old = self.exec_ewma_us.load(Ordering::Relaxed);
+            self.exec_ewma_us.store((old * 7 + us) / 8, Ordering::Relaxed);
+            let outputs = match result {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, format!("execution: {e}"))));
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!(model_id = %model.entry.model_id, "executor panicked");
+                    let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, "execution: the executor panicked")));
+                    continue;
+                }
+            };
+            let wire: Vec<WireTensor> = outputs.iter().map(|t| WireTensor::encode(t, encoding)).collect();
+            let sub = Submission { model_id: model.entry.model_id, inputs, outputs, accepted_at_ms };
+            if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
+                // The committer is gone (shutdown): the reply is dropped and
+                // the caller gets an internal error; nothing was accepted.
+            }
+        }
+    }
+
+    fn committer_loop(&self, rx: Receiver<CommitMsg>) {
+        let max = self.cfg.batcher.max_records;
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = rx.recv() else { break };
+            // Take everything queued behind it as one group.
+            let mut group = vec![first];
+            while group.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(m) => group.push(m),
+                    Err(_) => break,
+                }
+            }
+            for msg in group {
+                match msg {
+                    CommitMsg::Stop => stop = true,
+                    CommitMsg::Accept { sub, outputs, reply } => {
+                        let r = self.store.accept(sub).map(|record: InferenceRecord| SubmitResponse {
+                            request_id: record.request_id,
+                            status: verinfer_state::receipt::Status::Pending,
+                            record,
+                            outputs,
+                        });
+                        match r {
+                            Ok(resp) => {
+                                self.accepted.fetch_add(1, Ordering::Relaxed);
+                                self.metrics.accepted.inc();
+                                let _ = reply.send(Ok(resp));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "accept failed");
+                                let _ = reply.send(Err(store_err(e)));
+                            }
+                        }
+                    }
+                }
+            }
+            let pending = self.store.pending_count();
+            self.metrics.pending_records.set(pending as i64);
+            if pending >= max {
+                self.seal_now.notify_one();
+            }
+        }
+    }
+
+    /// Seals one batch (at most `max_records`) if anything is pending.
+    pub fn seal_once(&self) -> Result<Option<SealedBatch>, StoreError> {
+        let t0 = std::time::Instant::now();
+        let head_ts = self.store.head().map_or(0, |h| h.timestamp_ms);
+        let params = SealParams {
+            timestamp_ms: now_ms().max(head_ts),
+            sequencer: self.cfg.sequencer_id,
+            max_records: self.cfg.batcher.max_records,
+        };
+        let sealed = self.store.seal(&params)?;
+        if let Some(b) = &sealed {
+            self.metrics.seal_duration.observe(t0.elapsed().as_secs_f64());
+            self.metrics.batches.inc();
+            self.metrics.batch_records.observe(b.header.record_count as f64);
+            self.metrics.head.set(b.header.number as i64);
+            self.metrics.pending_records.set(self.store.pending_count() as i64);
+            tracing::info!(
+                batch = b.header.number,
+                records = b.header.record_count,
+                hash = %b.header.hash(),
+                ms = t0.elapsed().as_millis() as u64,
+                "batch sealed"
+            );
+        }
+        Ok(sealed)
+    }
+
+    fn post_from(&self, poster: &dyn BatchPoster, next_to_post: &mut u64) {
+        let head = self.store.head().map_or(0, |h| h.number);
+        while *next_to_post <= head {
+            let n = *next_to_post;
+            let (Ok(Some(h)), Ok(Some(b))) = (self.store.header(n), self.store.body(n)) else {
+                tracing::error!(batch = n, "cannot read batch to post");
+                return;
+            };
+            if let Err(e) = poster.post(&h, &b) {
+                tracing::warn!(batch = n, error = %e, "posting batch failed; will retry");
+                return;
+            }
+            *next_to_post += 1;
+        }
+    }
+
+    async fn batcher_loop(self: Arc<Self>, poster: Arc<dyn BatchPoster>, mut stop: watch::Receiver<bool>) {
+        let interval = Duration::from_millis(self.cfg.batcher.interval_ms);
+        let head = self.store.head().map_or(0, |h| h.number);
+        let mut next_to_post = poster.posted_head().map_or(head, |p| p.min(head)) + 1;
+        {
+            let (n, p) = (self.clone(), poster.clone());
+            let mut ntp = next_to_post;
+            next_to_post = tokio::task::spawn_blocking(move || {
+                n.post_from(&*p, &mut ntp);
+                ntp
+            })
+            .await
+            .unwrap_or(next_to_post);
+        }
+        let mut deadline = tokio::time::Instant::now() + interval;
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = self.seal_now.notified() => false,
+                r = stop.changed() => r.is_err() || *stop.borrow(),
+            };
+            let due = stopping || tokio::time::Instant::now() >= deadline;
+            let max = self.cfg.batcher.max_records;
+            let (n, p) = (self.clone(), poster.clone());
+            let ntp = next_to_post;
+            let res = tokio::task::spawn_blocking(move || {
+                let mut ntp = ntp;
+                let mut sealed_any = false;
+                // Full batches first; then, when due, whatever is left.
+                loop {
+                    let pending = n.store.pending_count();
+                    if pending == 0 || (pending < max && !due) {
+                        break;
+                    }
+                    match n.seal_once() {
+                        Ok(Some(b)) => {
+                            sealed_any = true;
+                            n.events.sealed(&b);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "seal failed");
+                            break;
+                        }
+                    }
+                    n.post_from(&*p, &mut ntp);
+                }
+                n.post_from(&*p, &mut ntp);
+                (ntp, sealed_any)
+            })
+            .await;
+            if let Ok((ntp, _)) = res {
+                next_to_post = ntp;
+            }
+            if due {
+                deadline = tokio::time::Instant::now() + interval;
+            }
+            if stopping {
+                break;
+            }
+        }
+    }
+
+    fn sample_throughput(&self) {
+        let mut t = self.throughput.lock().unwrap_or_else(PoisonError::into_inner);
+        t.samples.push_back((std::time::Instant::now(), self.accepted.load(Ordering::Relaxed)));
+        while t.samples.len() > 11 {
+            t.samples.pop_front();
+        }
+    }
+
+    /// Node statistics.
+    pub fn stats(&self) -> Stats {
+        let head = self.store.head().map_or(0, |h| h.number);
+        let pending = self.store.pending_count();
+        let next = self.store.next_sequence();
+        let throughput_rps = {
+            let t = self.throughput.lock().unwrap_or_else(PoisonError::into_inner);
+            match (t.samples.front(), t.samples.back()) {
+                (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / (b.0 - a.0).as_secs_f64(),
+                _ => 0.0,
+            }
+        };
+        Stats {
+            head,
+            batched_records: next - pending,
+            pending,
+            queue_depth: self.queue_depth(),
+            queue_capacity: self.cfg.mempool.capacity as u64,
+            models: self.models.read().unwrap_or_else(PoisonError::into_inner).len() as u64,
+            accepted_since_start: self.accepted.load(Ordering::Relaxed),
+            rejected_busy: self.rejected_busy.load(Ordering::Relaxed),
+            throughput_rps,
+            uptime_s: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Stops admitting, waits for admitted submissions (at most `grace`),
+    /// stops the workers and the committer, then seals everything pending.
+    pub async fn shutdown(self: &Arc<Self>, mut tasks: NodeTasks, grace: Duration) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let cap = self.cfg.mempool.capacity;
+        match tokio::time::timeout(grace, self.mempool.acquire_many(cap)).await {
+            Ok(Ok(p)) => drop(p),
+            _ => tracing::warn!(in_flight = self.queue_depth(), "submissions still in flight at shutdown"),
+        }
+        for _ in 0..tasks.workers.len() {
+            let _ = self.work_tx.send(WorkMsg::Stop);
+        }
+        let workers = std::mem::take(&mut tasks.workers);
+        let committer = tasks.committer.take();
+        let commit_tx = self.commit_tx.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            let _ = commit_tx.send(CommitMsg::Stop);
+            if let Some(c) = committer {
+                let _ = c.join();
+            }
+        })
+        .await;
+        let _ = tasks.batcher_stop.send(true);
+        if let Some(b) = tasks.batcher.take() {
+            let _ = b.await;
+        }
+        if let Some(s) = tasks.sampler.take() {
+            s.abort();
+        }
+        tracing::info!(
+            head = self.store.head().map_or(0, |h| h.number),
+            pending = self.store.pending_count(),
+            "node stopped"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Load benchmark: many concurrent clients submitting over HTTP on loopback
+//! to an in-process node (RocksDB datadir, synced seals: durable batches),
+//! against the bare executor running the same model on the same number of
+//! threads, in the same binary.
+//!
+//! ```text
+//! cargo run --release -p verinfer-e2e --bin loadbench -- [--model mlp|mobilenetv2|lenet5]...
+//!     [--clients N] [--seconds S] [--workers N] [--b64]
+//! ```
+//! Prints requests/s, p50/p99/max latency, busy answers, batches sealed,
+//! and the node's throughput relative to the bare executor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use verinfer_e2e::{model_bytes, model_input};
+use verinfer_rpc::tensor::WireTensor;
+use verinfer_sequencer::{NodeConfig, ReferenceExecutor, RunningNode, StubPoster};
+
+#[derive(Debug, Clone)]
+struct Opts {
+    models: Vec<String>,
+    clients: usize,
+    seconds: f64,
+    workers: usize,
+    b64: bool,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        models: vec![],
+        clients: 64,
+        seconds: 10.0,
+        workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        b64: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--model" => o.models.push(val()),
+            "--clients" => o.clients = val().parse().expect("--clients N"),
+            "--seconds" => o.seconds = val().parse().expect("--seconds S"),
+            "--workers" => o.workers = val().parse().expect("--workers N"),
+            "--b64" => o.b64 = true,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if o.models.is_empty() {
+        o.models = vec!["mlp".into(), "mobilenetv2".into()];
+    }
+    o
+}
+
+/// Runs the bare reference executor on `workers` threads for about
+/// `seconds`; returns runs per second.
+fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration) {
+    let m = verinfer_prover::load_model(&model_bytes(model), &Default::default()).expect("model loads");
+    let prog = Arc::new(m.program);
+    let x = model_input(model);
+    // One warm-up run, timed (single-run latency).
+    let t = Instant::now();
+    verinfer_prover::execute(&prog, std::slice::from_ref(&x)).expect("runs");
+    let single = t.elapsed();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..workers)
+        .map(|_| {
+            let (p, x, stop, count) = (prog.clone(), x.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let e = verinfer_prover::execute(&p, std::slice::from_ref(&x)).expect("runs");
+                    std::hint::black_box(e);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().expect("bare worker");
+    }
+    (count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64(), single)
+}
+
+struct ClientStats {
+    lat_us: Vec<u64>,
+    busy: u64,
+    errors: u64,
+}
+
+async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    buf.clear();
+    let mut tmp = [0u8; 65536];
+    loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .ok_or_else(|| std::io::Error::other("no content-length"))?;
+            let start = pos + 4;
+            while buf.len() < start + len {
+                let n = s.read(&mut tmp).await?;
+                if n == 0 {
+                    return Err(std::io::Error::other("closed"));
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            let body = buf[start..start + len].to_vec();
+            buf.drain(..start + len);
+            return Ok(body);
+        }
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed"));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+async fn client(addr: SocketAddr, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>, measure_from: Instant) -> ClientStats {
+    let mut st = ClientStats { lat_us: Vec::with_capacity(1 << 16), busy: 0, errors: 0 };
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        st.errors += 1;
+        return st;
+    };
+    let _ = s.set_nodelay(true);
+    let mut buf = Vec::with_capacity(1 << 16);
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        if s.write_all(&request).await.is_err() {
+            st.errors += 1;
+            break;
+        }
+        match read_response(&mut s, &mut buf).await {
+            Ok(body) => {
+                let ok = body.windows(9).any(|w| w == b"\"result\"");
+                if ok {
+                    if t >= measure_from {
+                        st.lat_us.push(t.elapsed().as_micros() as u64);
+                    }
+                } else if body.windows(12).any(|w| w == b"\"code\":5030,") {
+                    st.busy += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    st.errors += 1;
+                    if st.errors == 1 {
+                        eprintln!("error response: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+                    }
+                }
+            }
+            Err(_) => {
+                st.errors += 1;
+                break;
+            }
+        }
+    }
+    st
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn run_model(o: &Opts, model: &str) {
+    println!("== {model}: {} clients, {} workers, {:.0} s", o.clients, o.workers, o.seconds);
+    let (bare_rps, single) = bare(model, o.workers, o.seconds.min(10.0));
+    println!("bare executor: {bare_rps:.1} runs/s on {} threads (one run {:.2} ms)", o.workers, single.as_secs_f64() * 1e3);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = NodeConfig::default();
+    cfg.datadir = dir.path().join("db");
+    cfg.rpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.metrics.listen = None;
+    cfg.exec.workers = o.workers as u32;
+    cfg.mempool.capacity = 4096;
+    cfg.rpc.max_connections = (o.clients + 16) as u32;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).enable_all().build().expect("rt");
+    let node = rt
+        .block_on(RunningNode::start(cfg, Arc::new(ReferenceExecutor), Arc::new(StubPoster::new())))
+        .expect("node starts");
+    let info = node.node.register(model, &model_bytes(model), &Default::default()).expect("registers");
+    let x = model_input(model);
+    let wire = if o.b64 || x.len() > 100_000 { WireTensor::b64(&x) } else { WireTensor::json(&x) };
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "infer_submit",
+        "params": [{"model_id": info.model_id, "inputs": [wire], "output_encoding": "json"}]})
+    .to_string();
+    let addr = node.rpc_addr;
+    let request = Arc::new(
+        format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    println!("request body: {} bytes ({})", body.len(), if wire.b64.is_some() { "b64" } else { "json" });
+
+    // Clients on their own single-threaded runtime.
+    let stop = Arc::new(AtomicBool::new(false));
+    let warmup = Duration::from_secs_f64((o.seconds * 0.1).clamp(0.5, 3.0));
+    let (clients, seconds) = (o.clients, o.seconds);
+    let (stop2, req2) = (stop.clone(), request.clone());
+    let load = std::thread::spawn(move || {
+        let crt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client rt");
+        crt.block_on(async move {
+            let measure_from = Instant::now() + warmup;
+            let hs: Vec<_> =
+                (0..clients).map(|_| tokio::spawn(client(addr, req2.clone(), stop2.clone(), measure_from))).collect();
+            tokio::time::sleep(warmup + Duration::from_secs_f64(seconds)).await;
+            stop2.store(true, Ordering::Relaxed);
+            let mut all = Vec::new();
+            for h in hs {
+                all.push(h.await.expect("client task"));
+            }
+            (all, measure_from.elapsed())
+        })
+    });
+    let (stats, window) = load.join().expect("load thread");
+    let mut lat: Vec<u64> = stats.iter().flat_map(|s| s.lat_us.iter().copied()).collect();
+    lat.sort_unstable();
+    let busy: u64 = stats.iter().map(|s| s.busy).sum();
+    let errors: u64 = stats.iter().map(|s| s.errors).sum();
+    // Requests finishing inside the window (started after warm-up).
+    let rps = lat.len() as f64 / window.as_secs_f64();
+    let st = node.node.stats();
+    rt.block_on(node.shutdown(Duration::from_secs(30)));
+    let store = verinfer_state::store::RocksStore::open_path(dir.path().join("db"), Default::default()).expect("reopen");
+    let head = store.head().map_or(0, |h| h.number);
+    println!(
+        "node: {rps:.1} req/s over {:.1} s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  busy {busy}  errors {errors}",
+        window.as_secs_f64(),
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0),
+    );
+    println!(
+        "batches sealed (synced): {head}, records accepted {} , pending at end {}",
+        st.accepted_since_start,
+        store.pending_count()
+    );
+    println!("node / bare executor throughput: {:.3} ({:+.1}%)", rps / bare_rps, (rps / bare_rps - 1.0) * 100.0);
+    println!();
+}
+
+fn main() {
+    let o = parse();
+    for m in o.models.clone() {
+        run_model(&o, &m);
+    }
+}
