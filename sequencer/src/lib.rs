@@ -83,6 +83,16 @@ impl RunningNode {
         node.shutdown(tasks, grace).await;
         if let Some(t) = metrics_task {
             t.abort();
+            let _ = t.await;
+        }
+        // The store closes when the last reference to the node goes away;
+        // connection tasks of the stopped server may hold one briefly.
+        let deadline = tokio::time::Instant::now() + grace;
+        while Arc::strong_count(&node) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&node) > 1 {
+            tracing::warn!("node still referenced after shutdown; the store closes when they finish");
         }
     }
 }

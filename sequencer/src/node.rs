@@ -833,6 +833,7 @@ impl Node {
         }
         if let Some(s) = tasks.sampler.take() {
             s.abort();
+            let _ = s.await;
         }
         tracing::info!(
             head = self.store.head().map_or(0, |h| h.number),

@@ -202,7 +202,7 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
         ("not a number", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "data": vec!["x"; 784]}]}]), codes::INVALID_TENSOR, "inputs[0].data[0]: \"x\" is not an f32"),
         ("bad base64", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "b64": "%%%%"}]}]), codes::INVALID_TENSOR, "inputs[0].b64"),
         ("NaN (json)", json!([{"model_id": id, "inputs": [with_nan]}]), codes::NON_FINITE_INPUT, "inputs[0].data[17] is NaN"),
-        ("overflow", json!([{"model_id": id, "inputs": [with_inf]}]), codes::NON_FINITE_INPUT, "inputs[0].data[3] = 1e39 overflows f32"),
+        ("overflow", json!([{"model_id": id, "inputs": [with_inf]}]), codes::NON_FINITE_INPUT, "inputs[0].data[3] = 1e+39 overflows f32"),
         ("NaN (b64)", json!([{"model_id": id, "inputs": [WireTensor::b64(&nan_bits)]}]), codes::NON_FINITE_INPUT, "inputs[0].b64: element 5 is NaN"),
         ("bad hash", json!([{"model_id": "0x12", "inputs": []}]), codes::INVALID_PARAMS, "infer_submit params: model_id: invalid hash"),
         ("bad field type", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": ["a"], "data": []}]}]), codes::INVALID_PARAMS, "inputs[0].shape[0]"),
