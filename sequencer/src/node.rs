@@ -733,15 +733,19 @@ impl Node {
             let res = tokio::task::spawn_blocking(move || {
                 let mut ntp = ntp;
                 let mut sealed_any = false;
-                // Full batches first; then, when due, whatever is left.
+                // Full batches whenever they are there; when due, also what
+                // was pending at the start of this tick (not what arrives
+                // while sealing, so a busy node does not seal continuously).
+                let mut owed = if due { n.store.pending_count() } else { 0 };
                 loop {
                     let pending = n.store.pending_count();
-                    if pending == 0 || (pending < max && !due) {
+                    if pending == 0 || (pending < max && owed == 0) {
                         break;
                     }
                     match n.seal_once() {
                         Ok(Some(b)) => {
                             sealed_any = true;
+                            owed = owed.saturating_sub(b.header.record_count);
                             n.events.sealed(&b);
                         }
                         Ok(None) => break,
@@ -763,6 +767,24 @@ impl Node {
                 deadline = tokio::time::Instant::now() + interval;
             }
             if stopping {
+                // Seal everything, including what arrived during the last tick.
+                let n = self.clone();
+                let p = poster.clone();
+                let mut ntp = next_to_post;
+                let _ = tokio::task::spawn_blocking(move || {
+                    while n.store.pending_count() > 0 {
+                        match n.seal_once() {
+                            Ok(Some(b)) => n.events.sealed(&b),
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::error!(error = %e, "final seal failed");
+                                break;
+                            }
+                        }
+                    }
+                    n.post_from(&*p, &mut ntp);
+                })
+                .await;
                 break;
             }
         }

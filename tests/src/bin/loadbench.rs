@@ -19,7 +19,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verinfer_e2e::{model_bytes, model_input};
 use verinfer_rpc::tensor::WireTensor;
-use verinfer_sequencer::{NodeConfig, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_prover::ProverError;
+use verinfer_prover::program::Program;
+use verinfer_sequencer::{Executor, NodeConfig, Prepared, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_state::tensor::Tensor;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -28,6 +31,38 @@ struct Opts {
     seconds: f64,
     workers: usize,
     b64: bool,
+    null_exec: bool,
+    max_records: Option<u64>,
+    interval_ms: Option<u64>,
+}
+
+/// An executor that returns zeros of the output shapes: not canonical, only
+/// to measure the node's own ceiling (RPC, checks, store, batches) without
+/// the cost of execution.
+struct NullExec;
+struct NullPrepared(Vec<(verinfer_state::tensor::DType, Vec<usize>)>);
+
+impl Prepared for NullPrepared {
+    fn run(&self, _: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
+        self.0.iter().map(|(d, s)| Tensor::zeros(*d, s.clone()).map_err(ProverError::from)).collect()
+    }
+}
+
+impl Executor for NullExec {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+    fn prepare(&self, p: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
+        let outs = p
+            .outputs
+            .iter()
+            .map(|o| {
+                let t = &p.nodes[o.node as usize].output;
+                (t.dtype, t.shape_usize())
+            })
+            .collect();
+        Ok(Arc::new(NullPrepared(outs)))
+    }
 }
 
 fn parse() -> Opts {
@@ -37,6 +72,9 @@ fn parse() -> Opts {
         seconds: 10.0,
         workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         b64: false,
+        null_exec: false,
+        max_records: None,
+        interval_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -47,6 +85,9 @@ fn parse() -> Opts {
             "--seconds" => o.seconds = val().parse().expect("--seconds S"),
             "--workers" => o.workers = val().parse().expect("--workers N"),
             "--b64" => o.b64 = true,
+            "--null-exec" => o.null_exec = true,
+            "--max-records" => o.max_records = Some(val().parse().expect("--max-records N")),
+            "--interval-ms" => o.interval_ms = Some(val().parse().expect("--interval-ms MS")),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -90,7 +131,8 @@ fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration) {
 }
 
 struct ClientStats {
-    lat_us: Vec<u64>,
+    /// (completion time, latency µs) of every successful request.
+    done: Vec<(Instant, u64)>,
     busy: u64,
     errors: u64,
 }
@@ -125,8 +167,8 @@ async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> std:
     }
 }
 
-async fn client(addr: SocketAddr, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>, measure_from: Instant) -> ClientStats {
-    let mut st = ClientStats { lat_us: Vec::with_capacity(1 << 16), busy: 0, errors: 0 };
+async fn client(addr: SocketAddr, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>) -> ClientStats {
+    let mut st = ClientStats { done: Vec::with_capacity(1 << 16), busy: 0, errors: 0 };
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
         st.errors += 1;
         return st;
@@ -141,11 +183,9 @@ async fn client(addr: SocketAddr, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>, 
         }
         match read_response(&mut s, &mut buf).await {
             Ok(body) => {
-                let ok = body.windows(9).any(|w| w == b"\"result\"");
+                let ok = body.windows(8).any(|w| w == b"\"result\"");
                 if ok {
-                    if t >= measure_from {
-                        st.lat_us.push(t.elapsed().as_micros() as u64);
-                    }
+                    st.done.push((Instant::now(), t.elapsed().as_micros() as u64));
                 } else if body.windows(12).any(|w| w == b"\"code\":5030,") {
                     st.busy += 1;
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -174,8 +214,15 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn run_model(o: &Opts, model: &str) {
-    println!("== {model}: {} clients, {} workers, {:.0} s", o.clients, o.workers, o.seconds);
-    let (bare_rps, single) = bare(model, o.workers, o.seconds.min(10.0));
+    println!(
+        "== {model}: {} clients, {} workers, {:.0} s{}",
+        o.clients,
+        o.workers,
+        o.seconds,
+        if o.null_exec { ", NULL executor (node ceiling, not canonical)" } else { "" }
+    );
+    println!("load average before: {}", loadavg());
+    let (bare_rps, single) = bare(model, o.workers, o.seconds.min(20.0));
     println!("bare executor: {bare_rps:.1} runs/s on {} threads (one run {:.2} ms)", o.workers, single.as_secs_f64() * 1e3);
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,9 +233,20 @@ fn run_model(o: &Opts, model: &str) {
     cfg.exec.workers = o.workers as u32;
     cfg.mempool.capacity = 4096;
     cfg.rpc.max_connections = (o.clients + 16) as u32;
+    if let Some(m) = o.max_records {
+        cfg.batcher.max_records = m;
+    }
+    if let Some(i) = o.interval_ms {
+        cfg.batcher.interval_ms = i;
+    }
+    println!("batcher: max_records {}, interval {} ms", cfg.batcher.max_records, cfg.batcher.interval_ms);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).enable_all().build().expect("rt");
     let node = rt
-        .block_on(RunningNode::start(cfg, Arc::new(ReferenceExecutor), Arc::new(StubPoster::new())))
+        .block_on(RunningNode::start(
+            cfg,
+            if o.null_exec { Arc::new(NullExec) } else { Arc::new(ReferenceExecutor) },
+            Arc::new(StubPoster::new()),
+        ))
         .expect("node starts");
     let info = node.node.register(model, &model_bytes(model), &Default::default()).expect("registers");
     let x = model_input(model);
@@ -215,23 +273,27 @@ fn run_model(o: &Opts, model: &str) {
         let crt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client rt");
         crt.block_on(async move {
             let measure_from = Instant::now() + warmup;
-            let hs: Vec<_> =
-                (0..clients).map(|_| tokio::spawn(client(addr, req2.clone(), stop2.clone(), measure_from))).collect();
+            let hs: Vec<_> = (0..clients).map(|_| tokio::spawn(client(addr, req2.clone(), stop2.clone()))).collect();
             tokio::time::sleep(warmup + Duration::from_secs_f64(seconds)).await;
+            let measure_to = Instant::now();
             stop2.store(true, Ordering::Relaxed);
             let mut all = Vec::new();
             for h in hs {
                 all.push(h.await.expect("client task"));
             }
-            (all, measure_from.elapsed())
+            (all, measure_from, measure_to)
         })
     });
-    let (stats, window) = load.join().expect("load thread");
-    let mut lat: Vec<u64> = stats.iter().flat_map(|s| s.lat_us.iter().copied()).collect();
+    let (stats, from, to) = load.join().expect("load thread");
+    let window = to - from;
+    // Requests completed inside the measurement window.
+    let mut lat: Vec<u64> = stats
+        .iter()
+        .flat_map(|s| s.done.iter().filter(|(at, _)| *at >= from && *at <= to).map(|(_, l)| *l))
+        .collect();
     lat.sort_unstable();
     let busy: u64 = stats.iter().map(|s| s.busy).sum();
     let errors: u64 = stats.iter().map(|s| s.errors).sum();
-    // Requests finishing inside the window (started after warm-up).
     let rps = lat.len() as f64 / window.as_secs_f64();
     let st = node.node.stats();
     rt.block_on(node.shutdown(Duration::from_secs(30)));
@@ -249,8 +311,13 @@ fn run_model(o: &Opts, model: &str) {
         st.accepted_since_start,
         store.pending_count()
     );
+    println!("load average after: {}", loadavg());
     println!("node / bare executor throughput: {:.3} ({:+.1}%)", rps / bare_rps, (rps / bare_rps - 1.0) * 100.0);
     println!();
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 fn main() {
