@@ -231,13 +231,14 @@ impl WireTensor {
                 }
                 let data = TensorData::from_le_bytes(dtype, &bytes)
                     .map_err(|e| tensor_err(format!("{field}.b64: {e}")))?;
-                if !allow_non_finite && let TensorData::F32(v) = &data {
-                    if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                        return Err(ApiError::new(
-                            NON_FINITE_INPUT,
-                            format!("{field}.b64: element {i} is {}", non_finite_name(*x)),
-                        ));
-                    }
+                if !allow_non_finite
+                    && let TensorData::F32(v) = &data
+                    && let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite())
+                {
+                    return Err(ApiError::new(
+                        NON_FINITE_INPUT,
+                        format!("{field}.b64: element {i} is {}", non_finite_name(*x)),
+                    ));
                 }
                 data
             }

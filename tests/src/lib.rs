@@ -48,8 +48,7 @@ pub fn register_request(name: &str) -> RegisterModel {
 
 /// A configuration for tests: loopback, ephemeral ports, short seals.
 pub fn test_config(datadir: &Path) -> NodeConfig {
-    let mut c = NodeConfig::default();
-    c.datadir = datadir.to_path_buf();
+    let mut c = NodeConfig { datadir: datadir.to_path_buf(), ..Default::default() };
     c.rpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     c.batcher.interval_ms = 100;

@@ -325,9 +325,9 @@ struct GatePrepared(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>, Arc<Progr
 impl Prepared for GatePrepared {
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
         let (m, cv) = &*self.0;
-        let mut open = m.lock().unwrap();
+        let mut open = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while !*open {
-            open = cv.wait(open).unwrap();
+            open = cv.wait(open).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         drop(open);
         verinfer_prover::execute(&self.1, inputs).map(|e| e.outputs)

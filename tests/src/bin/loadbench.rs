@@ -226,8 +226,7 @@ fn run_model(o: &Opts, model: &str) {
     println!("bare executor: {bare_rps:.1} runs/s on {} threads (one run {:.2} ms)", o.workers, single.as_secs_f64() * 1e3);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = NodeConfig::default();
-    cfg.datadir = dir.path().join("db");
+    let mut cfg = NodeConfig { datadir: dir.path().join("db"), ..Default::default() };
     cfg.rpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.metrics.listen = None;
     cfg.exec.workers = o.workers as u32;
