@@ -99,7 +99,7 @@ fn parse() -> Opts {
 
 /// Runs the bare reference executor on `workers` threads for about
 /// `seconds`; returns runs per second.
-fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration) {
+fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration, f64) {
     let m = verinfer_prover::load_model(&model_bytes(model), &Default::default()).expect("model loads");
     let prog = Arc::new(m.program);
     let x = model_input(model);
@@ -109,6 +109,7 @@ fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration) {
     let single = t.elapsed();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_seconds(false);
     let t0 = Instant::now();
     let hs: Vec<_> = (0..workers)
         .map(|_| {
@@ -127,7 +128,9 @@ fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration) {
     for h in hs {
         h.join().expect("bare worker");
     }
-    (count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64(), single)
+    let n = count.load(Ordering::Relaxed);
+    let cpu_per_run = (cpu_seconds(false) - cpu0) / n.max(1) as f64;
+    (n as f64 / t0.elapsed().as_secs_f64(), single, cpu_per_run)
 }
 
 struct ClientStats {
@@ -222,8 +225,13 @@ fn run_model(o: &Opts, model: &str) {
         if o.null_exec { ", NULL executor (node ceiling, not canonical)" } else { "" }
     );
     println!("load average before: {}", loadavg());
-    let (bare_rps, single) = bare(model, o.workers, o.seconds.min(20.0));
-    println!("bare executor: {bare_rps:.1} runs/s on {} threads (one run {:.2} ms)", o.workers, single.as_secs_f64() * 1e3);
+    let (bare_rps, single, bare_cpu) = bare(model, o.workers, o.seconds.min(20.0));
+    println!(
+        "bare executor: {bare_rps:.1} runs/s on {} threads (one run {:.2} ms, {:.3} ms CPU per run)",
+        o.workers,
+        single.as_secs_f64() * 1e3,
+        bare_cpu * 1e3
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = NodeConfig { datadir: dir.path().join("db"), ..Default::default() };
@@ -270,7 +278,8 @@ fn run_model(o: &Opts, model: &str) {
     let (stop2, req2) = (stop.clone(), request.clone());
     let load = std::thread::spawn(move || {
         let crt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client rt");
-        crt.block_on(async move {
+        let client_cpu0 = cpu_seconds(true);
+        let r = crt.block_on(async move {
             let measure_from = Instant::now() + warmup;
             let hs: Vec<_> = (0..clients).map(|_| tokio::spawn(client(addr, req2.clone(), stop2.clone()))).collect();
             tokio::time::sleep(warmup + Duration::from_secs_f64(seconds)).await;
@@ -281,9 +290,12 @@ fn run_model(o: &Opts, model: &str) {
                 all.push(h.await.expect("client task"));
             }
             (all, measure_from, measure_to)
-        })
+        });
+        (r, cpu_seconds(true) - client_cpu0)
     });
-    let (stats, from, to) = load.join().expect("load thread");
+    let cpu0 = cpu_seconds(false);
+    let ((stats, from, to), client_cpu) = load.join().expect("load thread");
+    let total_cpu = cpu_seconds(false) - cpu0;
     let window = to - from;
     // Requests completed inside the measurement window.
     let mut lat: Vec<u64> = stats
@@ -310,9 +322,33 @@ fn run_model(o: &Opts, model: &str) {
         st.accepted_since_start,
         store.pending_count()
     );
+    let all_done: usize = stats.iter().map(|s| s.done.len()).sum();
+    let node_cpu = (total_cpu - client_cpu).max(0.0) / all_done.max(1) as f64;
+    println!(
+        "CPU per request: node {:.3} ms (load generator {:.3} ms more); bare executor {:.3} ms per run",
+        node_cpu * 1e3,
+        client_cpu / all_done.max(1) as f64 * 1e3,
+        bare_cpu * 1e3
+    );
+    println!(
+        "node CPU efficiency (bare CPU per run / node CPU per request): {:.3}  (contention-independent estimate of node/bare throughput)",
+        bare_cpu / node_cpu.max(1e-12)
+    );
     println!("load average after: {}", loadavg());
     println!("node / bare executor throughput: {:.3} ({:+.1}%)", rps / bare_rps, (rps / bare_rps - 1.0) * 100.0);
     println!();
+}
+
+/// CPU seconds (user + system) of the process or of the calling thread,
+/// from /proc (clock ticks, usually 10 ms resolution).
+fn cpu_seconds(thread_only: bool) -> f64 {
+    let path = if thread_only { "/proc/thread-self/stat" } else { "/proc/self/stat" };
+    let Ok(s) = std::fs::read_to_string(path) else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn loadavg() -> String {
