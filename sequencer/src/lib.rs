@@ -51,12 +51,31 @@ impl RunningNode {
         executor: Arc<dyn Executor>,
         poster: Arc<dyn BatchPoster>,
     ) -> anyhow::Result<Self> {
-        let (node, tasks) = Node::start(cfg, executor, poster)?;
-        Self::serve(node, tasks).await
+        Self::start_with(cfg, executor, poster, |_| Ok(None)).await
     }
 
-    /// Starts the RPC server and metrics endpoint for a started core.
-    pub async fn serve(node: Arc<Node>, tasks: node::NodeTasks) -> anyhow::Result<Self> {
+    /// Like [`RunningNode::start`], serving extra methods on the same port:
+    /// `extra` gets the started core and returns an `RpcModule` to merge
+    /// (the embedded settlement layer's `settlement_*` namespace). Method
+    /// names must not collide with the node's own.
+    pub async fn start_with(
+        cfg: NodeConfig,
+        executor: Arc<dyn Executor>,
+        poster: Arc<dyn BatchPoster>,
+        extra: impl FnOnce(&Arc<Node>) -> anyhow::Result<Option<jsonrpsee::RpcModule<()>>>,
+    ) -> anyhow::Result<Self> {
+        let (node, tasks) = Node::start(cfg, executor, poster)?;
+        let module = extra(&node)?;
+        Self::serve(node, tasks, module).await
+    }
+
+    /// Starts the RPC server (with `extra` methods) and the metrics
+    /// endpoint for a started core.
+    pub async fn serve(
+        node: Arc<Node>,
+        tasks: node::NodeTasks,
+        extra: Option<jsonrpsee::RpcModule<()>>,
+    ) -> anyhow::Result<Self> {
         let (metrics_addr, metrics_task) = match node.cfg.metrics.listen {
             Some(addr) => {
                 let l = metrics::bind(addr).await.map_err(|e| anyhow::anyhow!("binding metrics on {addr}: {e}"))?;
@@ -66,7 +85,7 @@ impl RunningNode {
             None => (None, None),
         };
         let rpc_cfg = node.cfg.rpc.clone();
-        let (server, rpc_addr) = server::start(node.clone(), &rpc_cfg).await?;
+        let (server, rpc_addr) = server::start(node.clone(), &rpc_cfg, extra).await?;
         tracing::info!(rpc = %rpc_addr, metrics = ?metrics_addr, "node listening (HTTP and WebSocket)");
         Ok(Self { node, rpc_addr, metrics_addr, server, tasks, metrics_task })
     }

@@ -422,9 +422,18 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     })
 }
 
-/// Starts the RPC server for `node`; returns its handle and bound address.
-pub async fn start(node: Arc<Node>, cfg: &RpcConfig) -> anyhow::Result<(ServerHandle, SocketAddr)> {
-    let module = Api::new(node.clone()).into_module();
+/// Starts the RPC server for `node` with the node's own methods plus
+/// `extra` (e.g. the embedded settlement layer's `settlement_*` methods);
+/// returns its handle and bound address.
+pub async fn start(
+    node: Arc<Node>,
+    cfg: &RpcConfig,
+    extra: Option<RpcModule<()>>,
+) -> anyhow::Result<(ServerHandle, SocketAddr)> {
+    let mut module = Api::new(node.clone()).into_module();
+    if let Some(extra) = extra {
+        module.merge(extra).map_err(|e| anyhow::anyhow!("extra RPC methods: {e}"))?;
+    }
     let methods: HashSet<String> = module.method_names().map(str::to_string).collect();
     let shared = Arc::new(Shared {
         limiter: RateLimiter::new(cfg.rate_limit_per_s, cfg.rate_limit_burst),

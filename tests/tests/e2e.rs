@@ -446,3 +446,30 @@ async fn batches_seal_on_size_and_restart_continues_numbering() {
     }
     n2.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_namespaces_are_served_on_the_same_port() {
+    // The embedded settlement layer will plug its `settlement_*` methods in
+    // this way; here a stand-in method that reads the node's head.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&dir.path().join("db"));
+    let node = verinfer_sequencer::RunningNode::start_with(
+        cfg,
+        Arc::new(verinfer_sequencer::ReferenceExecutor),
+        Arc::new(verinfer_sequencer::StubPoster::new()),
+        |n| {
+            let mut m = verinfer_rpc::jsonrpsee::RpcModule::new(n.clone());
+            m.register_method("settlement_head", |_, n, _| n.store.head().map_or(0, |h| h.number))?;
+            let mut root = verinfer_rpc::jsonrpsee::RpcModule::new(());
+            root.merge(m)?;
+            Ok(Some(root))
+        },
+    )
+    .await
+    .unwrap();
+    let r = raw_post(node.rpc_addr, br#"{"jsonrpc":"2.0","id":1,"method":"settlement_head","params":[]}"#, "").await.unwrap();
+    assert_eq!(r.json()["result"].as_u64(), Some(0), "{}", r.body);
+    let m = http_get(node.metrics_addr.unwrap(), "/metrics").await.unwrap();
+    assert!(m.body.contains("method=\"settlement_head\""), "metrics label the extra method");
+    node.shutdown(Duration::from_secs(5)).await;
+}
