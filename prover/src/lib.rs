@@ -26,6 +26,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod fast;
 pub mod frontend;
 pub mod math;
 pub mod ops;
