@@ -1,5 +1,6 @@
 //! The `verinfer` binary: thin shell over the library crates.
 
+mod bench;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run a model once with the canonical executor and print its roots.
     Run(run::RunArgs),
+    /// Time single-threaded inferences (fast executor; `--compare` for the
+    /// engine comparison).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -28,6 +32,7 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

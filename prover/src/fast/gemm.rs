@@ -137,6 +137,21 @@ unsafe fn apply_ep<S: Simd>(mut v: S::V, ep: &[EpOp<'_>], m: usize, n: usize, e:
     v
 }
 
+/// Expands `$body` once per literal `$i` in `0..8` with `$i < $n`, so that
+/// every array index in the body is a constant and the accumulators stay in
+/// registers (LLVM's scalar replacement runs before loop unrolling).
+macro_rules! unroll {
+    ($i:ident < $n:expr => $body:block) => {{
+        unroll!(@ $i, $n, $body, 0 1 2 3 4 5 6 7)
+    }};
+    ($i:ident < $n:expr ; 4 => $body:block) => {{
+        unroll!(@ $i, $n, $body, 0 1 2 3)
+    }};
+    (@ $i:ident, $n:expr, $body:block, $($k:literal)*) => {{
+        $( { #[allow(clippy::identity_op)] let $i: usize = $k; if $i < $n $body } )*
+    }};
+}
+
 /// The micro-kernel and its store: an `R × C` tile of panels.
 ///
 /// Reads `a[t·R + r]` and `bases[c] + koff(t) + g·LANES` for `t < k`;
@@ -151,53 +166,42 @@ unsafe fn tile<S: Fam, K: KOff, const R: usize, const C: usize>(
     // SAFETY: the caller guarantees the reads and writes listed above are
     // in bounds (the drivers derive them from planned shapes).
     unsafe {
-        let g_n = S::G;
-        // Accumulators: R rows × C panels × G vectors, G ≤ 4.
-        let mut acc = [[[S::splat(-0.0); 4]; C]; R];
-        let mut bp = [std::ptr::null::<f32>(); C];
-        for c in 0..C {
-            bp[c] = bases[c];
-        }
+        // Accumulators: R rows × C panels × G vectors (R ≤ 8, C ≤ 4, G ≤ 4).
+        let z = S::splat(-0.0);
+        let mut acc = [[[z; 4]; 4]; 8];
+        let mut bp = [std::ptr::null::<f32>(); 4];
+        unroll!(c < C; 4 => { bp[c] = bases[c]; });
         let a = t.a;
         for s in 0..t.k {
             let o = t.koff.off(s);
-            let mut bv = [[S::splat(0.0); 4]; C];
-            for c in 0..C {
-                for g in 0..g_n {
-                    bv[c][g] = S::load(bp[c].add(o + g * S::LANES));
-                }
-            }
-            for r in 0..R {
+            let mut bv = [[z; 4]; 4];
+            unroll!(c < C; 4 => { unroll!(g < S::G; 4 => { bv[c][g] = S::load(bp[c].add(o + g * S::LANES)); }); });
+            unroll!(r < R => {
                 let av = S::splat(*a.add(s * R + r));
-                for c in 0..C {
-                    for g in 0..g_n {
-                        acc[r][c][g] = S::fma(av, bv[c][g], acc[r][c][g]);
-                    }
-                }
-            }
+                unroll!(c < C; 4 => { unroll!(g < S::G; 4 => { acc[r][c][g] = S::fma(av, bv[c][g], acc[r][c][g]); }); });
+            });
         }
-        for r in 0..R {
+        unroll!(r < R => {
             let row = out.add(out_rows[r]);
-            for c in 0..C {
-                for g in 0..g_n {
+            unroll!(c < C; 4 => {
+                unroll!(g < S::G; 4 => {
                     let lane0 = c * S::NR + g * S::LANES;
-                    if lane0 >= t.n_rem {
-                        continue;
+                    if lane0 < t.n_rem {
+                        let nv = (t.n_rem - lane0).min(S::LANES);
+                        let mut v = acc[r][c][g];
+                        if !t.ep.is_empty() {
+                            v = apply_ep::<S>(v, t.ep, t.m0 + r, t.n0 + lane0, t.out_off + out_rows[r] + lane0, nv);
+                        }
+                        let v = S::canon(v);
+                        if nv == S::LANES {
+                            S::store(row.add(lane0), v);
+                        } else {
+                            S::store_n(row.add(lane0), v, nv);
+                        }
                     }
-                    let nv = (t.n_rem - lane0).min(S::LANES);
-                    let mut v = acc[r][c][g];
-                    if !t.ep.is_empty() {
-                        v = apply_ep::<S>(v, t.ep, t.m0 + r, t.n0 + lane0, t.out_off + out_rows[r] + lane0, nv);
-                    }
-                    let v = S::canon(v);
-                    if nv == S::LANES {
-                        S::store(row.add(lane0), v);
-                    } else {
-                        S::store_n(row.add(lane0), v, nv);
-                    }
-                }
-            }
-        }
+                });
+            });
+        });
     }
 }
 

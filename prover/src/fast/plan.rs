@@ -93,6 +93,8 @@ enum Kernel {
     Reduce(crate::program::Reducer, GroupTable),
     Softmax(bool, GroupTable),
     RmsNorm(f32, GroupTable),
+    /// f32 `Gather` along an axis: `outer × [indices] × inner` blocks.
+    Gather { outer: usize, dim: usize, inner: usize },
     /// Same storage as input 0 (reshape of an arena value).
     Alias,
     /// Copy of input 0 (reshape of an input or constant).
@@ -356,12 +358,50 @@ impl Plan {
         Ok((ex, trace))
     }
 
-    /// Runs and returns only the outputs' f32 data of output `i` into
-    /// `ws` (no roots, no output tensors): the benchmark's inner loop.
-    pub fn run_outputs_only(&self, ws: &mut Workspace, inputs: &[Tensor]) -> Result<(), ProverError> {
+    /// Runs once (plain mode) and returns only the outputs: no roots. What
+    /// benchmarks compare with other engines.
+    pub fn infer(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
+        let mut ws = self.ws.take().unwrap_or_default();
+        let r = self.infer_in(&mut ws, inputs);
+        self.ws = Some(ws);
+        r
+    }
+
+    /// [`Plan::infer`] with caller-owned buffers.
+    pub fn infer_in(&self, ws: &mut Workspace, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
         self.check_inputs(inputs)?;
         self.prepare(ws);
-        self.run_steps(ws, inputs, &self.plain, None)
+        self.run_steps(ws, inputs, &self.plain, None, None)?;
+        self.outputs.iter().map(|&o| self.materialize(ws, &self.plain, o)).collect()
+    }
+
+    /// Runs once (plain mode) timing every step: `(op names of the step's
+    /// nodes, output node name, nanoseconds)` in step order.
+    pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, String, u128)>, ProverError> {
+        let mut ws = self.ws.take().unwrap_or_default();
+        self.check_inputs(inputs)?;
+        self.prepare(&mut ws);
+        let mut times = Vec::with_capacity(self.plain.steps.len());
+        let r = self.run_steps(&mut ws, inputs, &self.plain, None, Some(&mut times));
+        self.ws = Some(ws);
+        r?;
+        Ok(self
+            .plain
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(st, t)| {
+                let mut ops = self.meta[st.node].op.name();
+                for e in &st.ep {
+                    ops.push('+');
+                    ops.push_str(&match e {
+                        EpSpec::Unary(u) => format!("{u:?}"),
+                        EpSpec::Binary { op, .. } => format!("{op:?}"),
+                    });
+                }
+                (ops, self.meta[st.out].name.clone(), t)
+            })
+            .collect())
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ProverError> {
@@ -399,7 +439,7 @@ impl Plan {
         self.prepare(ws);
         let sched = if traced { &self.traced } else { &self.plain };
         let mut roots = traced.then(|| vec![Hash32::ZERO; self.meta.len()]);
-        self.run_steps(ws, inputs, sched, roots.as_deref_mut())?;
+        self.run_steps(ws, inputs, sched, roots.as_deref_mut(), None)?;
         let outputs: Vec<Tensor> = self
             .outputs
             .iter()
@@ -439,9 +479,14 @@ impl Plan {
         inputs: &[Tensor],
         sched: &Schedule,
         mut roots: Option<&mut [Hash32]>,
+        mut times: Option<&mut Vec<u128>>,
     ) -> Result<(), ProverError> {
         for step in &sched.steps {
+            let t0 = times.as_ref().map(|_| std::time::Instant::now());
             self.run_step(ws, inputs, sched, step)?;
+            if let (Some(t), Some(t0)) = (times.as_deref_mut(), t0) {
+                t.push(t0.elapsed().as_nanos());
+            }
             if let Some(r) = roots.as_deref_mut() {
                 let m = &self.meta[step.out];
                 r[step.out] = match sched.loc[step.out] {
@@ -522,10 +567,22 @@ impl Plan {
             Kernel::Pool(k) => k.run(arg(0)?, out, scratch),
             Kernel::Unary(op) => elementwise::unary(self.kern, *op, arg(0)?, out),
             Kernel::Binary(op, g) => elementwise::binary(self.kern, *op, g, arg(0)?, arg(1)?, out),
-            Kernel::Reduce(r, t) => reduce::reduce_f32(*r, t, arg(0)?, out),
+            Kernel::Reduce(r, t) => reduce::reduce_f32(self.kern, *r, t, arg(0)?, out),
             Kernel::Softmax(log, t) => reduce::softmax(t, *log, arg(0)?, out, scratch),
-            Kernel::RmsNorm(eps, t) => reduce::rms_norm(t, *eps, arg(0)?, out),
+            Kernel::RmsNorm(eps, t) => reduce::rms_norm(self.kern, t, *eps, arg(0)?, out),
             Kernel::Copy => out.copy_from_slice(arg(0)?),
+            Kernel::Gather { outer, dim, inner } => {
+                let x = arg(0)?;
+                let idx: &Tensor = match m.inputs[1] {
+                    ValueRef::Input(k) => &inputs[k as usize],
+                    ValueRef::Const(k) => self.consts[k as usize].as_ref().ok_or_else(|| bad(&m.name, "indices not kept".into()))?,
+                    ValueRef::Node(k) => match sched.loc[k as usize] {
+                        Loc::Boxed(s) => boxed[s].as_ref().ok_or_else(|| bad(&m.name, "indices not computed".into()))?,
+                        _ => return Err(bad(&m.name, "indices are not an integer tensor".into())),
+                    },
+                };
+                gather(&m.name, x, idx, *outer, *dim, *inner, out)?;
+            }
             Kernel::Alias | Kernel::Fallback => unreachable!(),
         }
         Ok(())
@@ -575,6 +632,30 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// `out[o, j, :] = x[o, idx[j], :]` (indices resolved as the reference
+/// does: negative counts from the end, out of range is an error).
+fn gather(name: &str, x: &[f32], idx: &Tensor, outer: usize, dim: usize, inner: usize, out: &mut [f32]) -> Result<(), ProverError> {
+    let nidx = idx.len();
+    for j in 0..nidx {
+        let s = idx.scalar(j as u64)?;
+        let v = if s.dtype.is_signed_int() { s.as_i64() } else { s.bits as i64 };
+        let k = if v < 0 { v + dim as i64 } else { v };
+        if k < 0 || k >= dim as i64 {
+            return Err(ProverError::Exec {
+                node: name.to_string(),
+                op: "Gather".into(),
+                why: format!("index {v} out of range for axis of extent {dim}"),
+            });
+        }
+        let k = k as usize;
+        for o in 0..outer {
+            let src = &x[(o * dim + k) * inner..][..inner];
+            out[(o * nidx + j) * inner..][..inner].copy_from_slice(src);
+        }
+    }
+    Ok(())
 }
 
 /// Little-endian bytes of f32 values (borrowed on little-endian targets).
@@ -627,6 +708,17 @@ fn const_f32<'p>(program: &'p Program, r: ValueRef) -> Option<&'p [f32]> {
 fn choose_kernel(kern: Kernels, program: &Program, i: usize, node: &Node) -> Result<Kernel, ProverError> {
     let types = program.node_input_types(i);
     let out = &node.output;
+    if let Op::Gather { axis } = node.op {
+        let a = axis as usize;
+        if out.dtype == DType::F32 && types[0].dtype == DType::F32 && types[1].dtype.is_int() && a < types[0].shape.len() {
+            let sh: Vec<usize> = types[0].shape.iter().map(|&d| d as usize).collect();
+            return Ok(Kernel::Gather {
+                outer: sh[..a].iter().product(),
+                dim: sh[a],
+                inner: sh[a + 1..].iter().product(),
+            });
+        }
+    }
     let all_f32 = out.dtype == DType::F32 && types.iter().all(|t| t.dtype == DType::F32);
     if !all_f32 {
         return Ok(Kernel::Fallback);

@@ -8,8 +8,11 @@
 //! (`rsqrt` of the mean square, `ln` of the softmax sum, `exp(x − m)` of a
 //! non-NaN difference) are computed once — the same function of the same
 //! arguments, hence the same bits.
-#![deny(unsafe_code)]
+#![allow(unsafe_code)]
 
+use super::Kernels;
+use super::dispatch::dispatch;
+use super::simd::Simd;
 use crate::error::ProverError;
 use crate::math::{self, canon};
 use crate::ops::elementwise::{fmax, fmin};
@@ -47,8 +50,13 @@ impl GroupTable {
 }
 
 /// f32 reductions (Sum, Prod, Max, Min, MeanOfSquares).
-pub(crate) fn reduce_f32(r: Reducer, t: &GroupTable, x: &[f32], out: &mut [f32]) {
+pub(crate) fn reduce_f32(kern: Kernels, r: Reducer, t: &GroupTable, x: &[f32], out: &mut [f32]) {
     assert_eq!(out.len(), t.bases.len(), "reduce: output length");
+    dispatch!(kern, reduce_body, (r: Reducer, t: &GroupTable, x: &[f32], out: &mut [f32]))
+}
+
+#[inline(always)]
+unsafe fn reduce_body<S: Simd>(r: Reducer, t: &GroupTable, x: &[f32], out: &mut [f32]) {
     let n = t.offsets.len();
     for (o, &b) in out.iter_mut().zip(&t.bases) {
         let g = &t.offsets;
@@ -132,22 +140,47 @@ pub(crate) fn softmax(t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp
     }
 }
 
-/// RMS normalisation over planned groups.
-pub(crate) fn rms_norm(t: &GroupTable, eps: f32, x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), out.len(), "rms_norm: lengths");
+/// Groups folded side by side (independent chains hide fma latency).
+const WAY: usize = 4;
+
+#[inline(always)]
+unsafe fn rms_body<S: Simd>(t: &GroupTable, eps: f32, x: &[f32], out: &mut [f32]) {
     let g = &t.offsets;
     let n = g.len() as u64;
-    for &b in &t.bases {
-        let mut acc = -0.0f32;
-        for &k in g {
-            let v = x[b + k];
-            acc = v.mul_add(v, acc);
-        }
+    let finish = |b: usize, acc: f32, out: &mut [f32]| {
         let acc = canon(acc);
         // The reference's rms_value(x, acc, n, eps) = canon(x · r) with this r.
         let r = math::rsqrt(canon(acc / n as f32) + eps);
         for &k in g {
             out[b + k] = canon(x[b + k] * r);
         }
+    };
+    let mut chunks = t.bases.chunks_exact(WAY);
+    for bs in &mut chunks {
+        let mut acc = [-0.0f32; WAY];
+        for &k in g {
+            for j in 0..WAY {
+                let v = x[bs[j] + k];
+                // Compiled with the family's target features: one fma.
+                acc[j] = v.mul_add(v, acc[j]);
+            }
+        }
+        for j in 0..WAY {
+            finish(bs[j], acc[j], out);
+        }
     }
+    for &b in chunks.remainder() {
+        let mut acc = -0.0f32;
+        for &k in g {
+            let v = x[b + k];
+            acc = v.mul_add(v, acc);
+        }
+        finish(b, acc, out);
+    }
+}
+
+/// RMS normalisation over planned groups.
+pub(crate) fn rms_norm(kern: Kernels, t: &GroupTable, eps: f32, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "rms_norm: lengths");
+    dispatch!(kern, rms_body, (t: &GroupTable, eps: f32, x: &[f32], out: &mut [f32]))
 }
