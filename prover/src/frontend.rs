@@ -12,7 +12,7 @@
 //! tract can panic on malformed graphs; the frontend runs it under
 //! `catch_unwind` so that bad input is an error, never a crash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tract_onnx::prelude::{
@@ -222,6 +222,9 @@ struct Lowering<'a> {
     nodes: Vec<Node>,
     consts: Vec<Tensor>,
     const_ids: HashMap<Hash32, u32>,
+    /// Outlets tract computes in f64 that the program carries as f32 (the
+    /// mixed integer/float `Pow`, see [`Lowering::lower_f64`]).
+    f64_as_f32: HashSet<OutletId>,
 }
 
 fn concrete(fact: &TypedFact) -> Option<Vec<u64>> {
@@ -306,6 +309,9 @@ impl<'a> Lowering<'a> {
             return Ok(());
         }
         if let Some(k) = node.op_as::<tops::konst::Const>() {
+            if k.val().datum_type() == DatumType::F64 {
+                return self.carry_f64_const(node, k.val());
+            }
             let r = self.add_const(node, k.val())?;
             self.map.insert(OutletId::new(node.id, 0), r);
             return Ok(());
@@ -315,6 +321,9 @@ impl<'a> Lowering<'a> {
         }
         // A value tract could fold is a constant whatever op made it.
         if let Some(k) = node.outputs[0].fact.konst.clone() {
+            if k.datum_type() == DatumType::F64 {
+                return self.carry_f64_const(node, &k);
+            }
             let r = self.add_const(node, &k)?;
             self.map.insert(OutletId::new(node.id, 0), r);
             return Ok(());
@@ -323,11 +332,85 @@ impl<'a> Lowering<'a> {
         for i in &node.inputs {
             inputs.push(*self.map.get(i).ok_or_else(|| self.unsupported(node, Some(format!("input {i:?} was not lowered"))))?);
         }
+        if node.outputs[0].fact.datum_type == DatumType::F64 || node.inputs.iter().any(|i| self.f64_as_f32.contains(i)) {
+            let r = self.lower_f64(node, inputs)?;
+            self.map.insert(OutletId::new(node.id, 0), r);
+            return Ok(());
+        }
         let out = self.value_type(node, &node.outputs[0].fact)?;
         let in_types = self.input_types(&inputs);
         let r = self.lower_op(node, inputs, &in_types, out)?;
         self.map.insert(OutletId::new(node.id, 0), r);
         Ok(())
+    }
+
+    /// tract computes a `Pow` whose operands mix integers and floats in f64:
+    /// `Cast(→f64)` of both operands, `Pow` in f64, `Cast(→ base dtype)`.
+    /// f64 is not canonical, so that round trip is carried in f32: an integer
+    /// operand is cast to f32 (round to nearest even), the f32 operand is
+    /// used as is, `Pow` is the canonical f32 `Pow`, and the final cast is
+    /// the canonical `Cast` from f32 (the identity when the base is f32).
+    /// tract rewrites `Pow` by a constant 2 or 0.5 into `Square` or `Sqrt`,
+    /// which are then the canonical f32 `Square`/`Sqrt`. Any other use of an
+    /// f64 value is a dtype error.
+    /// An f64 constant can only feed the f64 round trip of a mixed-type
+    /// `Pow` ([`Lowering::lower_f64`]); it is carried as f32 (rounded to nearest).
+    fn carry_f64_const(&mut self, node: &TypedNode, k: &tract_onnx::prelude::Tensor) -> Result<(), ProverError> {
+        let k = k.cast_to::<f32>().map_err(|e| frontend_err(self.model, e))?.into_owned();
+        let r = self.add_const(node, &k)?;
+        self.map.insert(OutletId::new(node.id, 0), r);
+        self.f64_as_f32.insert(OutletId::new(node.id, 0));
+        Ok(())
+    }
+
+    fn lower_f64(&mut self, node: &TypedNode, inputs: Vec<ValueRef>) -> Result<ValueRef, ProverError> {
+        let outlet = OutletId::new(node.id, 0);
+        let reads: Vec<bool> = node.inputs.iter().map(|i| self.f64_as_f32.contains(i)).collect();
+        let types = self.input_types(&inputs);
+        let shape = concrete(&node.outputs[0].fact)
+            .ok_or_else(|| self.dtype_err(node, format!("shape {:?} is not concrete", node.outputs[0].fact.shape)))?;
+        let carried = ValueType { dtype: DType::F32, shape };
+        if let Some(c) = node.op_as::<tops::cast::Cast>() {
+            if c.to == DatumType::F64 && !reads[0] && (types[0].dtype == DType::F32 || types[0].dtype.is_int()) {
+                let r = if types[0].dtype == DType::F32 { inputs[0] } else { self.push(node, Op::Cast, inputs, carried)? };
+                self.f64_as_f32.insert(outlet);
+                return Ok(r);
+            }
+            if c.to != DatumType::F64 && reads[0] {
+                let out = self.value_type(node, &node.outputs[0].fact)?;
+                return if out.dtype == DType::F32 { Ok(inputs[0]) } else { self.push(node, Op::Cast, inputs, out) };
+            }
+        }
+        if let Some(op) = node.op_as::<tops::element_wise::ElementWiseOp>()
+            && op.1.is_none()
+            && reads.len() == 1
+            && reads[0]
+        {
+            let u = match op.0.name().as_ref() {
+                "Square" => Some(UnaryOp::Square),
+                "Sqrt" => Some(UnaryOp::Sqrt),
+                _ => None,
+            };
+            if let Some(u) = u {
+                let r = self.push(node, Op::Unary(u), inputs, carried)?;
+                self.f64_as_f32.insert(outlet);
+                return Ok(r);
+            }
+        }
+        if let Some(op) = node.op_as::<tops::binary::TypedBinOp>()
+            && op.0.name() == "Pow"
+            && op.1.is_none()
+            && reads.len() == 2
+            && reads.iter().all(|&r| r)
+        {
+            let r = self.push(node, Op::Binary(BinaryOp::Pow), inputs, carried)?;
+            self.f64_as_f32.insert(outlet);
+            return Ok(r);
+        }
+        Err(self.dtype_err(
+            node,
+            format!("{} over f64: f64 is not in the canonical set (only the f64 round trip of a mixed integer/float Pow is lowered)", node.op.name()),
+        ))
     }
 
     fn geometry(&self, node: &TypedNode, spec: &tops::cnn::PoolSpec, input: &ValueType, deconv_adjust: Option<&[usize]>) -> Result<Geometry, ProverError> {
@@ -548,9 +631,13 @@ impl<'a> Lowering<'a> {
         }
         if let Some(op) = node.op_as::<tops::nn::Reduce>() {
             use tops::nn::Reducer as R;
+            let boolean = types[0].dtype == DType::Bool;
             let reducer = match op.reducer {
                 R::Sum => Reducer::Sum,
                 R::Prod => Reducer::Prod,
+                // Max/min of bools are any/all.
+                R::Max if boolean => Reducer::Any,
+                R::Min if boolean => Reducer::All,
                 R::Max => Reducer::Max,
                 R::Min => Reducer::Min,
                 R::MeanOfSquares => Reducer::MeanOfSquares,
@@ -625,16 +712,33 @@ impl<'a> Lowering<'a> {
         if let Some(op) = node.op_as::<tops::array::GatherNd>() {
             return self.push(node, Op::GatherNd { batch_dims: op.batch_dims as u32 }, inputs, out);
         }
-        if let Some(op) = node.op_as::<tops::nn::Resize>() {
-            let spec = crate::ops::resize::lower(op, &types[0], &out).map_err(|why| self.unsupported(node, Some(why)))?;
+        if let Some(spec) = crate::ops::resize::lower_node(self.typed, node, &types[0], &out) {
+            let spec = spec.map_err(|why| self.unsupported(node, Some(why)))?;
             return self.push(node, Op::Resize(spec), inputs[..1].to_vec(), out);
+        }
+        if let Some(op) = node.op_as::<tops::nn::NearestUpsample>() {
+            // Integer pixel replication: split each upsampled axis `d` into
+            // `(d, 1)`, broadcast to `(d, s)`, merge back into `d·s`.
+            let (mut split, mut spread) = (Vec::new(), Vec::new());
+            for (&d, &s) in types[0].shape.iter().zip(op.scales.iter()) {
+                split.push(d);
+                spread.push(d);
+                if s != 1 {
+                    split.push(1);
+                    spread.push(s as u64);
+                }
+            }
+            let dtype = out.dtype;
+            let a = self.push(node, Op::Reshape, inputs, ValueType { dtype, shape: split })?;
+            let b = self.push(node, Op::Broadcast, vec![a], ValueType { dtype, shape: spread })?;
+            return self.push(node, Op::Reshape, vec![b], out);
         }
         Err(self.unsupported(node, None))
     }
 }
 
 fn lower(typed: &TypedModel, name: &str) -> Result<Program, ProverError> {
-    let mut l = Lowering { model: name, typed, map: HashMap::new(), nodes: Vec::new(), consts: Vec::new(), const_ids: HashMap::new() };
+    let mut l = Lowering { model: name, typed, map: HashMap::new(), nodes: Vec::new(), consts: Vec::new(), const_ids: HashMap::new(), f64_as_f32: HashSet::new() };
     let order = typed.eval_order().map_err(|e| frontend_err(name, e))?;
     for id in order {
         l.lower_node(typed.node(id))?;
@@ -649,6 +753,9 @@ fn lower(typed: &TypedModel, name: &str) -> Result<Program, ProverError> {
     for o in typed.output_outlets().map_err(|e| frontend_err(name, e))? {
         let label = typed.outlet_label(*o).map(|s| s.to_string()).unwrap_or_else(|| typed.node(o.node).name.clone());
         let r = *l.map.get(o).ok_or_else(|| frontend_err(name, format!("output {label} was not lowered")))?;
+        if l.f64_as_f32.contains(o) {
+            return Err(ProverError::UnsupportedDType { model: name.into(), node: label, why: "f64 output is not in the canonical set".into() });
+        }
         let node = match r {
             ValueRef::Node(n) => n,
             // An output that is an input or a constant still gets a node, so

@@ -24,11 +24,13 @@
 //! * Execution results depend only on the program and the inputs.
 //! * Nothing here reads a clock or the network.
 
+pub mod dispute;
 pub mod error;
 pub mod exec;
 pub mod fast;
 pub mod frontend;
 pub mod math;
+pub mod onnx_builder;
 pub mod ops;
 pub mod program;
 pub mod trace;

@@ -296,8 +296,9 @@ pub struct ConvSpec {
 pub struct DeconvSpec {
     /// Geometry (pads are the ones removed from the full output).
     pub geo: Geometry,
-    /// Kernel layout (for ConvTranspose the kernel is `I, O/g, spatial…` in
-    /// ONNX terms; tract reports it as OIHW with O and I swapped).
+    /// Kernel layout, with O = output channels and I = input channels per
+    /// group (tract's frontend reorders the ONNX `Ci, Co/g, spatial…`
+    /// ConvTranspose kernel into OIHW `Co, Ci/g, spatial…`).
     pub kernel_layout: KernelLayout,
     /// Group count.
     pub group: u64,
@@ -530,13 +531,44 @@ pub struct Program {
     pub constants: Vec<Tensor>,
 }
 
-#[derive(BorshSerialize)]
-struct HeaderLeaf<'a> {
-    version: u8,
-    inputs: &'a [TensorInfo],
-    outputs: &'a [OutputInfo],
-    nodes: u64,
-    constants: u64,
+/// Leaf 0 of the program tree: the signatures and the sizes.
+#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+pub struct ProgramHeader {
+    /// Program version.
+    pub version: u8,
+    /// Inputs.
+    pub inputs: Vec<TensorInfo>,
+    /// Outputs.
+    pub outputs: Vec<OutputInfo>,
+    /// Node count.
+    pub nodes: u64,
+    /// Constant count.
+    pub constants: u64,
+}
+
+impl ProgramHeader {
+    /// Of a program.
+    pub fn of(p: &Program) -> Self {
+        Self {
+            version: p.version,
+            inputs: p.inputs.clone(),
+            outputs: p.outputs.clone(),
+            nodes: p.nodes.len() as u64,
+            constants: p.constants.len() as u64,
+        }
+    }
+    /// The leaf hash.
+    pub fn leaf(&self) -> Hash32 {
+        hash(Domain::ProgramHeader, &borsh::to_vec(self).expect("in-memory encoding"))
+    }
+    /// Leaves in the program tree.
+    pub fn program_leaves(&self) -> u64 {
+        1 + self.nodes + self.constants
+    }
+    /// Leaves in the trace tree.
+    pub fn trace_leaves(&self) -> u64 {
+        1 + self.nodes
+    }
 }
 
 impl Program {
@@ -589,14 +621,7 @@ impl Program {
 
     /// Leaf 0.
     pub fn header_leaf(&self) -> Hash32 {
-        let h = HeaderLeaf {
-            version: self.version,
-            inputs: &self.inputs,
-            outputs: &self.outputs,
-            nodes: self.nodes.len() as u64,
-            constants: self.constants.len() as u64,
-        };
-        hash(Domain::ProgramHeader, &borsh::to_vec(&h).expect("in-memory encoding"))
+        ProgramHeader::of(self).leaf()
     }
 
     /// The leaf of a node descriptor.

@@ -297,6 +297,75 @@ impl MerkleTree {
     }
 }
 
+/// Indices (in level `level - d`) of the nodes `d` levels below the node at
+/// `(level, index)`, as the tree's shape has them.
+pub fn descendant_range(leaf_count: u64, level: u32, index: u64, d: u32) -> std::ops::Range<u64> {
+    let below = level.saturating_sub(d);
+    let d = level - below;
+    let width = level_width(leaf_count, below);
+    let start = index.saturating_mul(1u64 << d).min(width);
+    let end = index.saturating_add(1).saturating_mul(1u64 << d).min(width);
+    start..end
+}
+
+/// Recomputes the node at `(level, index)` from all its descendants `d`
+/// levels below (pairing left to right, promoting an odd last node, exactly
+/// as the tree was built). Used by dissection: a reveal is valid when this
+/// equals the node being dissected.
+pub fn node_from_descendants(
+    leaf_count: u64,
+    level: u32,
+    index: u64,
+    d: u32,
+    nodes: &[Hash32],
+) -> Result<Hash32, MerkleError> {
+    if leaf_count == 0 {
+        return Err(MerkleError::EmptyTree);
+    }
+    if leaf_count > MAX_LEAVES {
+        return Err(MerkleError::TooManyLeaves(leaf_count));
+    }
+    if level > depth(leaf_count) || index >= level_width(leaf_count, level) || d > level {
+        return Err(MerkleError::NoSuchNode { level, index });
+    }
+    let range = descendant_range(leaf_count, level, index, d);
+    if nodes.len() as u64 != range.end - range.start {
+        return Err(MerkleError::PathTooShort(nodes.len()));
+    }
+    let mut cur: Vec<Hash32> = nodes.to_vec();
+    let mut first = range.start;
+    for l in (level - d)..level {
+        let width = level_width(leaf_count, l);
+        let mut next = Vec::with_capacity(cur.len().div_ceil(2));
+        let mut i = 0usize;
+        while i < cur.len() {
+            let pos = first + i as u64;
+            if pos + 1 < width && i + 1 < cur.len() {
+                next.push(inner(&cur[i], &cur[i + 1]));
+                i += 2;
+            } else {
+                // The last node of an odd layer is promoted.
+                next.push(cur[i]);
+                i += 1;
+            }
+        }
+        cur = next;
+        first /= 2;
+    }
+    debug_assert_eq!(cur.len(), 1);
+    cur.pop().ok_or(MerkleError::NoSuchNode { level, index })
+}
+
+impl MerkleTree {
+    /// The nodes `d` levels below `(level, index)`.
+    pub fn descendants(&self, level: u32, index: u64, d: u32) -> Result<Vec<Hash32>, MerkleError> {
+        self.node(level, index)?;
+        let below = level.saturating_sub(d);
+        let r = descendant_range(self.leaf_count, level, index, d);
+        (r.start..r.end).map(|i| self.node(below, i)).collect()
+    }
+}
+
 /// The bound root of `leaves`.
 pub fn merkle_root(leaves: &[Hash32]) -> Result<Hash32, MerkleError> {
     Ok(MerkleTree::from_leaves(leaves)?.root())
@@ -455,5 +524,31 @@ mod tests {
             }
         }
         assert!(t.node(0, 37).is_err());
+    }
+
+    #[test]
+    fn nodes_recompute_from_descendants() {
+        for n in [1u64, 2, 3, 5, 8, 13, 37, 64, 100] {
+            let l = leaves(n as usize);
+            let t = MerkleTree::from_leaves(&l).unwrap();
+            for level in 0..=t.depth() {
+                for index in 0..level_width(n, level) {
+                    for d in 0..=level {
+                        let desc = t.descendants(level, index, d).unwrap();
+                        let got = node_from_descendants(n, level, index, d, &desc).unwrap();
+                        assert_eq!(got, t.node(level, index).unwrap(), "n={n} level={level} index={index} d={d}");
+                        if !desc.is_empty() && d > 0 {
+                            let mut bad = desc.clone();
+                            bad[0].0[0] ^= 1;
+                            assert_ne!(node_from_descendants(n, level, index, d, &bad).unwrap(), got);
+                            bad.pop();
+                            if desc.len() > 1 {
+                                assert!(node_from_descendants(n, level, index, d, &bad).is_err());
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -218,7 +218,7 @@ pub fn checked_numel(shape: &[u64]) -> Result<u64, TensorError> {
 
 /// One element, as its dtype and its value widened to 64 bits (floats as
 /// their bit pattern, signed integers sign-extended, bool 0/1).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Scalar {
     /// The dtype.
     pub dtype: DType,
@@ -421,7 +421,7 @@ impl TensorData {
     /// Decodes canonical little-endian bytes.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<Self, TensorError> {
         let sz = dtype.size();
-        if bytes.len() % sz != 0 {
+        if !bytes.len().is_multiple_of(sz) {
             return Err(TensorError::ByteLength {
                 dtype,
                 shape: vec![],
@@ -461,6 +461,14 @@ impl TensorData {
                 TensorData::Bool(v)
             }
         })
+    }
+}
+
+impl fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Element dumps of large tensors are useless in logs; name the type
+        // and length only.
+        write!(f, "TensorData<{}>[{}]", self.dtype(), self.len())
     }
 }
 
@@ -636,7 +644,7 @@ pub fn tensor_root(dtype: DType, shape: &[u64], bytes: &[u8]) -> Hash32 {
 /// The commitment to an ordered list of tensor roots (a request's inputs,
 /// a record's outputs): a Merkle root over `H(TensorList || root_i)`.
 pub fn tensor_list_root(roots: &[Hash32]) -> Hash32 {
-    let leaves: Vec<Hash32> = roots.iter().map(|r| tensor_list_leaf(r)).collect();
+    let leaves: Vec<Hash32> = roots.iter().map(tensor_list_leaf).collect();
     MerkleTree::from_leaves(&leaves).expect("list below MAX_LEAVES").root()
 }
 
@@ -646,7 +654,7 @@ pub fn tensor_list_leaf(root: &Hash32) -> Hash32 {
 }
 
 /// An opening of one element: the chunk that holds it and the chunk's path.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct ElementOpening {
     /// The chunk's bytes.
     pub chunk: Vec<u8>,
@@ -800,8 +808,17 @@ impl BorshDeserialize for Tensor {
                 format!("tensor byte length {len} does not match {dtype}{shape:?} ({expected})"),
             ));
         }
-        let mut bytes = vec![0u8; len as usize];
-        r.read_exact(&mut bytes)?;
+        // The shape may legitimately allow up to 4 GiB, so do not trust it for
+        // the allocation either: grow the buffer only as bytes actually arrive
+        // (a truncated hostile input then costs at most what it supplied).
+        let mut bytes = Vec::with_capacity((len as usize).min(1 << 20));
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut *r, len), &mut bytes)?;
+        if bytes.len() as u64 != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("tensor bytes truncated: {} of {len}", bytes.len()),
+            ));
+        }
         Tensor::from_le_bytes(dtype, &shape, &bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }

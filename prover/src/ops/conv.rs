@@ -7,12 +7,14 @@
 //!   where that position is padding (zero padding: the product is still
 //!   taken, so a NaN or infinite weight meets `0·w`), `acc ← fma(x, w, acc)`.
 //!   With a bias, one last step `acc ← acc + bias[co]`.
-//! * **Deconv** (ConvTranspose): output `(n, co, o…)`; fold over `ci` of the
-//!   group then kernel positions; a position contributes when
+//! * **Deconv** (ConvTranspose): output `(n, co, o…)`, kernel `(Co, Ci/G, k…)`
+//!   (OIHW or its HWIO/OHWI permutations; OIHW is how tract's frontend lays out the ONNX `(Ci, Co/G, k…)` kernel);
+//!   fold over `ci` of the group then kernel positions; a position contributes when
 //!   `(o + pad − k·d)` is divisible by the stride and the quotient is inside
 //!   the input, and is an identity step otherwise; bias last.
 //! * **MaxPool**: `acc₀ = −∞`, `acc ← max(acc, x)` over in-range window
-//!   positions (NaN-propagating max), padding is an identity step.
+//!   positions (NaN-propagating max), padding is an identity step. Integer
+//!   inputs: `acc₀` is the dtype's minimum and the step is the integer max.
 //! * **SumPool**: `acc₀ = −0.0`, `acc ← acc + x` over in-range positions;
 //!   average pooling divides at the end by the window count (in-range
 //!   positions, or also padded ones with `count_include_pad`; ceil-mode
@@ -338,8 +340,18 @@ impl DeconvPlan {
         }
         let kshape = inputs[1].shape.clone();
         let sr = spec.geo.kernel.len();
-        // ONNX ConvTranspose kernel: (Ci, Co/g, k…).
-        if spec.kernel_layout != KernelLayout::Oihw || kshape.len() != sr + 2 || kshape[0] != ci || kshape[1] != co / g || kshape[2..] != spec.geo.kernel[..] {
+        // The ONNX ConvTranspose kernel is (Ci, Co/g, k…); tract's frontend
+        // reorders it (split Ci into (g, Ci/g), swap) into OIHW: (Co, Ci/g, k…),
+        // output channel `co = g·(Co/g) + co_l` first, like a convolution kernel.
+        if kshape.len() != sr + 2 {
+            return Err(bad(format!("kernel shape {kshape:?} does not fit {ci}→{co}, group {g}")));
+        }
+        let (ko, ki, ksp): (u64, u64, &[u64]) = match spec.kernel_layout {
+            KernelLayout::Oihw => (kshape[0], kshape[1], &kshape[2..]),
+            KernelLayout::Hwio => (kshape[sr + 1], kshape[sr], &kshape[..sr]),
+            KernelLayout::Ohwi => (kshape[0], kshape[sr + 1], &kshape[1..=sr]),
+        };
+        if ko != co || ki != ci / g || ksp != &spec.geo.kernel[..] {
             return Err(bad(format!("kernel shape {kshape:?} does not fit {ci}→{co}, group {g}")));
         }
         let bias_len = if spec.bias { inputs.get(2).map(|b| b.numel()).ok_or_else(|| bad("missing bias".into()))? } else { 0 };
@@ -397,11 +409,7 @@ impl ElementFold for DeconvFold {
         let ci = g * p.ci_per_group + ci_l;
         let Some(pos) = p.source(&o, &k) else { return Ok(s) };
         let x = rd.read(0, p.w.in_index(n, ci, &pos))?.f32();
-        let mut widx = ci * p.kstrides[0] + (co % p.co_per_group) * p.kstrides[1];
-        for j in 0..k.len() {
-            widx += k[j] * p.kstrides[2 + j];
-        }
-        let wv = rd.read(1, widx)?.f32();
+        let wv = rd.read(1, kernel_index(p.spec.kernel_layout, &p.kshape, &p.kstrides, co, ci_l, &k))?.f32();
         Ok(FoldState::f32(canon(x.mul_add(wv, s.f0()))))
     }
     fn finish(&self, _e: u64, s: FoldState) -> Scalar {
@@ -414,14 +422,16 @@ pub(crate) struct PoolFold {
     pub w: Window,
     pub spec: PoolSpec,
     pub max: bool,
+    /// Element dtype: f32, or (max pooling only) an integer type.
+    pub dtype: DType,
 }
 
 impl PoolFold {
     pub fn new(spec: &PoolSpec, input: &ValueType, out: &ValueType, max: bool) -> Result<Self, ProverError> {
-        if input.dtype != DType::F32 {
+        if !(input.dtype == DType::F32 || (max && input.dtype.is_int())) {
             return Err(ProverError::OpDType { op: if max { "MaxPool" } else { "SumPool" }.into(), dtype: input.dtype });
         }
-        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max })
+        Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max, dtype: input.dtype })
     }
 }
 
@@ -430,20 +440,129 @@ impl ElementFold for PoolFold {
         self.w.kernel_len
     }
     fn init(&self, _e: u64) -> FoldState {
+        if self.dtype != DType::F32 {
+            // Integer max pooling: the dtype's minimum, like Reduce<Max>.
+            return super::reduce::reduce_init(crate::program::Reducer::Max, self.dtype);
+        }
         FoldState::f32(if self.max { f32::NEG_INFINITY } else { -0.0 })
     }
     fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
         let (n, c, sp) = self.w.out_coords(e);
         let Some(idx) = self.w.window_input(n, c, &sp, t) else { return Ok(s) };
+        if self.dtype != DType::F32 {
+            return super::reduce::reduce_step(crate::program::Reducer::Max, s, rd.read(0, idx)?, t);
+        }
         let x = rd.read(0, idx)?.f32();
         Ok(FoldState::f32(if self.max { fmax(s.f0(), x) } else { canon(s.f0() + x) }))
     }
     fn finish(&self, e: u64, s: FoldState) -> Scalar {
+        if self.dtype != DType::F32 {
+            return Scalar { dtype: self.dtype, bits: s.0[0] };
+        }
         if self.max || !self.spec.normalize {
             return Scalar::from_f32(s.f0());
         }
         let (_, _, sp) = self.w.out_coords(e);
         let count = self.w.pool_count(&sp, self.spec.count_include_pad);
         Scalar::from_f32(canon(s.f0() / count as f32))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod window_op_tests {
+    use super::*;
+    use crate::ops::{eval_generic, fold_for};
+    use crate::program::Op;
+    use verinfer_state::tensor::TensorData;
+
+    /// Integer max pooling: padding is an identity step (never a 0 read)
+    /// and the fold starts at the dtype's minimum.
+    #[test]
+    fn integer_max_pool_ignores_padding() {
+        let spec = PoolSpec {
+            geo: Geometry {
+                layout: DataLayout::Chw,
+                kernel: vec![2],
+                strides: vec![1],
+                dilations: vec![1],
+                pad_before: vec![1],
+                pad_after: vec![1],
+            },
+            normalize: false,
+            count_include_pad: false,
+        };
+        let x = Tensor::new(vec![1, 3], TensorData::I8(vec![-5, -7, -128])).unwrap();
+        let out = ValueType { dtype: DType::I8, shape: vec![1, 4] };
+        let op = Op::MaxPool(spec.clone());
+        let f = fold_for(&op, &[ValueType::of(&x)], &out).unwrap();
+        let y = eval_generic(f.as_ref(), &[&x], &out).unwrap();
+        assert!(matches!(y.data(), TensorData::I8(v) if v == &[-5, -5, -7, -128]));
+        assert!(crate::ops::check_types(&op, &[ValueType::of(&x)], &out).is_ok());
+        // Average pooling stays f32-only.
+        assert!(fold_for(&Op::SumPool(spec), &[ValueType::of(&x)], &out).is_err());
+    }
+
+    /// ConvTranspose against the ONNX definition written as a scatter, with
+    /// the kernel given in ONNX layout `(Ci, Co/g, k)` and reordered into
+    /// `(Co, Ci/g, k)` as tract's frontend does.
+    #[test]
+    fn grouped_strided_deconv_matches_onnx_scatter() {
+        let (ci, co, g, len, k, s, d, pad) = (4usize, 6usize, 2usize, 3usize, 3usize, 2usize, 2usize, 1usize);
+        let (cig, cog) = (ci / g, co / g);
+        let x: Vec<f32> = (0..ci * len).map(|v| (v % 7) as f32 - 3.0).collect();
+        let w_onnx: Vec<f32> = (0..ci * cog * k).map(|v| (v % 5) as f32 - 2.0).collect();
+        let bias: Vec<f32> = (0..co).map(|v| v as f32).collect();
+        let full_len = (len - 1) * s + (k - 1) * d + 1;
+        let out_len = full_len - 2 * pad;
+        let mut full = vec![0f32; co * full_len];
+        for c in 0..ci {
+            let grp = c / cig;
+            for col in 0..cog {
+                for i in 0..len {
+                    for kk in 0..k {
+                        full[(grp * cog + col) * full_len + i * s + kk * d] +=
+                            x[c * len + i] * w_onnx[(c * cog + col) * k + kk];
+                    }
+                }
+            }
+        }
+        let want: Vec<f32> =
+            (0..co * out_len).map(|e| full[(e / out_len) * full_len + e % out_len + pad] + bias[e / out_len]).collect();
+        // tract: split Ci into (g, Ci/g), swap with Co/g, merge (g, Co/g).
+        let mut w = vec![0f32; co * cig * k];
+        for o in 0..co {
+            for il in 0..cig {
+                for kk in 0..k {
+                    let (grp, col) = (o / cog, o % cog);
+                    w[(o * cig + il) * k + kk] = w_onnx[((grp * cig + il) * cog + col) * k + kk];
+                }
+            }
+        }
+        let spec = DeconvSpec {
+            geo: Geometry {
+                layout: DataLayout::Nchw,
+                kernel: vec![k as u64],
+                strides: vec![s as u64],
+                dilations: vec![d as u64],
+                pad_before: vec![pad as u64],
+                pad_after: vec![pad as u64],
+            },
+            kernel_layout: KernelLayout::Oihw,
+            group: g as u64,
+            bias: true,
+        };
+        let xt = Tensor::from_f32(vec![1, ci, len], x).unwrap();
+        let wt = Tensor::from_f32(vec![co, cig, k], w).unwrap();
+        let bt = Tensor::from_f32(vec![co], bias).unwrap();
+        let out = ValueType { dtype: DType::F32, shape: vec![1, co as u64, out_len as u64] };
+        let op = Op::Deconv(spec);
+        let types = [ValueType::of(&xt), ValueType::of(&wt), ValueType::of(&bt)];
+        let f = fold_for(&op, &types, &out).unwrap();
+        let got = eval_generic(f.as_ref(), &[&xt, &wt, &bt], &out).unwrap();
+        assert_eq!(got.as_f32().unwrap(), &want[..]);
+        // The ONNX layout itself is rejected (its shape does not fit).
+        let w_onnx_t = Tensor::from_f32(vec![ci, cog, k], w_onnx).unwrap();
+        assert!(fold_for(&op, &[types[0].clone(), ValueType::of(&w_onnx_t), types[2].clone()], &out).is_err());
     }
 }

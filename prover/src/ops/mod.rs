@@ -222,6 +222,7 @@ pub fn check_types(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<(),
             bad_out(inputs[1].dtype)
         }
         Op::Cast => Ok(()),
+        Op::MaxPool(_) if inputs.len() == 1 && inputs[0].dtype.is_int() => bad_out(inputs[0].dtype),
         Op::EinSum(_) | Op::Conv(_) | Op::Deconv(_) | Op::RmsNorm { .. } | Op::Softmax { .. } | Op::MaxPool(_) | Op::SumPool(_) => {
             for i in inputs {
                 need_dtype(op, i.dtype, DType::F32)?;

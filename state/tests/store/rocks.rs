@@ -1,0 +1,118 @@
+//! The store over real RocksDB.
+
+use verinfer_state::batch::verify_inclusion;
+use verinfer_state::receipt::Status;
+use verinfer_state::store::{Cf, KvStore, RocksKv, RocksStore, StoreError, StoreOptions, SCHEMA_VERSION};
+
+use crate::common::{open, params, submission};
+
+#[test]
+fn reopen_recovers_head_and_pending_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accepted, head, summary) = {
+        let s = open(dir.path());
+        let accepted: Vec<_> = (0..30).map(|i| s.accept(submission(i, 10 + i)).unwrap()).collect();
+        s.seal(&params(100, 12)).unwrap().unwrap();
+        let b2 = s.seal(&params(100, 12)).unwrap().unwrap();
+        (accepted, b2.header.hash(), s.fsck().unwrap())
+    };
+    let s = open(dir.path());
+    assert_eq!(s.head().map(|h| h.hash), Some(head));
+    assert_eq!(s.fsck().unwrap(), summary);
+    assert_eq!(summary.pending, 6);
+    let pending: Vec<_> = s.pending_records().unwrap().map(Result::unwrap).collect();
+    assert_eq!(pending, accepted[24..]);
+    let b3 = s.seal(&params(101, 100)).unwrap().unwrap();
+    assert_eq!(b3.body.records().copied().collect::<Vec<_>>(), accepted[24..]);
+    for r in &accepted {
+        let rc = s.receipt(&r.request_id).unwrap().unwrap();
+        let inc = rc.inclusion.unwrap();
+        verify_inclusion(&s.header(inc.batch).unwrap().unwrap(), r, &inc.proof).unwrap();
+        assert!(matches!(rc.status, Status::Batched { .. }));
+    }
+    assert_eq!(s.fsck().unwrap().batched_records, 30);
+}
+
+#[test]
+fn explorer_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut all = Vec::new();
+    for b in 0..5u64 {
+        for i in 0..(b + 1) {
+            all.push(s.accept(submission(b * 10 + i, 0)).unwrap());
+        }
+        s.seal(&params(b, 1000)).unwrap();
+    }
+    let nums: Vec<u64> = s.headers(2..=4, false).unwrap().map(|h| h.unwrap().number).collect();
+    assert_eq!(nums, [2, 3, 4]);
+    let nums: Vec<u64> = s.headers(..4, true).unwrap().map(|h| h.unwrap().number).collect();
+    assert_eq!(nums, [3, 2, 1]);
+    let nums: Vec<u64> = s.headers(.., true).unwrap().take(2).map(|h| h.unwrap().number).collect();
+    assert_eq!(nums, [5, 4]);
+    let in4: Vec<_> = s.records_in_batch(4, 0).unwrap().map(|r| r.unwrap().1).collect();
+    assert_eq!(in4, all[6..10]);
+    let in4_from2: Vec<_> = s.records_in_batch(4, 2).unwrap().map(|r| r.unwrap().0).collect();
+    assert_eq!(in4_from2, [2, 3]);
+    assert_eq!(s.records_in_batch(9, 0).unwrap().count(), 0);
+    assert_eq!(s.record(&all[7].request_id).unwrap(), Some(all[7]));
+    assert_eq!(s.record_at(5, 4).unwrap(), Some(all[14]));
+}
+
+#[test]
+fn schema_mismatch_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    {
+        let kv = RocksKv::open(dir.path()).unwrap();
+        kv.put(Cf::Meta, b"schema_version", &(SCHEMA_VERSION + 1).to_le_bytes(), true).unwrap();
+    }
+    let err = RocksStore::open_path(dir.path(), StoreOptions::default()).unwrap_err();
+    assert_eq!(err, StoreError::SchemaMismatch { found: SCHEMA_VERSION + 1, expected: SCHEMA_VERSION });
+    assert!(err.to_string().contains("schema version"));
+}
+
+#[test]
+fn unknown_column_family_from_a_newer_schema_still_opens_to_the_schema_check() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let mut names: Vec<String> = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        names.retain(|n| n != "default");
+        let mut db = rocksdb::DB::open_cf(&opts, dir.path(), &names).unwrap();
+        db.create_cf("from_the_future", &opts).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"schema_version", 2u32.to_le_bytes()).unwrap();
+    }
+    let kv = RocksKv::open(dir.path()).unwrap();
+    assert!(kv.column_families().unwrap().iter().any(|n| n == "from_the_future"));
+    assert!(matches!(
+        RocksStore::open(kv, StoreOptions::default()),
+        Err(StoreError::SchemaMismatch { found: 2, .. })
+    ));
+}
+
+#[test]
+fn checkpoint_is_a_consistent_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = tempfile::tempdir().unwrap();
+    let snap_path = snap.path().join("cp");
+    let s = open(dir.path());
+    for i in 0..20 {
+        s.accept(submission(i, 0)).unwrap();
+    }
+    s.seal(&params(1, 15)).unwrap();
+    s.checkpoint(&snap_path).unwrap();
+    let at_checkpoint = s.fsck().unwrap();
+    // Later writes do not reach the snapshot.
+    s.accept(submission(99, 0)).unwrap();
+    s.seal(&params(2, 100)).unwrap();
+    let c = RocksStore::open_path(&snap_path, StoreOptions::default()).unwrap();
+    assert_eq!(c.fsck().unwrap(), at_checkpoint);
+    assert_eq!(at_checkpoint.pending, 5);
+    assert_eq!(s.fsck().unwrap().batches, 2);
+    // An existing directory is refused.
+    assert!(s.checkpoint(&snap_path).is_err());
+}
