@@ -467,7 +467,7 @@ fn report(name: &str, cases: usize, fast: usize) {
 #[test]
 fn diff_einsum() {
     let mut rng = rng(101);
-    let n = scaled(2500);
+    let n = scaled(3000);
     let (mut done, mut fast) = (0, 0);
     while done < n {
         let (spec, sa, sb, so) = rand_einsum(&mut rng);
@@ -491,7 +491,7 @@ fn diff_einsum() {
 #[test]
 fn diff_conv() {
     let mut rng = rng(102);
-    let n = scaled(2000);
+    let n = scaled(2400);
     let (mut done, mut fast) = (0, 0);
     while done < n {
         let c = rand_conv(&mut rng);
@@ -652,4 +652,22 @@ fn diff_gather_and_reshape() {
     }
     report("gather", n, n);
     let _ = DType::F32;
+}
+
+#[test]
+fn isa_selection() {
+    for isa in Isa::ALL {
+        assert_eq!(Isa::parse(isa.name()), Some(isa));
+        assert_eq!(verinfer_prover::fast::Kernels::new(isa).is_some(), isa.is_supported());
+    }
+    assert!(Isa::Scalar.is_supported());
+    assert!(Isa::supported().contains(&Isa::best()));
+    assert_eq!(Isa::parse("AVX512"), Some(Isa::Avx512));
+    assert_eq!(Isa::parse("neon"), None);
+    // Forcing an unsupported family is an error, never a silent fallback.
+    for isa in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
+        let p = Program { version: PROGRAM_VERSION, inputs: vec![], outputs: vec![], nodes: vec![], constants: vec![] };
+        assert!(Plan::with_options(&p, &PlanOptions { isa: Some(isa), ..Default::default() }).is_err());
+    }
+    println!("supported families: {:?}", Isa::supported());
 }
