@@ -214,6 +214,8 @@ struct EngineRun {
     peak_kb: Option<u64>,
     base_kb: Option<u64>,
     plan_ms: f64,
+    /// Bytes the fast executor's plan holds (packed constants, arena, scratch).
+    plan_bytes: usize,
     note: String,
 }
 
@@ -223,6 +225,7 @@ impl EngineRun {
         v["peak_rss_kb"] = json!(self.peak_kb);
         v["base_rss_kb"] = json!(self.base_kb);
         v["plan_ms"] = json!(self.plan_ms);
+        v["plan_bytes"] = json!(self.plan_bytes);
         v["note"] = json!(self.note);
         v
     }
@@ -231,12 +234,16 @@ impl EngineRun {
 fn run_engine(engine: Engine, l: &Loaded, iters: usize, budget: Duration) -> Result<EngineRun> {
     let base_kb = reset_peak();
     let t0 = Instant::now();
+    let mut plan_bytes = 0usize;
     let (timing, plan_ms, note) = match engine {
         Engine::Fast | Engine::FastRoots | Engine::FastTraced => {
             let opts = PlanOptions { program_root: Some(l.model.program_root), ..Default::default() };
             let mut plan = Plan::with_options(&l.model.program, &opts)?;
             let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
             let s = plan.stats().clone();
+            plan_bytes = s.packed_bytes
+                + if engine == Engine::FastTraced { s.arena_bytes.1 } else { s.arena_bytes.0 }
+                + s.scratch_bytes;
             let note = format!(
                 "isa={} fallback={:?} fused={} arena={}KiB scratch={}KiB packed={}KiB",
                 plan.isa(),
@@ -282,7 +289,7 @@ fn run_engine(engine: Engine, l: &Loaded, iters: usize, budget: Duration) -> Res
             (timing, plan_ms, isa)
         }
     };
-    Ok(EngineRun { timing, peak_kb: peak_kb(), base_kb, plan_ms, note })
+    Ok(EngineRun { timing, peak_kb: peak_kb(), base_kb, plan_ms, plan_bytes, note })
 }
 
 /// Runs `verinfer bench`.
@@ -434,24 +441,25 @@ fn compare(args: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<12} {:>10} {:>10} {:>11} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>5}",
-        "model", "tract-nat", "tract-gen", "reference", "fast", "fast/nat", "traced", "tr/plain", "MiB fast", "MiB tract", "MiB base", "equal"
+        "{:<12} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>5}",
+        "model", "tract-nat", "tract-gen", "reference", "fast", "fast/nat", "fast+root", "traced", "tr/plain", "plan MiB", "RSS fast", "RSS trac", "equal"
     );
     let mib = |v: &Value, k: &str, f: &str| v[k][f].as_f64().map(|x| x / 1024.0).unwrap_or(f64::NAN);
     for (r, ratio) in rows.iter().zip(&ratios) {
         println!(
-            "{:<12} {:>10.3} {:>10.3} {:>11.3} {:>10.3} {:>8.2} {:>10.3} {:>8.2} {:>9.1} {:>9.1} {:>9.1} {:>5}",
+            "{:<12} {:>9.3} {:>9.3} {:>10.3} {:>8.3} {:>8.2} {:>9.3} {:>9.3} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>5}",
             r["name"].as_str().unwrap_or("?"),
             med(r, "tract_native"),
             med(r, "tract_generic"),
             med(r, "reference"),
             med(r, "fast"),
             ratio,
+            med(r, "fast_roots"),
             med(r, "fast_traced"),
             med(r, "fast_traced") / med(r, "fast"),
+            r["fast"]["plan_bytes"].as_f64().unwrap_or(f64::NAN) / (1024.0 * 1024.0),
             mib(r, "fast", "peak_rss_kb"),
             mib(r, "tract_native", "peak_rss_kb"),
-            mib(r, "fast", "base_rss_kb"),
             r["fast_equals_reference"].as_bool().unwrap_or(false),
         );
     }

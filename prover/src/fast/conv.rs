@@ -22,7 +22,7 @@
 #![allow(unsafe_code)]
 
 use super::Kernels;
-use super::gemm::{Blocking, EpArg, EpOp, Fam, Table, TileArgs, pack_rows};
+use super::gemm::{Blocking, EpArg, EpOp, Fam, PackedA, Table, TileArgs, pack_rows};
 use super::simd::Simd;
 use crate::ops::layout::strides;
 use crate::program::{ConvSpec, DataLayout, Geometry, KernelLayout, PoolSpec, ValueType};
@@ -121,7 +121,18 @@ impl Staging {
 
     /// Stages channels `c0..c0+count` of batch item `n` into `dst`
     /// (`count · channel_len() + slack` floats), padding with `pad`.
-    pub fn stage(&self, x: &[f32], n: usize, c0: usize, count: usize, pad: f32, dst: &mut [f32]) {
+    pub fn stage(&self, kern: Kernels, x: &[f32], n: usize, c0: usize, count: usize, pad: f32, dst: &mut [f32]) {
+        // Plain Rust, compiled per family so the copies vectorise.
+        #[inline(always)]
+        unsafe fn body<S: Simd>(st: &Staging, x: &[f32], n: usize, c0: usize, count: usize, pad: f32, dst: &mut [f32]) {
+            st.stage_impl(x, n, c0, count, pad, dst)
+        }
+        let st = self;
+        super::dispatch::dispatch!(kern, body, (st: &Staging, x: &[f32], n: usize, c0: usize, count: usize, pad: f32, dst: &mut [f32]))
+    }
+
+    #[inline(always)]
+    fn stage_impl(&self, x: &[f32], n: usize, c0: usize, count: usize, pad: f32, dst: &mut [f32]) {
         let (h, w) = (self.h, self.w);
         let plane = self.hph * self.wph;
         let cl = self.channel_len();
@@ -146,11 +157,20 @@ impl Staging {
                         row[jhi..].fill(pad);
                         if jhi > jlo {
                             let v0 = jlo * self.sx + rx - self.pl;
+                            let d = &mut row[jlo..jhi];
+                            let len = d.len();
                             if self.sx == 1 {
-                                row[jlo..jhi].copy_from_slice(&srow[v0..v0 + (jhi - jlo)]);
+                                d.copy_from_slice(&srow[v0..v0 + len]);
+                            } else if self.sx == 2 {
+                                // Whole pairs, then the last element alone.
+                                let (body, last) = d.split_at_mut(len - 1);
+                                for (o, pair) in body.iter_mut().zip(srow[v0..v0 + 2 * (len - 1)].chunks_exact(2)) {
+                                    *o = pair[0];
+                                }
+                                last[0] = srow[v0 + 2 * (len - 1)];
                             } else {
-                                for (d, s) in row[jlo..jhi].iter_mut().zip(srow[v0..].iter().step_by(self.sx)) {
-                                    *d = *s;
+                                for (o, s) in d.iter_mut().zip(srow[v0..].iter().step_by(self.sx)) {
+                                    *o = *s;
                                 }
                             }
                         }
@@ -291,11 +311,6 @@ impl ConvKernel {
         self.wpack.len()
     }
 
-    /// Output spatial size per channel.
-    pub fn plane(&self) -> usize {
-        self.st.ho * self.st.wo
-    }
-
     /// Runs the node. `ep` ops' `Row` operands are indexed by output
     /// channel; `Full` operands by output element.
     pub fn run(&self, x: &[f32], bias: Option<&[f32]>, out: &mut [f32], scratch: &mut [f32], ep: &[EpOp<'_>]) {
@@ -324,7 +339,7 @@ impl ConvKernel {
         let mut ops: [EpOp<'_>; MAX_EP] = [EpOp::Unary(super::elementwise::VUnary::Neg); MAX_EP];
         for n in 0..st.n {
             for g in 0..self.group {
-                st.stage(x, n, g * self.cig, self.cig, 0.0, stage);
+                st.stage(self.kern, x, n, g * self.cig, self.cig, 0.0, stage);
                 // Shift per-channel operands to this group's channels.
                 let co0 = g * self.cog;
                 let mut len = 0;
@@ -394,7 +409,7 @@ unsafe fn conv_group_body<S: Fam>(c: &ConvCall<'_>, out: &mut [f32]) {
                 rows_off[i] = i * plane;
             }
             // SAFETY: block at m0·k holds r·k packed weights.
-            let a = unsafe { c.w.as_ptr().add(m0 * c.k) };
+            let a = PackedA(unsafe { c.w.as_ptr().add(m0 * c.k) });
             let mut p = 0;
             while p < xpanels {
                 let cc = S::cmax(r).min(xpanels - p);
@@ -497,7 +512,7 @@ impl PoolKernel {
         let plane = st.ho * st.wo;
         for n in 0..st.n {
             for ch in 0..st.c {
-                st.stage(x, n, ch, 1, pad, stage);
+                st.stage(self.kern, x, n, ch, 1, pad, stage);
                 let o = &mut out[(n * st.c + ch) * plane..][..plane];
                 let call = PoolCall { st, max: self.max, div: &self.div, taps: &self.taps, stage };
                 pool_channel(self.kern, &call, o);

@@ -9,7 +9,7 @@
 #![deny(unsafe_code)]
 
 use super::Kernels;
-use super::gemm::{Blocking, EpOp, Gemm2d, Lanes, gemm2d, pack_lanes, pack_rows, pack_rows_contig};
+use super::gemm::{Blocking, EpOp, Gemm2d, Lanes, Rows, gemm2d, pack_lanes, pack_rows};
 use crate::error::ProverError;
 use crate::ops::einsum::EinPlan;
 use crate::ops::layout::strides;
@@ -232,11 +232,6 @@ impl EinsumKernel {
         self.batches.len()
     }
 
-    /// Whether input 0 is the row (broadcast) side.
-    pub fn row_is_a(&self) -> bool {
-        self.row_is_a
-    }
-
     /// Whether output lanes are contiguous (lane-varying epilogue operands
     /// are possible).
     pub fn lanes_contiguous(&self) -> bool {
@@ -255,7 +250,7 @@ impl EinsumKernel {
 
     /// Scratch floats a run needs.
     pub fn scratch_len(&self) -> usize {
-        let rows = if self.row_pack.is_none() { self.m * self.k } else { 0 };
+        let rows = if self.row_pack.is_none() && !(self.row_k_contig && self.k > 0) { self.m * self.k } else { 0 };
         let lanes = if self.lane_pack.is_some() {
             0
         } else if self.lane_direct.is_some() {
@@ -274,18 +269,17 @@ impl EinsumKernel {
         let (m, n, k) = (self.m, self.n, self.k);
         let nr = self.blk.nr;
         let npanels = n.div_ceil(nr);
-        let rows_len = if self.row_pack.is_none() { m * k } else { 0 };
+        // A dynamic row side whose steps are contiguous is read in place.
+        let rows_direct = self.row_pack.is_none() && self.row_k_contig && k > 0;
+        let rows_len = if self.row_pack.is_none() && !rows_direct { m * k } else { 0 };
         let (row_scr, lane_scr) = scratch.split_at_mut(rows_len);
         for (bi, &(ro, lo, oo)) in self.batches.iter().enumerate() {
-            let rows: &[f32] = match &self.row_pack {
-                Some(p) => p.get(bi),
+            let rows = match &self.row_pack {
+                Some(p) => Rows::Packed(p.get(bi)),
+                None if rows_direct => Rows::Direct { src: &row_src[ro..], moff: &self.row_moff },
                 None => {
-                    if self.row_k_contig {
-                        pack_rows_contig(row_src, ro, &self.row_moff, k, self.blk.mr, row_scr);
-                    } else {
-                        pack_rows(row_src, ro, &self.row_moff, &self.row_koff, self.blk.mr, row_scr);
-                    }
-                    &row_scr[..m * k]
+                    pack_rows(row_src, ro, &self.row_moff, &self.row_koff, self.blk.mr, row_scr);
+                    Rows::Packed(&row_scr[..m * k])
                 }
             };
             let lanes = match (&self.lane_pack, self.lane_direct) {

@@ -35,7 +35,7 @@ pub(crate) trait Fam: Simd {
     /// Largest number of panels one tile may cover for `r` rows.
     fn cmax(r: usize) -> usize;
     /// Runs the `r × c` tile (dispatch to a monomorphic kernel).
-    unsafe fn run_tile<K: KOff>(r: usize, c: usize, t: &TileArgs<'_, K>, bases: &[*const f32], out: *mut f32, out_rows: &[usize]);
+    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, out_rows: &[usize]);
 }
 
 /// Column-step addressing of the lane side.
@@ -67,6 +67,36 @@ impl KOff for Table<'_> {
     }
 }
 
+/// Where the row side's value for (step `s`, row `r`) of a tile is.
+pub(crate) trait ARows: Copy {
+    /// Row `r` of an `R`-row block, step `s`.
+    unsafe fn get<const R: usize>(&self, s: usize, r: usize) -> f32;
+}
+
+/// Packed block `[t][R]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PackedA(pub *const f32);
+
+impl ARows for PackedA {
+    #[inline(always)]
+    unsafe fn get<const R: usize>(&self, s: usize, r: usize) -> f32 {
+        // SAFETY: the caller guarantees s < k and r < R for a block of R·k.
+        unsafe { *self.0.add(s * R + r) }
+    }
+}
+
+/// Rows read in place: row `r` at `rows[r]`, steps contiguous.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirectA(pub [*const f32; 8]);
+
+impl ARows for DirectA {
+    #[inline(always)]
+    unsafe fn get<const R: usize>(&self, s: usize, r: usize) -> f32 {
+        // SAFETY: the caller guarantees rows[r] + s is inside the row side.
+        unsafe { *self.0[r].add(s) }
+    }
+}
+
 /// An operand of a fused epilogue op.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum EpArg<'a> {
@@ -87,15 +117,21 @@ pub(crate) enum EpOp<'a> {
     Unary(VUnary),
     /// `acc ← acc ∘ arg` (or `arg ∘ acc` when `!acc_left`).
     Binary { op: VBinary, arg: EpArg<'a>, acc_left: bool },
+    /// `acc ← fmax(acc, c)` for a constant `c` that is neither NaN nor
+    /// `-0.0`: then `fmax` is `maxps(acc, c)` except on NaN lanes, which
+    /// keep `acc` (canonicalised at the store).
+    MaxConst(f32),
+    /// `acc ← fmin(acc, c)`, `c` neither NaN nor `+0.0`.
+    MinConst(f32),
 }
 
 /// Everything a tile needs besides its panel bases and output.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TileArgs<'a, K: KOff> {
+pub(crate) struct TileArgs<'a, K: KOff, A: ARows> {
     /// Steps.
     pub k: usize,
-    /// Packed row block (`[t][r]`).
-    pub a: *const f32,
+    /// Row side of the block.
+    pub a: A,
     /// Step addressing of the lane side.
     pub koff: K,
     /// Valid lanes counted from the tile's first lane (≥ 1).
@@ -118,6 +154,8 @@ unsafe fn apply_ep<S: Simd>(mut v: S::V, ep: &[EpOp<'_>], m: usize, n: usize, e:
         unsafe {
             v = match *op {
                 EpOp::Unary(u) => unary_v::<S>(u, v),
+                EpOp::MaxConst(c) => S::select(S::unord(v, v), v, S::max_gt(v, S::splat(c))),
+                EpOp::MinConst(c) => S::select(S::unord(v, v), v, S::min_lt(v, S::splat(c))),
                 EpOp::Binary { op, arg, acc_left } => {
                     let w = match arg {
                         EpArg::Scalar(x) => S::splat(x),
@@ -157,8 +195,8 @@ macro_rules! unroll {
 /// Reads `a[t·R + r]` and `bases[c] + koff(t) + g·LANES` for `t < k`;
 /// writes lanes `< n_rem` of row `r` at `out + out_rows[r] + c·NR + g·LANES`.
 #[inline(always)]
-unsafe fn tile<S: Fam, K: KOff, const R: usize, const C: usize>(
-    t: &TileArgs<'_, K>,
+unsafe fn tile<S: Fam, K: KOff, A: ARows, const R: usize, const C: usize>(
+    t: &TileArgs<'_, K, A>,
     bases: &[*const f32],
     out: *mut f32,
     out_rows: &[usize],
@@ -177,7 +215,7 @@ unsafe fn tile<S: Fam, K: KOff, const R: usize, const C: usize>(
             let mut bv = [[z; 4]; 4];
             unroll!(c < C; 4 => { unroll!(g < S::G; 4 => { bv[c][g] = S::load(bp[c].add(o + g * S::LANES)); }); });
             unroll!(r < R => {
-                let av = S::splat(*a.add(s * R + r));
+                let av = S::splat(a.get::<R>(s, r));
                 unroll!(c < C; 4 => { unroll!(g < S::G; 4 => { acc[r][c][g] = S::fma(av, bv[c][g], acc[r][c][g]); }); });
             });
         }
@@ -208,7 +246,7 @@ unsafe fn tile<S: Fam, K: KOff, const R: usize, const C: usize>(
 macro_rules! tiles {
     ($S:ty, $r:expr, $c:expr, $t:expr, $bases:expr, $out:expr, $rows:expr; $(($R:literal, $C:literal)),* $(,)?) => {
         match ($r, $c) {
-            $(($R, $C) => tile::<$S, K, $R, $C>($t, $bases, $out, $rows),)*
+            $(($R, $C) => tile::<$S, K, A, $R, $C>($t, $bases, $out, $rows),)*
             _ => unreachable!("no {}x{} tile", $r, $c),
         }
     };
@@ -221,7 +259,7 @@ impl Fam for Scalar {
         if r == 1 { 2 } else { 1 }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff>(r: usize, c: usize, t: &TileArgs<'_, K>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
         // SAFETY: forwarded tile contract.
         unsafe { tiles!(Scalar, r, c, t, bases, out, rows; (1, 1), (1, 2), (2, 1), (3, 1), (4, 1)) }
     }
@@ -239,7 +277,7 @@ impl Fam for super::simd::Avx2 {
         }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff>(r: usize, c: usize, t: &TileArgs<'_, K>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
         use super::simd::Avx2;
         // SAFETY: forwarded tile contract.
         unsafe {
@@ -261,7 +299,7 @@ impl Fam for super::simd::Avx512 {
         }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff>(r: usize, c: usize, t: &TileArgs<'_, K>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
         use super::simd::Avx512;
         // SAFETY: forwarded tile contract.
         unsafe {
@@ -323,25 +361,6 @@ pub(crate) fn pack_rows(src: &[f32], base: usize, moff: &[usize], koff: &[usize]
     }
 }
 
-/// [`pack_rows`] when steps are contiguous in the source (`koff[t] = t`).
-pub(crate) fn pack_rows_contig(src: &[f32], base: usize, moff: &[usize], k: usize, mr: usize, dst: &mut [f32]) {
-    let m = moff.len();
-    assert!(dst.len() >= m * k, "pack_rows: destination too small");
-    let mut m0 = 0;
-    while m0 < m {
-        let r = mr.min(m - m0);
-        let blk = &mut dst[m0 * k..(m0 + r) * k];
-        for i in 0..r {
-            let s0 = base + moff[m0 + i];
-            let row = &src[s0..s0 + k];
-            for (t, &v) in row.iter().enumerate() {
-                blk[t * r + i] = v;
-            }
-        }
-        m0 += r;
-    }
-}
-
 /// Packs lane panels `first..first+count` of an `n × k` lane side (column
 /// `j`, step `t` is `src[noff[j] + koff[t]]`) as `[panel][t][nr]`,
 /// zero-padded past `n`.
@@ -390,14 +409,23 @@ pub(crate) enum Lanes<'a> {
     Direct { src: &'a [f32], ld: usize, tail: &'a [f32] },
 }
 
+/// Where the row side of one 2-D GEMM comes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rows<'a> {
+    /// Packed ([`pack_rows`] layout, `m·k` floats).
+    Packed(&'a [f32]),
+    /// In place: row `m`, step `t` at `src[moff[m] + t]`.
+    Direct { src: &'a [f32], moff: &'a [usize] },
+}
+
 /// One 2-D GEMM `out[m, n] = Σ_t row[m, t]·lane[n, t]` (+ epilogue).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gemm2d<'a> {
     pub m: usize,
     pub n: usize,
     pub k: usize,
-    /// Packed row side ([`pack_rows`] layout, `m·k` floats).
-    pub rows: &'a [f32],
+    /// Row side.
+    pub rows: Rows<'a>,
     pub lanes: Lanes<'a>,
     /// Output element offset of row `m` (relative to `out_base`).
     pub out_moff: &'a [usize],
@@ -436,8 +464,6 @@ unsafe fn gemm2d_body<S: Fam>(g: &Gemm2d<'_>, out: &mut [f32]) {
         let mut m0 = 0;
         while m0 < m {
             let r = S::MR.min(m - m0);
-            // SAFETY: block at m0·k holds r·k floats (pack_rows layout).
-            let a = unsafe { g.rows.as_ptr().add(m0 * k) };
             let mut p = pg;
             while p < pend {
                 // Panels in one call share their step addressing: in Direct
@@ -466,25 +492,45 @@ unsafe fn gemm2d_body<S: Fam>(g: &Gemm2d<'_>, out: &mut [f32]) {
                     }
                 };
                 let n0 = p * nr;
-                let t = TileArgs { k, a, koff, n_rem: n - n0, ep: g.ep, m0, n0, out_off: 0 };
-                match g.out_noff {
+                let (dst, dst_rows, out_off): (*mut f32, &[usize], usize) = match g.out_noff {
                     None => {
                         for i in 0..r {
                             rows_off[i] = g.out_moff[m0 + i];
                         }
-                        let t = TileArgs { out_off: g.out_base + n0, ..t };
                         // SAFETY: rows m0..m0+r, lanes n0..n are inside the
                         // output (planned offsets, length checked by caller).
-                        unsafe { S::run_tile(r, c, &t, &bases[..c], outp.add(g.out_base + n0), &rows_off[..r]) };
+                        (unsafe { outp.add(g.out_base + n0) }, &rows_off[..r], g.out_base + n0)
                     }
+                    Some(_) => (tmp.as_mut_ptr(), &tmp_rows[..r], 0),
+                };
+                match g.rows {
+                    Rows::Packed(buf) => {
+                        // SAFETY: block at m0·k holds r·k floats (pack_rows layout).
+                        let a = PackedA(unsafe { buf.as_ptr().add(m0 * k) });
+                        let t = TileArgs { k, a, koff, n_rem: n - n0, ep: g.ep, m0, n0, out_off };
+                        // SAFETY: see `dst` above; reads checked by `gemm2d`.
+                        unsafe { S::run_tile(r, c, &t, &bases[..c], dst, dst_rows) };
+                    }
+                    Rows::Direct { src, moff } => {
+                        let mut rp = [std::ptr::null::<f32>(); 8];
+                        for i in 0..r {
+                            // SAFETY: moff[m] + k ≤ src.len() (checked by `gemm2d`).
+                            rp[i] = unsafe { src.as_ptr().add(moff[m0 + i]) };
+                        }
+                        let t = TileArgs { k, a: DirectA(rp), koff, n_rem: n - n0, ep: g.ep, m0, n0, out_off };
+                        // SAFETY: as above.
+                        unsafe { S::run_tile(r, c, &t, &bases[..c], dst, dst_rows) };
+                    }
+                }
+                match g.out_noff {
+                    None => {}
                     Some(noff) => {
-                        // SAFETY: the tile writes r rows × c·nr lanes of tmp.
-                        unsafe { S::run_tile(r, c, &t, &bases[..c], tmp.as_mut_ptr(), &tmp_rows[..r]) };
                         let w = (c * nr).min(n - n0);
                         for i in 0..r {
                             let ro = g.out_base + g.out_moff[m0 + i];
                             for j in 0..w {
-                                out[ro + noff[n0 + j]] = tmp[tmp_rows[i] + j];
+                                // SAFETY: offsets inside the output (checked by `gemm2d`).
+                                unsafe { *outp.add(ro + noff[n0 + j]) = tmp[tmp_rows[i] + j] };
                             }
                         }
                     }
@@ -505,7 +551,12 @@ pub(crate) fn gemm2d(kern: super::Kernels, g: &Gemm2d<'_>, out: &mut [f32]) {
     }
     let b = Blocking::of(kern);
     // Bounds of everything the kernels touch through raw pointers.
-    assert!(g.rows.len() >= g.m * g.k, "gemm: row pack too small");
+    match g.rows {
+        Rows::Packed(buf) => assert!(buf.len() >= g.m * g.k, "gemm: row pack too small"),
+        Rows::Direct { src, moff } => {
+            assert!(moff.len() >= g.m && moff[..g.m].iter().all(|&o| o + g.k <= src.len()), "gemm: direct rows out of bounds")
+        }
+    }
     assert_eq!(g.out_moff.len(), g.m, "gemm: row offsets");
     let max_row = *g.out_moff.iter().max().unwrap_or(&0);
     let max_lane = match g.out_noff {

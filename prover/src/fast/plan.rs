@@ -125,6 +125,8 @@ enum ArgSpec {
 #[derive(Debug, Clone)]
 enum EpSpec {
     Unary(VUnary),
+    MaxConst(f32),
+    MinConst(f32),
     Binary { op: VBinary, src: ValueRef, arg: ArgSpec, acc_left: bool },
 }
 
@@ -396,6 +398,8 @@ impl Plan {
                     ops.push('+');
                     ops.push_str(&match e {
                         EpSpec::Unary(u) => format!("{u:?}"),
+                        EpSpec::MaxConst(_) => "Max".into(),
+                        EpSpec::MinConst(_) => "Min".into(),
                         EpSpec::Binary { op, .. } => format!("{op:?}"),
                     });
                 }
@@ -539,6 +543,8 @@ impl Plan {
         for (j, e) in step.ep.iter().enumerate() {
             ops[j] = match e {
                 EpSpec::Unary(u) => EpOp::Unary(*u),
+                EpSpec::MaxConst(c) => EpOp::MaxConst(*c),
+                EpSpec::MinConst(c) => EpOp::MinConst(*c),
                 EpSpec::Binary { op, src: s, arg, acc_left } => {
                     let vals = src(*s)?;
                     let arg = match arg {
@@ -872,7 +878,16 @@ fn build_schedule(
                         // A value computed by a fallback step might be boxed;
                         // boxed f32 values are fine (resolved at run time).
                         let Some(arg) = classify_arg(program, &kernels[p], &xt, &meta[p].out) else { break };
-                        EpSpec::Binary { op: vb, src: other, arg, acc_left }
+                        // Max/min with a known constant: the cheaper exact form.
+                        let known = match (&arg, other) {
+                            (ArgSpec::Scalar, ValueRef::Const(c)) => program.constants[c as usize].as_f32().map(|v| v[0]),
+                            _ => None,
+                        };
+                        match (vb, known) {
+                            (VBinary::Max, Some(c)) if !c.is_nan() && c.to_bits() != 0x8000_0000 => EpSpec::MaxConst(c),
+                            (VBinary::Min, Some(c)) if !c.is_nan() && c.to_bits() != 0 => EpSpec::MinConst(c),
+                            _ => EpSpec::Binary { op: vb, src: other, arg, acc_left },
+                        }
                     }
                     _ => break,
                 };

@@ -53,6 +53,10 @@ pub(crate) trait Simd: Copy + 'static {
     unsafe fn unord(a: Self::V, b: Self::V) -> Self::M;
     /// `m ? t : f` lane-wise.
     unsafe fn select(m: Self::M, t: Self::V, f: Self::V) -> Self::V;
+    /// `a > b ? a : b` (the x86 `maxps` rule: `b` when unordered or equal).
+    unsafe fn max_gt(a: Self::V, b: Self::V) -> Self::V;
+    /// `a < b ? a : b` (the x86 `minps` rule).
+    unsafe fn min_lt(a: Self::V, b: Self::V) -> Self::V;
 
     /// NaN lanes become the canonical NaN `0x7fc00000`.
     #[inline(always)]
@@ -173,6 +177,14 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn select(m: bool, t: f32, f: f32) -> f32 {
         if m { t } else { f }
+    }
+    #[inline(always)]
+    unsafe fn max_gt(a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    #[inline(always)]
+    unsafe fn min_lt(a: f32, b: f32) -> f32 {
+        if a < b { a } else { b }
     }
 }
 
@@ -298,6 +310,16 @@ mod x86 {
             // SAFETY: see the impl comment.
             unsafe { _mm256_blendv_ps(f, t, m) }
         }
+        #[inline(always)]
+        unsafe fn max_gt(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: see the impl comment (vmaxps returns b unless a > b).
+            unsafe { _mm256_max_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn min_lt(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: see the impl comment (vminps returns b unless a < b).
+            unsafe { _mm256_min_ps(a, b) }
+        }
     }
 
     /// AVX-512F: 16 lanes.
@@ -408,6 +430,16 @@ mod x86 {
         unsafe fn select(m: __mmask16, t: __m512, f: __m512) -> __m512 {
             // SAFETY: see the impl comment.
             unsafe { _mm512_mask_blend_ps(m, f, t) }
+        }
+        #[inline(always)]
+        unsafe fn max_gt(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: see the impl comment (vmaxps returns b unless a > b).
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn min_lt(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: see the impl comment (vminps returns b unless a < b).
+            unsafe { _mm512_min_ps(a, b) }
         }
     }
 }
