@@ -156,7 +156,9 @@ fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
     let dims = if dims.trim().is_empty() {
         Vec::new()
     } else {
-        dims.split(',').map(|d| d.trim().parse::<u64>().with_context(|| format!("--shape {s:?}: bad dimension {d:?}"))).collect::<Result<_>>()?
+        dims.split(',')
+            .map(|d| d.trim().parse::<u64>().with_context(|| format!("--shape {s:?}: bad dimension {d:?}")))
+            .collect::<Result<_>>()?
     };
     Ok((name.to_string(), dims))
 }
@@ -285,7 +287,9 @@ fn run_engine(engine: Engine, l: &Loaded, iters: usize, budget: Duration) -> Res
                 std::hint::black_box(state.run(tv)?);
                 Ok(())
             })?;
-            let isa = std::env::var("TRACT_CPU_ISA").map(|v| format!("TRACT_CPU_ISA={v}")).unwrap_or_else(|_| "native".into());
+            let isa = std::env::var("TRACT_CPU_ISA")
+                .map(|v| format!("TRACT_CPU_ISA={v}"))
+                .unwrap_or_else(|_| "native".into());
             (timing, plan_ms, isa)
         }
     };
@@ -306,7 +310,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     if args.profile {
-        let mut plan = Plan::with_options(&l.model.program, &PlanOptions { program_root: Some(l.model.program_root), ..Default::default() })?;
+        let mut plan = Plan::with_options(
+            &l.model.program,
+            &PlanOptions { program_root: Some(l.model.program_root), ..Default::default() },
+        )?;
         let mut acc: Vec<(String, String, u128)> = plan.profile(&l.inputs)?;
         for _ in 1..args.iters.max(1) {
             for (a, b) in acc.iter_mut().zip(plan.profile(&l.inputs)?) {
@@ -351,7 +358,10 @@ fn compare_one(model: &Path, args: &BenchArgs, l: &Loaded, budget: Duration) -> 
     let tract = run_engine(Engine::Tract, l, args.iters, budget)?;
     let reference = run_engine(Engine::Reference, l, args.iters.min(20), budget)?;
     // Equality of the fast executor with the reference on this input.
-    let mut plan = Plan::with_options(&l.model.program, &PlanOptions { program_root: Some(l.model.program_root), ..Default::default() })?;
+    let mut plan = Plan::with_options(
+        &l.model.program,
+        &PlanOptions { program_root: Some(l.model.program_root), ..Default::default() },
+    )?;
     let ex = plan.run(&l.inputs)?;
     let rf = execute_with(&l.model.program, &l.inputs, ExecOptions::default())?;
     let equal = ex.output_root == rf.output_root;
@@ -406,7 +416,9 @@ fn compare(args: &BenchArgs) -> Result<()> {
     for dir in model_dirs(&root)? {
         let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("input_") && f.ends_with(".npy")))
+            .filter(|p| {
+                p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("input_") && f.ends_with(".npy"))
+            })
             .collect();
         inputs.sort();
         let mut cmd = Command::new(&exe);
@@ -442,7 +454,19 @@ fn compare(args: &BenchArgs) -> Result<()> {
     }
     println!(
         "{:<12} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>5}",
-        "model", "tract-nat", "tract-gen", "reference", "fast", "fast/nat", "fast+root", "traced", "tr/plain", "plan MiB", "RSS fast", "RSS trac", "equal"
+        "model",
+        "tract-nat",
+        "tract-gen",
+        "reference",
+        "fast",
+        "fast/nat",
+        "fast+root",
+        "traced",
+        "tr/plain",
+        "plan MiB",
+        "RSS fast",
+        "RSS trac",
+        "equal"
     );
     let mib = |v: &Value, k: &str, f: &str| v[k][f].as_f64().map(|x| x / 1024.0).unwrap_or(f64::NAN);
     for (r, ratio) in rows.iter().zip(&ratios) {

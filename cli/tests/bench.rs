@@ -36,7 +36,11 @@ fn bench_prints_timing_json_for_every_family() {
             assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{isa:?}: {key} in {v}");
         }
         assert_eq!(v["iters"], 3, "{v}");
-        let (min, med, max) = (v["min_ms"].as_f64().unwrap_or(0.0), v["median_ms"].as_f64().unwrap_or(0.0), v["max_ms"].as_f64().unwrap_or(0.0));
+        let (min, med, max) = (
+            v["min_ms"].as_f64().unwrap_or(0.0),
+            v["median_ms"].as_f64().unwrap_or(0.0),
+            v["max_ms"].as_f64().unwrap_or(0.0),
+        );
         assert!(min <= med && med <= max, "{v}");
     }
 }

@@ -29,7 +29,9 @@ fn model_inputs(name: &str) -> (verinfer_prover::Model, Vec<Tensor>) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixture dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("input_") && f.ends_with(".npy")))
+        .filter(|p| {
+            p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("input_") && f.ends_with(".npy"))
+        })
         .collect();
     files.sort();
     let inputs: Vec<Tensor> =
@@ -49,17 +51,22 @@ fn bits(t: &Tensor) -> Vec<u8> {
 
 #[test]
 fn corpus_models_match_reference_and_golden_roots() {
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/golden/corpus_roots.json")).expect("golden"))
-            .expect("json");
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/golden/corpus_roots.json")).expect("golden"),
+    )
+    .expect("json");
     for name in MODELS {
         let (model, inputs) = model_inputs(name);
         let reference = execute_with(&model.program, &inputs, ExecOptions { node_roots: true, keep_all: false })
             .expect("reference");
         let ref_roots = reference.node_roots.clone().expect("roots");
         let g = &golden[name];
-        let golden_nodes: Vec<String> =
-            g["node_roots"].as_array().expect("golden nodes").iter().map(|v| v.as_str().expect("str").to_string()).collect();
+        let golden_nodes: Vec<String> = g["node_roots"]
+            .as_array()
+            .expect("golden nodes")
+            .iter()
+            .map(|v| v.as_str().expect("str").to_string())
+            .collect();
         for isa in Isa::supported() {
             let opts = PlanOptions { isa: Some(isa), program_root: Some(model.program_root), ..Default::default() };
             let mut plan = Plan::with_options(&model.program, &opts).expect("plan");
@@ -67,14 +74,19 @@ fn corpus_models_match_reference_and_golden_roots() {
             let roots = ex.node_roots.clone().expect("node roots");
             for (i, (a, b)) in roots.iter().zip(&ref_roots).enumerate() {
                 assert_eq!(
-                    a, b,
+                    a,
+                    b,
                     "{name} [{isa}]: node {i} ({} {}) differs from the reference",
                     model.program.nodes[i].op.name(),
                     model.program.nodes[i].name
                 );
                 assert_eq!(a.to_string(), golden_nodes[i], "{name} [{isa}]: node {i} differs from golden");
             }
-            assert_eq!(trace.root.to_string(), g["trace_root"].as_str().expect("trace root"), "{name} [{isa}]: trace root");
+            assert_eq!(
+                trace.root.to_string(),
+                g["trace_root"].as_str().expect("trace root"),
+                "{name} [{isa}]: trace root"
+            );
             assert_eq!(ex.output_root, reference.output_root, "{name} [{isa}]: output root (traced)");
             assert_eq!(ex.input_root, reference.input_root, "{name} [{isa}]: input root");
             // Plain (fused) mode, twice (buffer reuse must not leak state).
@@ -165,7 +177,11 @@ mod diff {
                 self.consts.push(t);
                 ValueRef::Const(self.consts.len() as u32 - 1)
             } else {
-                self.inputs.push(TensorInfo { name: format!("in{}", self.inputs.len()), dtype: t.dtype(), shape: t.shape_u64() });
+                self.inputs.push(TensorInfo {
+                    name: format!("in{}", self.inputs.len()),
+                    dtype: t.dtype(),
+                    shape: t.shape_u64(),
+                });
                 self.input_vals.push(t);
                 ValueRef::Input(self.inputs.len() as u32 - 1)
             }
@@ -173,7 +189,9 @@ mod diff {
 
         pub fn ty(&self, r: ValueRef) -> ValueType {
             match r {
-                ValueRef::Input(i) => ValueType { dtype: self.inputs[i as usize].dtype, shape: self.inputs[i as usize].shape.clone() },
+                ValueRef::Input(i) => {
+                    ValueType { dtype: self.inputs[i as usize].dtype, shape: self.inputs[i as usize].shape.clone() }
+                }
                 ValueRef::Const(c) => ValueType::of(&self.consts[c as usize]),
                 ValueRef::Node(n) => self.nodes[n as usize].output.clone(),
             }
@@ -196,7 +214,13 @@ mod diff {
                     _ => panic!("outputs are nodes"),
                 })
                 .collect();
-            let p = Program { version: PROGRAM_VERSION, inputs: self.inputs, outputs, nodes: self.nodes, constants: self.consts };
+            let p = Program {
+                version: PROGRAM_VERSION,
+                inputs: self.inputs,
+                outputs,
+                nodes: self.nodes,
+                constants: self.consts,
+            };
             (p, self.input_vals)
         }
     }
@@ -234,7 +258,11 @@ mod diff {
                         if a != b {
                             let got = &plan_node_output(p, &opts, inputs, i);
                             let want = &r.node_outputs.as_ref().expect("kept")[i];
-                            panic!("{what} [{isa}]: node {i} ({:?}) differs\n{}\nprogram: {p:#?}", p.nodes[i].op, first_diff(got, want));
+                            panic!(
+                                "{what} [{isa}]: node {i} ({:?}) differs\n{}\nprogram: {p:#?}",
+                                p.nodes[i].op,
+                                first_diff(got, want)
+                            );
                         }
                     }
                     let plain = plan.run(inputs).unwrap_or_else(|e| panic!("{what} [{isa}]: plain: {e}"));
@@ -264,7 +292,12 @@ mod diff {
         };
         for (i, (p, q)) in x.iter().zip(y).enumerate() {
             if p.to_bits() != q.to_bits() {
-                return format!("element {i}: fast {p:?} ({:#010x}) vs reference {q:?} ({:#010x}) (shape {:?})", p.to_bits(), q.to_bits(), a.shape());
+                return format!(
+                    "element {i}: fast {p:?} ({:#010x}) vs reference {q:?} ({:#010x}) (shape {:?})",
+                    p.to_bits(),
+                    q.to_bits(),
+                    a.shape()
+                );
             }
         }
         "lengths differ".into()
@@ -296,11 +329,11 @@ mod diff {
             let role = rng.gen_range(0..10);
             let dim = if big { rng.gen_range(1..=70u64) } else { rng.gen_range(1..=9u64) };
             let mut ax = match role {
-                0 | 1 => Ax { a: true, b: false, out: true, dim, a1: false, b1: false },  // row
-                2 | 3 => Ax { a: false, b: true, out: true, dim, a1: false, b1: false },  // lane
+                0 | 1 => Ax { a: true, b: false, out: true, dim, a1: false, b1: false }, // row
+                2 | 3 => Ax { a: false, b: true, out: true, dim, a1: false, b1: false }, // lane
                 4 | 5 => Ax { a: true, b: true, out: false, dim: dim.min(40), a1: false, b1: false }, // contracted
-                6 => Ax { a: true, b: true, out: true, dim: dim.min(6), a1: false, b1: false },     // batch
-                7 => Ax { a: true, b: false, out: false, dim: dim.min(5), a1: false, b1: false },   // contracted, a only
+                6 => Ax { a: true, b: true, out: true, dim: dim.min(6), a1: false, b1: false }, // batch
+                7 => Ax { a: true, b: false, out: false, dim: dim.min(5), a1: false, b1: false }, // contracted, a only
                 8 => Ax { a: true, b: true, out: false, dim: dim.min(5), a1: false, b1: false },
                 _ => Ax { a: false, b: true, out: true, dim: dim.min(5), a1: false, b1: false },
             };
@@ -371,7 +404,9 @@ mod diff {
             })
             .collect();
         let out_sp: Vec<u64> = (0..sr)
-            .map(|i| (spatial[i] + pad_before[i] + pad_after[i] - ((kernel[i] - 1) * dilations[i] + 1)) / strides[i] + 1)
+            .map(|i| {
+                (spatial[i] + pad_before[i] + pad_after[i] - ((kernel[i] - 1) * dilations[i] + 1)) / strides[i] + 1
+            })
             .collect();
         let nb = rng.gen_range(1..3u64);
         let shape_of = |c: u64, sp: &[u64]| -> Vec<u64> {
@@ -388,7 +423,8 @@ mod diff {
             }
             s
         };
-        let kernel_layout = [KernelLayout::Oihw, KernelLayout::Oihw, KernelLayout::Hwio, KernelLayout::Ohwi][rng.gen_range(0..4)];
+        let kernel_layout =
+            [KernelLayout::Oihw, KernelLayout::Oihw, KernelLayout::Hwio, KernelLayout::Ohwi][rng.gen_range(0..4)];
         let w: Vec<u64> = match kernel_layout {
             KernelLayout::Oihw => [vec![co, ci / group], kernel.clone()].concat(),
             KernelLayout::Hwio => [kernel.clone(), vec![ci / group, co]].concat(),
@@ -412,12 +448,20 @@ mod diff {
     }
 
     /// Appends a random element-wise epilogue chain to `v` (shape `shape`).
-    pub fn rand_chain(rng: &mut ChaCha8Rng, b: &mut Builder, mut v: ValueRef, shape: &[u64], sp: f64, row_shape: Option<Vec<u64>>) -> ValueRef {
+    pub fn rand_chain(
+        rng: &mut ChaCha8Rng,
+        b: &mut Builder,
+        mut v: ValueRef,
+        shape: &[u64],
+        sp: f64,
+        row_shape: Option<Vec<u64>>,
+    ) -> ValueRef {
         let len = rng.gen_range(0..5);
         for _ in 0..len {
             let kind = rng.gen_range(0..10);
             let nv = if kind < 6 {
-                let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min][rng.gen_range(0..6)];
+                let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min]
+                    [rng.gen_range(0..6)];
                 let oshape: Vec<u64> = match rng.gen_range(0..5) {
                     0 => vec![],
                     1 => vec![1],
@@ -483,7 +527,9 @@ fn diff_einsum() {
         let x = b.value(rand_tensor(&mut rng, &sa, sp), ca);
         let y = b.value(rand_tensor(&mut rng, &sb, sp), cb);
         let Some(e) = b.node(Op::EinSum(spec), vec![x, y], vt(&so)) else { continue };
-        let row = rng.gen_bool(0.5).then(|| so.iter().enumerate().map(|(i, &d)| if i + 1 == so.len() { 1 } else { d }).collect());
+        let row = rng
+            .gen_bool(0.5)
+            .then(|| so.iter().enumerate().map(|(i, &d)| if i + 1 == so.len() { 1 } else { d }).collect());
         let out = if rng.gen_bool(0.4) { rand_chain(&mut rng, &mut b, e, &so, sp, row) } else { e };
         let (p, inputs) = b.finish(&[out]);
         let c = check(&p, &inputs, "EinSum", "einsum");
@@ -513,7 +559,9 @@ fn diff_conv() {
         let Some(v) = b.node(Op::Conv(c.spec.clone()), ins, vt(&c.out)) else { continue };
         // Per-channel operand shape ([C,1,…]) for NCHW/CHW outputs.
         let cax = usize::from(c.spec.geo.layout.has_n());
-        let row = chw.then(|| c.out.iter().enumerate().map(|(i, &d)| if i == cax { d } else { 1 }).collect::<Vec<u64>>()[cax..].to_vec());
+        let row = chw.then(|| {
+            c.out.iter().enumerate().map(|(i, &d)| if i == cax { d } else { 1 }).collect::<Vec<u64>>()[cax..].to_vec()
+        });
         let out = if rng.gen_bool(0.4) { rand_chain(&mut rng, &mut b, v, &c.out, sp, row) } else { v };
         let (p, inputs) = b.finish(&[out]);
         let r = check(&p, &inputs, "Conv", "conv");
@@ -536,11 +584,13 @@ fn diff_pools() {
         let x = b.value(rand_tensor(&mut rng, &c.x, sp), false);
         let xt = b.ty(x);
         // Same geometry, channels kept.
-        let cax = if c.spec.geo.layout.channels_last() { c.x.len() - 1 } else { usize::from(c.spec.geo.layout.has_n()) };
+        let cax =
+            if c.spec.geo.layout.channels_last() { c.x.len() - 1 } else { usize::from(c.spec.geo.layout.has_n()) };
         let mut out = c.out.clone();
         out[cax] = xt.shape[cax];
         let max = rng.gen_bool(0.5);
-        let spec = PoolSpec { geo: c.spec.geo.clone(), normalize: rng.gen_bool(0.7), count_include_pad: rng.gen_bool(0.5) };
+        let spec =
+            PoolSpec { geo: c.spec.geo.clone(), normalize: rng.gen_bool(0.7), count_include_pad: rng.gen_bool(0.5) };
         let op = if max { Op::MaxPool(spec) } else { Op::SumPool(spec) };
         let name = if max { "MaxPool" } else { "SumPool" };
         let Some(v) = b.node(op, vec![x], vt(&out)) else { continue };
@@ -557,15 +607,42 @@ fn diff_pools() {
 fn diff_elementwise() {
     let mut rng = rng(104);
     let unary = [
-        UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Exp, UnaryOp::Ln, UnaryOp::Sqrt, UnaryOp::Rsqrt,
-        UnaryOp::Recip, UnaryOp::Square, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Erf, UnaryOp::GeluExact,
-        UnaryOp::GeluTanh, UnaryOp::Silu, UnaryOp::Softplus, UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Atan,
-        UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Round, UnaryOp::PowConst(F32Bits::new(3.0)),
-        UnaryOp::PowConst(F32Bits::new(0.5)), UnaryOp::LeakyRelu(F32Bits::new(0.01)), UnaryOp::HardSwish,
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Exp,
+        UnaryOp::Ln,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Erf,
+        UnaryOp::GeluExact,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Softplus,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Atan,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::PowConst(F32Bits::new(3.0)),
+        UnaryOp::PowConst(F32Bits::new(0.5)),
+        UnaryOp::LeakyRelu(F32Bits::new(0.01)),
+        UnaryOp::HardSwish,
         UnaryOp::HardSigmoid { alpha: F32Bits::new(0.2), beta: F32Bits::new(0.5) },
     ];
     let binary = [
-        BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Min, BinaryOp::Max, BinaryOp::Pow,
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Min,
+        BinaryOp::Max,
+        BinaryOp::Pow,
         BinaryOp::Rem,
     ];
     let n_un = scaled(1600);
@@ -582,7 +659,8 @@ fn diff_elementwise() {
     }
     for case in 0..n_bin {
         let r = rng.gen_range(0..5usize);
-        let out: Vec<u64> = (0..r).map(|_| if rng.gen_bool(0.3) { rng.gen_range(1..40) } else { rng.gen_range(1..5) }).collect();
+        let out: Vec<u64> =
+            (0..r).map(|_| if rng.gen_bool(0.3) { rng.gen_range(1..40) } else { rng.gen_range(1..5) }).collect();
         let (sa, sb) = (rand_sub_shape(&mut rng, &out), rand_sub_shape(&mut rng, &out));
         let full = verinfer_prover::ops::layout::broadcast_shapes(&sa, &sb).expect("compatible");
         let mut b = Builder::default();
@@ -646,7 +724,11 @@ fn diff_gather_and_reshape() {
         let idx: Vec<i64> = (0..ni).map(|_| rng.gen_range(-dim..dim)).collect();
         let mut b = Builder::default();
         let x = b.value(rand_tensor(&mut rng, &shape, 0.1), rng.gen_bool(0.5));
-        let it = verinfer_state::tensor::Tensor::new(ishape.iter().map(|&d| d as usize).collect(), verinfer_state::tensor::TensorData::I64(idx)).expect("idx");
+        let it = verinfer_state::tensor::Tensor::new(
+            ishape.iter().map(|&d| d as usize).collect(),
+            verinfer_state::tensor::TensorData::I64(idx),
+        )
+        .expect("idx");
         let i = b.value(it, rng.gen_bool(0.5));
         let out: Vec<u64> = [&shape[..axis], &ishape[..], &shape[axis + 1..]].concat();
         let g = b.node(Op::Gather { axis: axis as u32 }, vec![x, i], vt(&out)).expect("gather");

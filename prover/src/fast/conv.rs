@@ -73,8 +73,24 @@ impl Staging {
         let u = |v: u64| v as usize;
         let n = if off == 1 { u(input[0]) } else { 1 };
         // Spatial axis i of a 1-D window is the "x" axis.
-        let pick = |v: &[u64], i: usize| -> usize { if sr == 2 { u(v[i]) } else if i == 0 { 1 } else { u(v[0]) } };
-        let pick0 = |v: &[u64], i: usize, one: usize| -> usize { if sr == 2 { u(v[i]) } else if i == 0 { one } else { u(v[0]) } };
+        let pick = |v: &[u64], i: usize| -> usize {
+            if sr == 2 {
+                u(v[i])
+            } else if i == 0 {
+                1
+            } else {
+                u(v[0])
+            }
+        };
+        let pick0 = |v: &[u64], i: usize, one: usize| -> usize {
+            if sr == 2 {
+                u(v[i])
+            } else if i == 0 {
+                one
+            } else {
+                u(v[0])
+            }
+        };
         let (h, w) = (pick(&input[off + 1..], 0), pick(&input[off + 1..], 1));
         let (ho, wo) = (pick(&out[off + 1..], 0), pick(&out[off + 1..], 1));
         let (kh, kw) = (pick(&geo.kernel, 0), pick(&geo.kernel, 1));
@@ -242,7 +258,7 @@ impl ConvKernel {
         let off = usize::from(spec.geo.layout.has_n());
         let co = out.shape[off] as usize;
         let group = spec.group as usize;
-        if group == 0 || st.c % group != 0 || co % group != 0 {
+        if group == 0 || !st.c.is_multiple_of(group) || !co.is_multiple_of(group) {
             return None;
         }
         let (cig, cog) = (st.c / group, co / group);
@@ -325,7 +341,11 @@ impl ConvKernel {
                 match arg {
                     EpArg::Scalar(_) => {}
                     EpArg::Row { vals, offs } => {
-                        assert!(offs.len() >= self.out_channels() && offs.iter().take(self.out_channels()).all(|&o| o < vals.len()), "conv: row operand")
+                        assert!(
+                            offs.len() >= self.out_channels()
+                                && offs.iter().take(self.out_channels()).all(|&o| o < vals.len()),
+                            "conv: row operand"
+                        )
                     }
                     EpArg::Full { vals } => assert!(vals.len() >= self.out_len, "conv: full operand"),
                     EpArg::Lane { .. } => panic!("conv: lane operands are not supported"),
@@ -432,7 +452,9 @@ unsafe fn conv_group_body<S: Fam>(c: &ConvCall<'_>, out: &mut [f32]) {
                 // SAFETY: rows m0..m0+r of this group, lanes p·nr..wo of row
                 // y: inside the output (checked by `conv_group`); reads are
                 // inside the stage (koff < cig·channel_len, lanes < slack).
-                unsafe { S::run_tile(r, cc, &t, &bases[..cc], outp.add(c.out_base + m0 * plane + lane0), &rows_off[..r]) };
+                unsafe {
+                    S::run_tile(r, cc, &t, &bases[..cc], outp.add(c.out_base + m0 * plane + lane0), &rows_off[..r])
+                };
                 p += cc;
             }
             m0 += r;
@@ -556,7 +578,11 @@ unsafe fn pool_body<S: Simd>(c: &PoolCall<'_>, out: &mut [f32]) {
                     acc = S::div(acc, d);
                 }
                 let v = S::canon(acc);
-                if nv == l { S::store(op.add(e), v) } else { S::store_n(op.add(e), v, nv) }
+                if nv == l {
+                    S::store(op.add(e), v)
+                } else {
+                    S::store_n(op.add(e), v, nv)
+                }
                 x0 += l;
             }
         }

@@ -143,7 +143,8 @@ impl EinsumKernel {
             let contig = n > 1 && out_noff.iter().enumerate().all(|(j, &o)| o == j);
             let lane_const = if lane_is_b { b_const.is_some() } else { a_const.is_some() };
             let m: usize = s.m_axes.iter().map(|a| a.0).product();
-            let score = 8 * u32::from(contig) + 4 * u32::from(lane_const) + 2 * u32::from(n >= m) + u32::from(lane_is_b);
+            let score =
+                8 * u32::from(contig) + 4 * u32::from(lane_const) + 2 * u32::from(n >= m) + u32::from(lane_is_b);
             if best.is_none_or(|(bs, _)| score > bs) {
                 best = Some((score, lane_is_b));
             }
@@ -174,7 +175,14 @@ impl EinsumKernel {
             let count = if shared { 1 } else { nbatch };
             let mut data = vec![0f32; per_batch * count];
             for bi in 0..count {
-                pack_rows(src, batches[bi].0, &row_moff, &row_koff, blk.mr, &mut data[bi * per_batch..(bi + 1) * per_batch]);
+                pack_rows(
+                    src,
+                    batches[bi].0,
+                    &row_moff,
+                    &row_koff,
+                    blk.mr,
+                    &mut data[bi * per_batch..(bi + 1) * per_batch],
+                );
             }
             ConstPack { data, per_batch, shared }
         });
@@ -189,12 +197,13 @@ impl EinsumKernel {
             }
             ConstPack { data, per_batch, shared }
         });
-        let lane_direct = if lane_pack.is_none() && k > 0 && n >= blk.nr && lane_noff.iter().enumerate().all(|(j, &o)| o == j) {
-            let ld = if k > 1 { lane_koff[1] } else { n };
-            lane_koff.iter().enumerate().all(|(t, &o)| o == t * ld).then_some(ld)
-        } else {
-            None
-        };
+        let lane_direct =
+            if lane_pack.is_none() && k > 0 && n >= blk.nr && lane_noff.iter().enumerate().all(|(j, &o)| o == j) {
+                let ld = if k > 1 { lane_koff[1] } else { n };
+                lane_koff.iter().enumerate().all(|(t, &o)| o == t * ld).then_some(ld)
+            } else {
+                None
+            };
         Ok(Some(Self {
             kern,
             blk,

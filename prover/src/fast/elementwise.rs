@@ -224,10 +224,8 @@ impl BinGeom {
         let sa = broadcast_strides(a, r);
         let sb = broadcast_strides(b, r);
         // (extent, stride a, stride b), unit axes dropped.
-        let mut axes: Vec<(usize, usize, usize)> = (0..r)
-            .filter(|&i| out[i] != 1)
-            .map(|i| (out[i] as usize, sa[i] as usize, sb[i] as usize))
-            .collect();
+        let mut axes: Vec<(usize, usize, usize)> =
+            (0..r).filter(|&i| out[i] != 1).map(|i| (out[i] as usize, sa[i] as usize, sb[i] as usize)).collect();
         // Merge (i, i+1) when each input is contiguous across them.
         let mut i = axes.len();
         while i >= 2 {

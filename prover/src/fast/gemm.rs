@@ -35,7 +35,14 @@ pub(crate) trait Fam: Simd {
     /// Largest number of panels one tile may cover for `r` rows.
     fn cmax(r: usize) -> usize;
     /// Runs the `r × c` tile (dispatch to a monomorphic kernel).
-    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, out_rows: &[usize]);
+    unsafe fn run_tile<K: KOff, A: ARows>(
+        r: usize,
+        c: usize,
+        t: &TileArgs<'_, K, A>,
+        bases: &[*const f32],
+        out: *mut f32,
+        out_rows: &[usize],
+    );
 }
 
 /// Column-step addressing of the lane side.
@@ -161,10 +168,18 @@ unsafe fn apply_ep<S: Simd>(mut v: S::V, ep: &[EpOp<'_>], m: usize, n: usize, e:
                         EpArg::Scalar(x) => S::splat(x),
                         EpArg::Row { vals, offs } => S::splat(*vals.as_ptr().add(*offs.as_ptr().add(m))),
                         EpArg::Lane { vals } => {
-                            if nv == S::LANES { S::load(vals.as_ptr().add(n)) } else { S::load_n(vals.as_ptr().add(n), nv) }
+                            if nv == S::LANES {
+                                S::load(vals.as_ptr().add(n))
+                            } else {
+                                S::load_n(vals.as_ptr().add(n), nv)
+                            }
                         }
                         EpArg::Full { vals } => {
-                            if nv == S::LANES { S::load(vals.as_ptr().add(e)) } else { S::load_n(vals.as_ptr().add(e), nv) }
+                            if nv == S::LANES {
+                                S::load(vals.as_ptr().add(e))
+                            } else {
+                                S::load_n(vals.as_ptr().add(e), nv)
+                            }
                         }
                     };
                     if acc_left { binary_v::<S>(op, v, w) } else { binary_v::<S>(op, w, v) }
@@ -259,7 +274,14 @@ impl Fam for Scalar {
         if r == 1 { 2 } else { 1 }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(
+        r: usize,
+        c: usize,
+        t: &TileArgs<'_, K, A>,
+        bases: &[*const f32],
+        out: *mut f32,
+        rows: &[usize],
+    ) {
         // SAFETY: forwarded tile contract.
         unsafe { tiles!(Scalar, r, c, t, bases, out, rows; (1, 1), (1, 2), (2, 1), (3, 1), (4, 1)) }
     }
@@ -277,7 +299,14 @@ impl Fam for super::simd::Avx2 {
         }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(
+        r: usize,
+        c: usize,
+        t: &TileArgs<'_, K, A>,
+        bases: &[*const f32],
+        out: *mut f32,
+        rows: &[usize],
+    ) {
         use super::simd::Avx2;
         // SAFETY: forwarded tile contract.
         unsafe {
@@ -299,7 +328,14 @@ impl Fam for super::simd::Avx512 {
         }
     }
     #[inline(always)]
-    unsafe fn run_tile<K: KOff, A: ARows>(r: usize, c: usize, t: &TileArgs<'_, K, A>, bases: &[*const f32], out: *mut f32, rows: &[usize]) {
+    unsafe fn run_tile<K: KOff, A: ARows>(
+        r: usize,
+        c: usize,
+        t: &TileArgs<'_, K, A>,
+        bases: &[*const f32],
+        out: *mut f32,
+        rows: &[usize],
+    ) {
         use super::simd::Avx512;
         // SAFETY: forwarded tile contract.
         unsafe {
@@ -494,9 +530,7 @@ unsafe fn gemm2d_body<S: Fam>(g: &Gemm2d<'_>, out: &mut [f32]) {
                 let n0 = p * nr;
                 let (dst, dst_rows, out_off): (*mut f32, &[usize], usize) = match g.out_noff {
                     None => {
-                        for i in 0..r {
-                            rows_off[i] = g.out_moff[m0 + i];
-                        }
+                        rows_off[..r].copy_from_slice(&g.out_moff[m0..m0 + r]);
                         // SAFETY: rows m0..m0+r, lanes n0..n are inside the
                         // output (planned offsets, length checked by caller).
                         (unsafe { outp.add(g.out_base + n0) }, &rows_off[..r], g.out_base + n0)
@@ -554,7 +588,10 @@ pub(crate) fn gemm2d(kern: super::Kernels, g: &Gemm2d<'_>, out: &mut [f32]) {
     match g.rows {
         Rows::Packed(buf) => assert!(buf.len() >= g.m * g.k, "gemm: row pack too small"),
         Rows::Direct { src, moff } => {
-            assert!(moff.len() >= g.m && moff[..g.m].iter().all(|&o| o + g.k <= src.len()), "gemm: direct rows out of bounds")
+            assert!(
+                moff.len() >= g.m && moff[..g.m].iter().all(|&o| o + g.k <= src.len()),
+                "gemm: direct rows out of bounds"
+            )
         }
     }
     assert_eq!(g.out_moff.len(), g.m, "gemm: row offsets");
@@ -589,7 +626,7 @@ pub(crate) fn gemm2d(kern: super::Kernels, g: &Gemm2d<'_>, out: &mut [f32]) {
                 }
                 EpArg::Lane { vals } => assert!(g.out_noff.is_none() && vals.len() >= g.n, "gemm: lane operand"),
                 EpArg::Full { vals } => {
-                    assert!(g.out_noff.is_none() && vals.len() >= g.out_base + max_row + max_lane + 1, "gemm: full operand")
+                    assert!(g.out_noff.is_none() && vals.len() > g.out_base + max_row + max_lane, "gemm: full operand")
                 }
             }
         }

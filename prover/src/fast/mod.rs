@@ -7,8 +7,8 @@
 //! kernel family ([`Isa`]); every family gives the same bits, so the choice
 //! is a speed knob, never a protocol parameter.
 //!
-//! `unsafe` is confined to the kernel modules (`simd`, `gemm`, `dispatch`,
-//! `elementwise`, `conv`, `pool`); each block carries its `SAFETY:`
+//! `unsafe` is confined to the kernel modules (`simd`, `dispatch`, `gemm`,
+//! `elementwise`, `conv`, `reduce`); each block carries its `SAFETY:`
 //! argument. Planning and the executor are safe Rust.
 #![deny(unsafe_code)]
 

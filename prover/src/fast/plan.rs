@@ -94,7 +94,11 @@ enum Kernel {
     Softmax(bool, GroupTable),
     RmsNorm(f32, GroupTable),
     /// f32 `Gather` along an axis: `outer × [indices] × inner` blocks.
-    Gather { outer: usize, dim: usize, inner: usize },
+    Gather {
+        outer: usize,
+        dim: usize,
+        inner: usize,
+    },
     /// Same storage as input 0 (reshape of an arena value).
     Alias,
     /// Copy of input 0 (reshape of an input or constant).
@@ -438,17 +442,19 @@ impl Plan {
         }
     }
 
-    fn execute(&self, ws: &mut Workspace, inputs: &[Tensor], traced: bool) -> Result<(Execution, Option<Vec<Hash32>>), ProverError> {
+    fn execute(
+        &self,
+        ws: &mut Workspace,
+        inputs: &[Tensor],
+        traced: bool,
+    ) -> Result<(Execution, Option<Vec<Hash32>>), ProverError> {
         self.check_inputs(inputs)?;
         self.prepare(ws);
         let sched = if traced { &self.traced } else { &self.plain };
         let mut roots = traced.then(|| vec![Hash32::ZERO; self.meta.len()]);
         self.run_steps(ws, inputs, sched, roots.as_deref_mut(), None)?;
-        let outputs: Vec<Tensor> = self
-            .outputs
-            .iter()
-            .map(|&o| self.materialize(ws, sched, o))
-            .collect::<Result<_, _>>()?;
+        let outputs: Vec<Tensor> =
+            self.outputs.iter().map(|&o| self.materialize(ws, sched, o)).collect::<Result<_, _>>()?;
         let input_roots: Vec<Hash32> = inputs.iter().map(Tensor::root).collect();
         let output_roots: Vec<Hash32> = match &roots {
             Some(r) => self.outputs.iter().map(|&o| r[o]).collect(),
@@ -506,7 +512,13 @@ impl Plan {
         Ok(())
     }
 
-    fn run_step(&self, ws: &mut Workspace, inputs: &[Tensor], sched: &Schedule, step: &Step) -> Result<(), ProverError> {
+    fn run_step(
+        &self,
+        ws: &mut Workspace,
+        inputs: &[Tensor],
+        sched: &Schedule,
+        step: &Step,
+    ) -> Result<(), ProverError> {
         let i = step.node;
         let m = &self.meta[i];
         let kernel = &self.kernels[i];
@@ -561,7 +573,8 @@ impl Plan {
         match kernel {
             Kernel::Einsum(k) => {
                 // Constant operands were packed at plan time and not kept.
-                let packed = |slot: usize| matches!(m.inputs[slot], ValueRef::Const(c) if self.consts[c as usize].is_none());
+                let packed =
+                    |slot: usize| matches!(m.inputs[slot], ValueRef::Const(c) if self.consts[c as usize].is_none());
                 let a = if packed(0) { &[][..] } else { arg(0)? };
                 let b = if packed(1) { &[][..] } else { arg(1)? };
                 k.run(a, b, out, scratch, ep)
@@ -581,9 +594,13 @@ impl Plan {
                 let x = arg(0)?;
                 let idx: &Tensor = match m.inputs[1] {
                     ValueRef::Input(k) => &inputs[k as usize],
-                    ValueRef::Const(k) => self.consts[k as usize].as_ref().ok_or_else(|| bad(&m.name, "indices not kept".into()))?,
+                    ValueRef::Const(k) => {
+                        self.consts[k as usize].as_ref().ok_or_else(|| bad(&m.name, "indices not kept".into()))?
+                    }
                     ValueRef::Node(k) => match sched.loc[k as usize] {
-                        Loc::Boxed(s) => boxed[s].as_ref().ok_or_else(|| bad(&m.name, "indices not computed".into()))?,
+                        Loc::Boxed(s) => {
+                            boxed[s].as_ref().ok_or_else(|| bad(&m.name, "indices not computed".into()))?
+                        }
                         _ => return Err(bad(&m.name, "indices are not an integer tensor".into())),
                     },
                 };
@@ -594,7 +611,13 @@ impl Plan {
         Ok(())
     }
 
-    fn run_fallback(&self, ws: &mut Workspace, inputs: &[Tensor], sched: &Schedule, i: usize) -> Result<(), ProverError> {
+    fn run_fallback(
+        &self,
+        ws: &mut Workspace,
+        inputs: &[Tensor],
+        sched: &Schedule,
+        i: usize,
+    ) -> Result<(), ProverError> {
         let m = &self.meta[i];
         let result = {
             let mut args: Vec<Cow<'_, Tensor>> = Vec::with_capacity(m.inputs.len());
@@ -602,7 +625,9 @@ impl Plan {
                 args.push(match r {
                     ValueRef::Input(k) => Cow::Borrowed(&inputs[k as usize]),
                     ValueRef::Const(k) => Cow::Borrowed(
-                        self.consts[k as usize].as_ref().ok_or_else(|| bad(&m.name, format!("constant {k} not kept")))?,
+                        self.consts[k as usize]
+                            .as_ref()
+                            .ok_or_else(|| bad(&m.name, format!("constant {k} not kept")))?,
                     ),
                     ValueRef::Node(k) => {
                         let k = k as usize;
@@ -642,7 +667,15 @@ impl Plan {
 
 /// `out[o, j, :] = x[o, idx[j], :]` (indices resolved as the reference
 /// does: negative counts from the end, out of range is an error).
-fn gather(name: &str, x: &[f32], idx: &Tensor, outer: usize, dim: usize, inner: usize, out: &mut [f32]) -> Result<(), ProverError> {
+fn gather(
+    name: &str,
+    x: &[f32],
+    idx: &Tensor,
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    out: &mut [f32],
+) -> Result<(), ProverError> {
     let nidx = idx.len();
     for j in 0..nidx {
         let s = idx.scalar(j as u64)?;
@@ -704,7 +737,7 @@ fn split_out(arena: &mut [f32], off: usize, len: usize) -> (&mut [f32], View<'_>
 // ---------------------------------------------------------------------------
 // Planning.
 
-fn const_f32<'p>(program: &'p Program, r: ValueRef) -> Option<&'p [f32]> {
+fn const_f32(program: &Program, r: ValueRef) -> Option<&[f32]> {
     match r {
         ValueRef::Const(c) => program.constants.get(c as usize).and_then(Tensor::as_f32),
         _ => None,
@@ -716,7 +749,11 @@ fn choose_kernel(kern: Kernels, program: &Program, i: usize, node: &Node) -> Res
     let out = &node.output;
     if let Op::Gather { axis } = node.op {
         let a = axis as usize;
-        if out.dtype == DType::F32 && types[0].dtype == DType::F32 && types[1].dtype.is_int() && a < types[0].shape.len() {
+        if out.dtype == DType::F32
+            && types[0].dtype == DType::F32
+            && types[1].dtype.is_int()
+            && a < types[0].shape.len()
+        {
             let sh: Vec<usize> = types[0].shape.iter().map(|&d| d as usize).collect();
             return Ok(Kernel::Gather {
                 outer: sh[..a].iter().product(),
@@ -742,10 +779,12 @@ fn choose_kernel(kern: Kernels, program: &Program, i: usize, node: &Node) -> Res
                 None => Kernel::Fallback,
             }
         }
-        Op::Conv(spec) => match const_f32(program, node.inputs[1]).and_then(|w| ConvKernel::new(kern, spec, &types, out, w)) {
-            Some(k) => Kernel::Conv(Box::new(k)),
-            None => Kernel::Fallback,
-        },
+        Op::Conv(spec) => {
+            match const_f32(program, node.inputs[1]).and_then(|w| ConvKernel::new(kern, spec, &types, out, w)) {
+                Some(k) => Kernel::Conv(Box::new(k)),
+                None => Kernel::Fallback,
+            }
+        }
         Op::MaxPool(spec) | Op::SumPool(spec) => {
             let max = matches!(node.op, Op::MaxPool(_));
             match PoolKernel::new(kern, spec, &types[0], out, max) {
@@ -806,7 +845,10 @@ fn classify_arg(program: &Program, kernel: &Kernel, x: &ValueType, out: &ValueTy
             let _ = m;
             if lanes.iter().all(|&v| v == 0) {
                 Some(ArgSpec::Row(rows))
-            } else if rows.iter().all(|&v| v == 0) && k.lanes_contiguous() && lanes.iter().enumerate().all(|(j, &v)| v == j) {
+            } else if rows.iter().all(|&v| v == 0)
+                && k.lanes_contiguous()
+                && lanes.iter().enumerate().all(|(j, &v)| v == j)
+            {
                 Some(ArgSpec::Lane)
             } else {
                 None
@@ -880,7 +922,9 @@ fn build_schedule(
                         let Some(arg) = classify_arg(program, &kernels[p], &xt, &meta[p].out) else { break };
                         // Max/min with a known constant: the cheaper exact form.
                         let known = match (&arg, other) {
-                            (ArgSpec::Scalar, ValueRef::Const(c)) => program.constants[c as usize].as_f32().map(|v| v[0]),
+                            (ArgSpec::Scalar, ValueRef::Const(c)) => {
+                                program.constants[c as usize].as_f32().map(|v| v[0])
+                            }
                             _ => None,
                         };
                         match (vb, known) {
@@ -966,12 +1010,7 @@ fn build_schedule(
             let m = &meta[root];
             if m.out.dtype == DType::F32 && !matches!(kernels[st.node], Kernel::Alias) {
                 let len = align(m.numel.max(1));
-                let pick = free
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| b.1 >= len)
-                    .min_by_key(|(_, b)| b.1)
-                    .map(|(j, _)| j);
+                let pick = free.iter().enumerate().filter(|(_, b)| b.1 >= len).min_by_key(|(_, b)| b.1).map(|(j, _)| j);
                 let off = match pick {
                     Some(j) => {
                         let (o, l) = free[j];
@@ -1010,11 +1049,11 @@ fn build_schedule(
                 }
                 free = merged;
                 // Shrink the top when the last block is free.
-                if let Some(&(o, l)) = free.last() {
-                    if o + l == top {
-                        top = o;
-                        free.pop();
-                    }
+                if let Some(&(o, l)) = free.last()
+                    && o + l == top
+                {
+                    top = o;
+                    free.pop();
                 }
             }
         }
