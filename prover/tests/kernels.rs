@@ -759,3 +759,76 @@ fn isa_selection() {
     }
     println!("supported families: {:?}", Isa::supported());
 }
+
+/// Counts this thread's allocations (test-only global allocator).
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn note() {
+        // `try_with`: allocations during thread teardown must not panic.
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    }
+
+    /// Forwards to the system allocator, counting requests.
+    pub struct Counting;
+
+    // SAFETY: every method forwards to `System` with the caller's arguments.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: forwarded contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: forwarded contract.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note();
+            // SAFETY: forwarded contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// Allocations this thread made so far.
+    pub fn count() -> usize {
+        COUNT.with(Cell::get)
+    }
+}
+
+#[test]
+fn plain_runs_allocate_nothing_in_the_node_loop() {
+    for name in ["mlp", "lenet5", "mobilenetv2", "gpt2"] {
+        let (model, inputs) = model_inputs(name);
+        let reference = execute_with(&model.program, &inputs, ExecOptions::default()).expect("reference");
+        for isa in Isa::supported() {
+            let opts = PlanOptions { isa: Some(isa), program_root: Some(model.program_root), ..Default::default() };
+            let plan = Plan::with_options(&model.program, &opts).expect("plan");
+            assert!(plan.stats().fallback_ops.is_empty(), "{name}: {:?}", plan.stats().fallback_ops);
+            let mut ws = plan.workspace();
+            plan.execute_in(&mut ws, &inputs).expect("warm-up");
+            let before = counting::count();
+            plan.execute_in(&mut ws, &inputs).expect("run");
+            let allocs = counting::count() - before;
+            assert_eq!(allocs, 0, "{name} [{isa}]: {allocs} allocations in the node loop");
+            for (i, want) in reference.outputs.iter().enumerate() {
+                let got = plan.output_f32(&ws, i).expect("f32 output");
+                let want = want.as_f32().expect("f32");
+                assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "{name} [{isa}]: output {i}");
+            }
+        }
+    }
+}

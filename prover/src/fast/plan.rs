@@ -381,6 +381,25 @@ impl Plan {
         self.outputs.iter().map(|&o| self.materialize(ws, &self.plain, o)).collect()
     }
 
+    /// Runs the plain schedule and leaves the outputs in `ws` (read them with
+    /// [`Plan::output_f32`]): no roots, no output tensors. The node loop
+    /// allocates nothing unless the plan has fallback nodes.
+    pub fn execute_in(&self, ws: &mut Workspace, inputs: &[Tensor]) -> Result<(), ProverError> {
+        self.check_inputs(inputs)?;
+        self.prepare(ws);
+        self.run_steps(ws, inputs, &self.plain, None, None)
+    }
+
+    /// Output `i` of the last [`Plan::execute_in`] on `ws`, if it is f32.
+    pub fn output_f32<'w>(&self, ws: &'w Workspace, i: usize) -> Option<&'w [f32]> {
+        let node = *self.outputs.get(i)?;
+        match self.plain.loc[node] {
+            Loc::Arena(o) => ws.arena.get(o..o + self.meta[node].numel),
+            Loc::Boxed(s) => ws.boxed.get(s)?.as_ref()?.as_f32(),
+            Loc::Fused => None,
+        }
+    }
+
     /// Runs once (plain mode) timing every step: `(op names of the step's
     /// nodes, output node name, nanoseconds)` in step order.
     pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, String, u128)>, ProverError> {
@@ -417,7 +436,9 @@ impl Plan {
             return Err(ProverError::InputCount { expected: self.inputs.len(), got: inputs.len() });
         }
         for (i, (t, info)) in inputs.iter().zip(&self.inputs).enumerate() {
-            if t.dtype() != info.dtype || t.shape_u64() != info.shape {
+            let same_shape =
+                t.shape().len() == info.shape.len() && t.shape().iter().zip(&info.shape).all(|(&a, &b)| a as u64 == b);
+            if t.dtype() != info.dtype || !same_shape {
                 return Err(ProverError::InputMismatch {
                     index: i,
                     name: info.name.clone(),
