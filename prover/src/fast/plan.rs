@@ -432,6 +432,9 @@ impl Plan {
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ProverError> {
+        if !super::simd::fp_env_is_default() {
+            return Err(bad("-", "the floating-point environment flushes denormals or does not round to nearest".into()));
+        }
         if inputs.len() != self.inputs.len() {
             return Err(ProverError::InputCount { expected: self.inputs.len(), got: inputs.len() });
         }

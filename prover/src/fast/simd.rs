@@ -443,3 +443,27 @@ mod x86 {
         }
     }
 }
+
+/// Whether the thread's floating-point environment is the IEEE default the
+/// kernels (and the reference) assume: round to nearest even, no
+/// flush-to-zero, no denormals-are-zero. (x86-64: MXCSR bits 6, 13–15;
+/// other targets: assumed, Rust never changes it.)
+pub(crate) fn fp_env_is_default() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut csr: u32 = 0;
+        // SAFETY: `stmxcsr` only stores the 32-bit MXCSR register to the
+        // given, valid, aligned location.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags));
+        }
+        const DAZ: u32 = 1 << 6;
+        const RC: u32 = 0b11 << 13;
+        const FTZ: u32 = 1 << 15;
+        csr & (DAZ | RC | FTZ) == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
