@@ -300,10 +300,10 @@ impl Settlement {
         if header.sequencer != sender.as_hash() {
             return Err(TxError::WrongSequencer { header: header.sequencer });
         }
-        if let Some(h) = head {
-            if header.timestamp_ms < h.header.timestamp_ms {
-                return Err(TxError::TimestampBeforeParent { parent: h.header.timestamp_ms, got: header.timestamp_ms });
-            }
+        if let Some(h) = head
+            && header.timestamp_ms < h.header.timestamp_ms
+        {
+            return Err(TxError::TimestampBeforeParent { parent: h.header.timestamp_ms, got: header.timestamp_ms });
         }
         body.verify(&header)?;
         let window_end_ms = now_ms.saturating_add(self.params.challenge_window_ms);

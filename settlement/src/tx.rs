@@ -220,3 +220,36 @@ impl SignedTx {
             .map_err(|_| TxError::BadSignature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_chain_signer_nonce_and_payload() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let stx = SignedTx::sign(&key, 5, 3, Tx::Withdraw { amount: 9 });
+        stx.verify_signature(5).expect("valid");
+        assert_eq!(stx.verify_signature(6), Err(TxError::BadSignature));
+        let mut t = stx.clone();
+        t.nonce = 4;
+        assert_eq!(t.verify_signature(5), Err(TxError::BadSignature));
+        let mut t = stx.clone();
+        t.signature.0[0] ^= 1;
+        assert_eq!(t.verify_signature(5), Err(TxError::BadSignature));
+        let bytes = SignedTx::signing_bytes(5, &stx.signer, 3, &stx.tx);
+        assert!(bytes.starts_with(TX_SIGNING_TAG));
+        assert_eq!(&bytes[TX_SIGNING_TAG.len()..TX_SIGNING_TAG.len() + 8], &5u64.to_le_bytes());
+        // Borsh round trip of the envelope.
+        let enc = borsh::to_vec(&stx).expect("enc");
+        assert_eq!(borsh::from_slice::<SignedTx>(&enc).expect("dec"), stx);
+    }
+
+    #[test]
+    fn move_kinds_name_their_side() {
+        assert_eq!(Move::Pick { child: 0 }.kind().side(), Side::Challenger);
+        assert_eq!(Move::PickElement { offset: 0 }.kind().side(), Side::Challenger);
+        assert_eq!(Move::Reveal { nodes: vec![] }.kind().side(), Side::Defender);
+        assert_eq!(Move::ChunkReveal { bytes: vec![] }.kind(), MoveKind::ChunkReveal);
+    }
+}

@@ -294,29 +294,29 @@ fn soundness_toy_program() {
 #[test]
 fn soundness_mlp() {
     let (p, i) = load_model("mlp");
-    soundness_on("mlp", p, i, cases(12), cases(12), 2);
+    soundness_on("mlp", p, i, cases(24), cases(24), 2);
 }
 
 #[test]
 fn soundness_lenet5() {
     let (p, i) = load_model("lenet5");
-    soundness_on("lenet5", p, i, cases(10), cases(10), 3);
+    soundness_on("lenet5", p, i, cases(16), cases(16), 3);
 }
 
 #[test]
 fn soundness_gpt2() {
     let (p, i) = load_model("gpt2");
-    soundness_on("gpt2", p, i, cases(4), cases(4), 4);
+    soundness_on("gpt2", p, i, cases(8), cases(8), 4);
 }
 
 #[test]
 fn soundness_mobilenetv2() {
     let (p, i) = load_model("mobilenetv2");
-    soundness_on("mobilenetv2", p, i, cases(1).div_ceil(4), cases(1).div_ceil(4), 5);
+    soundness_on("mobilenetv2", p, i, cases(8) / 4, cases(8) / 4, 5);
 }
 
 #[test]
 fn soundness_bert_tiny() {
     let (p, i) = load_model("bert_tiny");
-    soundness_on("bert_tiny", p, i, cases(2).div_ceil(2), cases(2).div_ceil(2), 6);
+    soundness_on("bert_tiny", p, i, cases(6) / 2, cases(6) / 2, 6);
 }
