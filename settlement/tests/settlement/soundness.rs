@@ -33,6 +33,11 @@ enum Liar {
     TruthAt(Level, bool),
     /// Goes silent after `n` moves.
     SilentAfter(u32),
+    /// At every move, tries in random order: the honest prover's move, the
+    /// move of a second, differently faulty trace, a tampered move, and its
+    /// own; whatever the referee accepts first is played (so it tells the
+    /// truth wherever the truth is consistent with what it committed).
+    Mixed,
 }
 
 /// A dishonest challenger's behaviour (against an honest defender).
@@ -131,10 +136,26 @@ fn run(s: &mut Setup, defender: &mut Player<'_>, challenger: &mut Player<'_>, ho
     panic!("game did not end");
 }
 
-fn liar_player<'a>(prover: Arc<DisputeProver>, truth: Arc<DisputeProver>, liar: Liar) -> Box<Player<'a>> {
+fn liar_player<'a>(
+    prover: Arc<DisputeProver>,
+    truth: Arc<DisputeProver>,
+    other: Option<Arc<DisputeProver>>,
+    liar: Liar,
+) -> Box<Player<'a>> {
     Box::new(move |v: &GameView, rng: &mut ChaCha8Rng| {
         let own = defender_move(v, &prover).expect("liar's prover").expect("defender's turn");
         match liar {
+            Liar::Mixed => {
+                let mut tries: Vec<Move> = vec![tamper(&own, rng)];
+                tries.extend(defender_move(v, &truth).ok().flatten());
+                if let Some(o) = &other {
+                    tries.extend(defender_move(v, o).ok().flatten());
+                }
+                use rand::seq::SliceRandom;
+                tries.shuffle(rng);
+                tries.push(own);
+                tries
+            }
             Liar::Consistent => vec![own],
             Liar::Tampers => {
                 if rng.gen_bool(0.4) {
@@ -204,10 +225,11 @@ const LEVELS: [Level; 7] = [
 ];
 
 fn pick_liar(rng: &mut ChaCha8Rng) -> Liar {
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..5) {
         0 => Liar::Consistent,
         1 => Liar::Tampers,
         2 => Liar::TruthAt(LEVELS[rng.gen_range(0..LEVELS.len())], rng.gen_bool(0.7)),
+        3 => Liar::Mixed,
         _ => Liar::SilentAfter(rng.gen_range(0..30)),
     }
 }
@@ -245,14 +267,22 @@ fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games:
         assert!(s.record_wrong);
         assert!(record_is_wrong(&s.sealed.body.entries[1].record, &s.honest).expect("same program"));
         let strategy = pick_liar(&mut rng);
-        let mut def = liar_player(s.defender.clone(), honest.clone(), strategy);
+        let other = match strategy {
+            Liar::Mixed => loop {
+                if let Some(f) = random_fault(&program, &mut rng) {
+                    break Some(Arc::new(DisputeProver::new(program.clone(), inputs.clone(), Some(f)).expect("other liar")));
+                }
+            },
+            _ => None,
+        };
+        let mut def = liar_player(s.defender.clone(), honest.clone(), other, strategy);
         let mut ch = honest_challenger(s.honest.clone());
         let mut game_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
         let winner = run(&mut s, &mut *def, &mut *ch, Side::Challenger, &mut game_rng);
         assert_eq!(winner, Side::Challenger, "{name}: {fault:?} {strategy:?} D={d}: the honest challenger must win");
         assert_eq!(s.chain.st.record_status(1, 1, s.chain.now), Ok(Status::Fraudulent), "{name}: the wrong record is void");
         let r = s.resolution();
-        if matches!(strategy, Liar::Consistent) {
+        if matches!(strategy, Liar::Consistent | Liar::Tampers) {
             assert_eq!(
                 (r.pinpoint.node, r.pinpoint.element, r.pinpoint.step),
                 (Some(fault.node), Some(fault.element), Some(fault.step)),
