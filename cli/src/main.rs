@@ -1,5 +1,6 @@
 //! The `verinfer` binary: thin shell over the library crates.
 
+mod bench;
 mod client;
 mod node;
 mod run;
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// Run a model once with the canonical executor and print its roots.
     Run(run::RunArgs),
+    /// Time single-threaded inferences (fast executor; `--compare` for the
+    /// engine comparison).
+    Bench(bench::BenchArgs),
     /// Run the sequencer node (JSON-RPC over HTTP and WebSocket).
     Node(node::NodeArgs),
     /// Submit one inference to a node.
@@ -64,6 +68,7 @@ fn main() {
             init_logs(cli.log.as_deref().unwrap_or("warn"), false);
             match cmd {
                 Command::Run(args) => run::run(args),
+                Command::Bench(args) => bench::bench(args),
                 Command::Submit(a) => client_rt().and_then(|rt| rt.block_on(client::submit(a))),
                 Command::Receipt(a) => client_rt().and_then(|rt| rt.block_on(client::receipt(a))),
                 Command::Batch(a) => client_rt().and_then(|rt| rt.block_on(client::batch(a))),

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use verinfer_rpc::tensor::WireTensor;
 use verinfer_sequencer::config::LogFormat;
-use verinfer_sequencer::{NodeConfig, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{NodeConfig, FastExecutor, RunningNode, StubPoster};
 use verinfer_state::npy;
 
 /// The demo models, embedded so that `--dev` works from any directory.
@@ -175,7 +175,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rpc").build()?;
     rt.block_on(async move {
-        let node = RunningNode::start(cfg, Arc::new(ReferenceExecutor), Arc::new(StubPoster::new())).await?;
+        let node = RunningNode::start(cfg, Arc::new(FastExecutor), Arc::new(StubPoster::new())).await?;
         if args.dev {
             let mut curl = None;
             for (name, onnx, input) in DEV_MODELS {

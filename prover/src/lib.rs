@@ -27,6 +27,7 @@
 pub mod dispute;
 pub mod error;
 pub mod exec;
+pub mod fast;
 pub mod frontend;
 pub mod math;
 pub mod onnx_builder;

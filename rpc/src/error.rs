@@ -36,7 +36,7 @@ pub const UNKNOWN_MODEL: i32 = 4001;
 /// count, dtype, shape or element count, bad base64, a value that is not of
 /// the dtype.
 pub const INVALID_TENSOR: i32 = 4002;
-/// An input value is NaN or ±Infinity (the NaN policy, docs/decisions/0005).
+/// An input value is NaN or ±Infinity (the NaN policy, docs/decisions/0007).
 pub const NON_FINITE_INPUT: i32 = 4003;
 /// The ONNX bytes could not be loaded: not ONNX, not typable by the
 /// frontend, a symbolic input shape without a concrete shape, a bad shape.

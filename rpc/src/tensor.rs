@@ -15,7 +15,7 @@
 //! * `b64` is standard base64 (with padding) of the canonical little-endian
 //!   element bytes, the same bytes the tensor root commits to. It is the
 //!   compact form for large tensors.
-//! * Non-finite values (the NaN policy, docs/decisions/0005): an *input*
+//! * Non-finite values (the NaN policy, docs/decisions/0007): an *input*
 //!   containing NaN or ±Infinity (in either encoding, including a decimal
 //!   that overflows f32) is rejected with
 //!   [`crate::error::NON_FINITE_INPUT`] and a message naming the element

@@ -6,7 +6,7 @@
 //! time on whichever worker thread calls it. Every implementation must be
 //! bit-identical to the reference semantics (`verinfer_prover::exec`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use verinfer_prover::ProverError;
 use verinfer_prover::program::Program;
@@ -47,5 +47,46 @@ impl Executor for ReferenceExecutor {
 
     fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
         Ok(Arc::new(ReferencePrepared(program)))
+    }
+}
+
+/// The planned fast executor (`verinfer_prover::fast::Plan`): SIMD kernels
+/// with exactly the reference's bits (`docs/performance.md`). One plan per
+/// model; each concurrent run borrows a workspace from a small pool, so
+/// workers never allocate the arena per request and never share one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastExecutor;
+
+struct FastPrepared {
+    plan: verinfer_prover::fast::Plan,
+    pool: Mutex<Vec<verinfer_prover::fast::Workspace>>,
+}
+
+impl std::fmt::Debug for FastPrepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPrepared").field("isa", &self.plan.isa()).finish_non_exhaustive()
+    }
+}
+
+impl Prepared for FastPrepared {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ProverError> {
+        // A poisoned pool only means another run panicked while holding the
+        // lock; the Vec itself is still valid.
+        let ws = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut ws = ws.unwrap_or_else(|| self.plan.workspace());
+        let out = self.plan.infer_in(&mut ws, inputs);
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        out
+    }
+}
+
+impl Executor for FastExecutor {
+    fn name(&self) -> &'static str {
+        "fast"
+    }
+
+    fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
+        let plan = verinfer_prover::fast::Plan::new(&program)?;
+        Ok(Arc::new(FastPrepared { plan, pool: Mutex::new(Vec::new()) }))
     }
 }

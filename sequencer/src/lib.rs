@@ -6,8 +6,8 @@
 //! * [`node`]: the core (models, mempool, workers, committer, batcher,
 //!   events); usable without the network.
 //! * [`server`]: the API implementation, middleware and limits.
-//! * [`exec`]: execution behind a trait (reference executor now; the fast
-//!   planned executor plugs in there).
+//! * [`exec`]: execution behind a trait: the planned fast executor (what
+//!   the node runs) and the reference executor (tests, comparisons).
 //! * [`config`]: TOML configuration.
 //! * [`metrics`]: Prometheus metrics on their own port.
 //!
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::NodeConfig;
-pub use exec::{Executor, Prepared, ReferenceExecutor};
+pub use exec::{Executor, FastExecutor, Prepared, ReferenceExecutor};
 pub use node::{BatchPoster, Node, StubPoster};
 
 /// A node with its RPC server and metrics endpoint running.

@@ -16,7 +16,7 @@ use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verinfer_rpc::types::RegisterModel;
-use verinfer_sequencer::{Executor, NodeConfig, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{Executor, NodeConfig, FastExecutor, RunningNode, StubPoster};
 use verinfer_state::tensor::Tensor;
 
 /// The repository root.
@@ -69,7 +69,7 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with `tweak` applied to the test configuration.
     pub async fn start(tweak: impl FnOnce(&mut NodeConfig)) -> Self {
-        Self::start_with(tweak, Arc::new(ReferenceExecutor)).await
+        Self::start_with(tweak, Arc::new(FastExecutor)).await
     }
 
     /// Starts a node with a custom executor.

@@ -357,6 +357,19 @@ pub fn exec_node(op: &Op, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor,
         Op::Softmax { axes, log } => reduce::exec_softmax(axes, *log, inputs[0], out),
         Op::RmsNorm { axis, eps } => reduce::exec_rms_norm(*axis, eps.get(), inputs[0], out),
         Op::Reshape => movement::exec_reshape(inputs[0], out),
+        Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Tile { .. }
+        | Op::Slice { .. }
+        | Op::Downsample { .. }
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::Gather { .. }
+        | Op::GatherElements { .. }
+        | Op::GatherNd { .. } => {
+            let types: Vec<ValueType> = inputs.iter().map(|t| ValueType::of(t)).collect();
+            movement::exec_move(&movement::MoveFold::new(op, &types, out)?, inputs)
+        }
         _ => {
             let types: Vec<ValueType> = inputs.iter().map(|t| ValueType::of(t)).collect();
             let f = fold_for(op, &types, out)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use verinfer_e2e::{model_bytes, test_config};
-use verinfer_sequencer::{ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{FastExecutor, RunningNode, StubPoster};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.batcher.max_records = 256;
     cfg.metrics.listen = None;
     cfg.rpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let node = RunningNode::start(cfg, Arc::new(ReferenceExecutor), Arc::new(StubPoster::new())).await?;
+    let node = RunningNode::start(cfg, Arc::new(FastExecutor), Arc::new(StubPoster::new())).await?;
     let n = node.node.clone();
     let info = tokio::task::spawn_blocking(move || n.register("mlp", &model_bytes("mlp"), &Default::default()))
         .await?

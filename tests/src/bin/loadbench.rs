@@ -21,7 +21,7 @@ use verinfer_e2e::{model_bytes, model_input};
 use verinfer_rpc::tensor::WireTensor;
 use verinfer_prover::ProverError;
 use verinfer_prover::program::Program;
-use verinfer_sequencer::{Executor, NodeConfig, Prepared, ReferenceExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{Executor, FastExecutor, NodeConfig, Prepared, RunningNode, StubPoster};
 use verinfer_state::tensor::Tensor;
 
 #[derive(Debug, Clone)]
@@ -97,15 +97,15 @@ fn parse() -> Opts {
     o
 }
 
-/// Runs the bare reference executor on `workers` threads for about
-/// `seconds`; returns runs per second.
+/// Runs the bare executor the node uses (the fast planned executor) on
+/// `workers` threads for about `seconds`; returns runs per second.
 fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration, f64) {
     let m = verinfer_prover::load_model(&model_bytes(model), &Default::default()).expect("model loads");
-    let prog = Arc::new(m.program);
+    let prog = FastExecutor.prepare(Arc::new(m.program)).expect("plans");
     let x = model_input(model);
     // One warm-up run, timed (single-run latency).
     let t = Instant::now();
-    verinfer_prover::execute(&prog, std::slice::from_ref(&x)).expect("runs");
+    prog.run(std::slice::from_ref(&x)).expect("runs");
     let single = t.elapsed();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
@@ -116,7 +116,7 @@ fn bare(model: &str, workers: usize, seconds: f64) -> (f64, Duration, f64) {
             let (p, x, stop, count) = (prog.clone(), x.clone(), stop.clone(), count.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let e = verinfer_prover::execute(&p, std::slice::from_ref(&x)).expect("runs");
+                    let e = p.run(std::slice::from_ref(&x)).expect("runs");
                     std::hint::black_box(e);
                     count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -251,7 +251,7 @@ fn run_model(o: &Opts, model: &str) {
     let node = rt
         .block_on(RunningNode::start(
             cfg,
-            if o.null_exec { Arc::new(NullExec) } else { Arc::new(ReferenceExecutor) },
+            if o.null_exec { Arc::new(NullExec) } else { Arc::new(FastExecutor) },
             Arc::new(StubPoster::new()),
         ))
         .expect("node starts");
