@@ -29,6 +29,7 @@ pub mod error;
 pub mod exec;
 pub mod fast;
 pub mod frontend;
+pub mod game;
 pub mod math;
 pub mod onnx_builder;
 pub mod ops;

@@ -5,8 +5,6 @@
 //! and returns the next state, or an error and no change. Turn order, clocks,
 //! bonds and events are the settlement's ([`crate::Settlement`]).
 
-use std::fmt;
-
 use borsh::{BorshDeserialize, BorshSerialize};
 use verinfer_prover::dispute::{
     self, Claim, CommitInfo, NodeContext, OneStep, StepVerdict, element_in_chunk, state_leaf, verify_chunk,
@@ -17,57 +15,14 @@ use verinfer_prover::trace::node_leaf;
 use verinfer_state::hash::Hash32;
 use verinfer_state::merkle::{bind_root, depth, descendant_range, node_from_descendants};
 use verinfer_state::record::InferenceRecord;
-use verinfer_state::tensor::{Scalar, chunk_leaf};
+use verinfer_state::tensor::chunk_leaf;
 
 use crate::error::MoveError;
 use crate::tx::{Move, MoveKind};
 use crate::types::{AccountId, Side};
-
-/// The three trees the game descends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TreeKind {
-    /// The defender's trace tree (node level).
-    Trace,
-    /// The pinned node's output chunk tree (element level).
-    Chunks,
-    /// The pinned element's fold-state tree (micro-step level).
-    States,
-}
-
-impl fmt::Display for TreeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TreeKind::Trace => "trace",
-            TreeKind::Chunks => "chunk",
-            TreeKind::States => "states",
-        })
-    }
-}
-
-/// The level a game is at, for views and events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Level 2: the defender's trace commitment.
-    Commit,
-    /// Levels 3–4: dissection of the trace tree.
-    NodeDissection,
-    /// Level 4: the pinned node's reveal.
-    NodeReveal,
-    /// Level 5: dissection of the node's chunk tree.
-    ElementDissection,
-    /// Level 5: the pinned chunk and the element pick.
-    Element,
-    /// Level 6: the element's fold-state commitment.
-    StatesCommit,
-    /// Level 6: dissection of the fold states.
-    StepDissection,
-    /// Level 7: the one-step proof.
-    OneStep,
-    /// Over.
-    Resolved,
-}
+pub use verinfer_prover::game::view::{
+    ElementInfo, Level, MoveRecord, OperandValue, Pinpoint, Resolution, ResolutionReason, StatesInfo, TreeKind,
+};
 
 /// A dissection cursor in one tree (`docs/dispute-game.md` §3).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
@@ -239,121 +194,6 @@ impl Phase {
     }
 }
 
-/// The pinned element and its claimed value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct ElementInfo {
-    /// Chunk it was picked from.
-    pub chunk: u64,
-    /// Element index in the node's output.
-    pub index: u64,
-    /// The defender's value.
-    pub value: Scalar,
-}
-
-/// The pinned element's fold-state commitment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct StatesInfo {
-    /// Bound root over the states.
-    pub root: Hash32,
-    /// `K`, the number of steps (the tree has `K + 1` leaves).
-    pub k_steps: u64,
-}
-
-/// Why a game ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
-pub enum ResolutionReason {
-    /// The one-step proof was checked: `Correct` means the challenger lost.
-    StepChecked {
-        /// The referee's verdict.
-        verdict: StepVerdict,
-    },
-    /// The challenger pinned trace leaf 0, the binding checked at the commit.
-    PinnedBinding,
-    /// The pinned node's output has no elements (its root follows from
-    /// dtype and shape), so it cannot be wrong.
-    EmptyOutput,
-    /// The challenger pinned fold state 0, checked against `init`.
-    PinnedInitialState,
-    /// The side to move let its clock run out.
-    Timeout {
-        /// The silent side.
-        side: Side,
-    },
-}
-
-/// An operand of the checked step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct OperandValue {
-    /// Input slot of the node.
-    pub slot: u32,
-    /// Element index in that input.
-    pub index: u64,
-    /// Its value.
-    pub value: Scalar,
-}
-
-/// Everything the game pinned, as far as it got.
-#[derive(Clone, Debug, Default, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct Pinpoint {
-    /// Program node.
-    pub node: Option<u32>,
-    /// Its name.
-    pub node_name: Option<String>,
-    /// Its op.
-    pub op: Option<String>,
-    /// Element of its output.
-    pub element: Option<u64>,
-    /// The defender's value of that element.
-    pub value: Option<Scalar>,
-    /// The element's step count `K`.
-    pub k_steps: Option<u64>,
-    /// The checked step `t` (from `s_t` to `s_{t+1}`).
-    pub step: Option<u64>,
-    /// `s_t` (accepted).
-    pub s_prev: Option<FoldState>,
-    /// `s_{t+1}` as the defender claimed it.
-    pub s_next: Option<FoldState>,
-    /// `s_{t+1}` as the referee computed it, when it differs.
-    pub expected: Option<FoldState>,
-    /// The operands the step read.
-    pub operands: Vec<OperandValue>,
-}
-
-/// How a game ended.
-#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct Resolution {
-    /// Who won (and received the escrow).
-    pub winner: Side,
-    /// Why.
-    pub reason: ResolutionReason,
-    /// When.
-    pub at_ms: u64,
-    /// What was pinned.
-    pub pinpoint: Pinpoint,
-}
-
-/// One accepted move.
-#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
-pub struct MoveRecord {
-    /// Position in the game (0-based).
-    pub seq: u32,
-    /// Who moved.
-    pub side: Side,
-    /// When.
-    pub at_ms: u64,
-    /// The level the game was at.
-    pub level: Level,
-    /// The dissection cursor `(tree, level, index)` the move applied to.
-    pub cursor: Option<(TreeKind, u32, u64)>,
-    /// Encoded size of the move.
-    pub bytes: u64,
-    /// The mover's clock left after the move.
-    pub clock_left_ms: u64,
-    /// The move.
-    pub mv: Move,
-}
-
 /// One dispute game.
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Game {
@@ -489,7 +329,8 @@ impl Game {
             states: self.states,
             end: None,
         };
-        let internal = |what: &str| MoveError::Dispute(dispute::DisputeError::Malformed(format!("game state: {what} missing")));
+        let internal =
+            |what: &str| MoveError::Dispute(dispute::DisputeError::Malformed(format!("game state: {what} missing")));
         match (&self.phase, mv) {
             (Phase::AwaitCommit, Move::Commit(c)) => {
                 let info = verify_commit(&claim, c)?;
@@ -592,7 +433,8 @@ impl Game {
         if let Some(proof) = proof {
             p.s_prev = Some(proof.s_prev);
             p.s_next = Some(proof.s_next);
-            p.operands = proof.operands.iter().map(|o| OperandValue { slot: o.slot, index: o.index, value: o.value }).collect();
+            p.operands =
+                proof.operands.iter().map(|o| OperandValue { slot: o.slot, index: o.index, value: o.value }).collect();
         }
         if let Some(StepVerdict::Wrong { expected }) = verdict {
             p.expected = Some(*expected);

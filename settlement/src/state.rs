@@ -177,7 +177,7 @@ impl Settlement {
     /// Applies a signed transaction: signature, nonce, then the transaction.
     pub fn apply_signed(&mut self, now_ms: u64, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
         self.check_time(now_ms)?;
-        stx.verify_signature(self.params.chain_id)?;
+        stx.verify_signature(self.params.chain_id).map_err(|_| TxError::BadSignature)?;
         let expected = self.accounts.get(&stx.signer).map_or(0, |a| a.nonce);
         if stx.nonce != expected {
             return Err(TxError::BadNonce { expected, got: stx.nonce });
