@@ -86,3 +86,66 @@ pub trait ExplorerApi {
     #[subscription(name = "subscribeBatches" => "newBatch", unsubscribe = "unsubscribeBatches", item = BatchSummary)]
     async fn subscribe_batches(&self) -> SubscriptionResult;
 }
+
+/// The embedded settlement layer (the referee): `settlement_*`.
+///
+/// The referee's values (accounts, batch entries, game views, events,
+/// parameters) travel as JSON objects whose schema is the serde form of the
+/// `verinfer_prover::game` / `verinfer_settlement` types
+/// (`docs/rpc.md#settlement`); this crate keeps them as
+/// [`serde_json::Value`] so that it depends only on `state` (decision 0009).
+/// Clients deserialize them into the typed structs
+/// (`verinfer_prover::game::view::GameView`, …).
+///
+/// Transactions are submitted signed, as hex of the borsh encoding of a
+/// `SignedTx` (ed25519 over `"verinfer/settlement/tx/v1" || chain_id ||
+/// borsh(signer, nonce, tx)`); the referee applies them at the node's clock.
+#[rpc(server, client, namespace = "settlement")]
+pub trait SettlementApi {
+    /// Parameters (chain id, window, clocks, bonds, dissection exponent) and
+    /// the referee's current time: `{params, now_ms, sequencer}`.
+    #[method(name = "info")]
+    async fn info(&self) -> RpcResult<serde_json::Value>;
+
+    /// An account (`0x`-hex ed25519 public key): free balance, next nonce,
+    /// sequencer bond if any, escrow in open games.
+    #[method(name = "account")]
+    async fn account(&self, account: String) -> RpcResult<serde_json::Value>;
+
+    /// Applies a signed transaction (hex of borsh `SignedTx`). Returns
+    /// `{events: [...]}`; a rejected transaction changes nothing and returns
+    /// `TX_REJECTED` with the referee's reason.
+    #[method(name = "submitTx")]
+    async fn submit_tx(&self, signed_tx_hex: String) -> RpcResult<serde_json::Value>;
+
+    /// Batch `number` as posted: header, posting time, window end, void
+    /// records, whether it is final.
+    #[method(name = "batch")]
+    async fn batch(&self, number: u64) -> RpcResult<serde_json::Value>;
+
+    /// A record's settlement status (`pending`, `batched`, `final`, `void`,
+    /// with the disputes on it).
+    #[method(name = "recordStatus")]
+    async fn record_status(&self, batch: u64, index: u64) -> RpcResult<serde_json::Value>;
+
+    /// Game `id` as a `GameView` at the referee's current time: status,
+    /// clocks, bonds, every move, and for a finished game its resolution
+    /// (pinpointed node, element, step, operands and verdict).
+    #[method(name = "game")]
+    async fn game(&self, id: u64) -> RpcResult<serde_json::Value>;
+
+    /// Games, newest first, optionally only open ones or only those of one
+    /// account or batch (`{open, account, batch, limit}`; limit ≤ 1000).
+    #[method(name = "games")]
+    async fn games(&self, filter: Option<GamesFilter>) -> RpcResult<Vec<serde_json::Value>>;
+
+    /// Dev mode only: credits `amount` to `account` (the bridge's deposit),
+    /// so a local challenger can post bonds. `METHOD_NOT_FOUND` otherwise.
+    #[method(name = "faucet")]
+    async fn faucet(&self, account: String, amount: u64) -> RpcResult<serde_json::Value>;
+
+    /// Every referee event as it happens (`{at_ms, event}`): batches posted
+    /// and settled, disputes opened, moves, resolutions, payouts.
+    #[subscription(name = "subscribeEvents" => "event", unsubscribe = "unsubscribeEvents", item = serde_json::Value)]
+    async fn subscribe_events(&self) -> SubscriptionResult;
+}

@@ -55,6 +55,10 @@ pub const EXECUTION_FAILED: i32 = 4220;
 /// The node-wide rate limit is exhausted. `data.retry_after_ms` says when to
 /// retry.
 pub const RATE_LIMITED: i32 = 4290;
+/// The settlement layer rejected a transaction (bad signature, nonce,
+/// bond, window, move, …); the message is the referee's reason and nothing
+/// changed.
+pub const TX_REJECTED: i32 = 4100;
 /// Internal failure (the store); the request was not accepted.
 pub const INTERNAL: i32 = 5000;
 /// The mempool is full. Nothing was accepted; `data.retry_after_ms` says
@@ -81,6 +85,7 @@ pub const ALL: &[(i32, &str)] = &[
     (NOT_FOUND, "NOT_FOUND"),
     (EXECUTION_FAILED, "EXECUTION_FAILED"),
     (RATE_LIMITED, "RATE_LIMITED"),
+    (TX_REJECTED, "TX_REJECTED"),
     (INTERNAL, "INTERNAL"),
     (BUSY, "BUSY"),
     (SHUTTING_DOWN, "SHUTTING_DOWN"),

@@ -20,7 +20,7 @@ pub mod types;
 
 pub use api::{
     ExplorerApiClient, ExplorerApiServer, InferApiClient, InferApiServer, ModelApiClient,
-    ModelApiServer,
+    ModelApiServer, SettlementApiClient, SettlementApiServer,
 };
 pub use error::ApiError;
 pub use tensor::{Encoding, WireTensor};

@@ -217,3 +217,21 @@ pub type StatusUpdate = Receipt;
 
 /// An inclusion proof re-export for clients.
 pub type Proof = Inclusion;
+
+/// `settlement_games` filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GamesFilter {
+    /// Only games not yet resolved.
+    #[serde(default)]
+    pub open: bool,
+    /// Only games where this account (`0x`-hex) is a side.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Only games on records of this batch.
+    #[serde(default)]
+    pub batch: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
