@@ -32,6 +32,13 @@ pub trait ModelApi {
     /// Every registered model.
     #[method(name = "list")]
     async fn list_models(&self) -> RpcResult<Vec<ModelInfo>>;
+
+    /// A registered model's canonical program (borsh, base64): what a
+    /// challenger re-executes. Self-authenticating: the bytes must hash to
+    /// `program_root`, which every record names, so a client needs no trust
+    /// in the node that served them.
+    #[method(name = "program")]
+    async fn model_program(&self, model_id: Hash32) -> RpcResult<ModelProgram>;
 }
 
 /// Inference: `infer_submit`, `infer_receipt`, `infer_subscribeStatus`.

@@ -79,6 +79,18 @@ pub struct ModelInfo {
     pub already_registered: bool,
 }
 
+/// `model_program` result: a model's canonical program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelProgram {
+    /// The model.
+    pub model_id: Hash32,
+    /// The program's root (`verinfer_prover::Program::root`); clients check
+    /// the decoded program against it.
+    pub program_root: Hash32,
+    /// The program's canonical bytes (`Program::to_bytes`, borsh), base64.
+    pub program_b64: String,
+}
+
 /// `infer_submit` parameters.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SubmitRequest {

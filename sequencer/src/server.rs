@@ -21,6 +21,7 @@ use jsonrpsee::server::{BatchRequestConfig, MethodResponse, PendingSubscriptionS
 use jsonrpsee::types::ErrorObjectOwned;
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use base64::Engine as _;
 use verinfer_rpc::api::{ExplorerApiServer, InferApiServer, ModelApiServer};
 use verinfer_rpc::error::{self as codes, ApiError};
 use verinfer_rpc::tensor::WireTensor;
@@ -98,6 +99,23 @@ impl ModelApiServer for Api {
 
     async fn list_models(&self) -> RpcResult<Vec<ModelInfo>> {
         Ok(self.node.models().iter().map(|m| m.info(false)).collect())
+    }
+
+    async fn model_program(&self, model_id: Hash32) -> RpcResult<ModelProgram> {
+        api(self
+            .blocking(move |n| {
+                let entry = n.model(&model_id).map(|m| m.entry.clone()).ok_or_else(|| {
+                    ApiError::new(codes::UNKNOWN_MODEL, format!("model_id: no model {model_id} is registered"))
+                })?;
+                let bytes = store(n.store.model_program(&model_id))?
+                    .ok_or_else(|| ApiError::internal(format!("store: model {model_id} has no program")))?;
+                Ok(ModelProgram {
+                    model_id,
+                    program_root: entry.program_root,
+                    program_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                })
+            })
+            .await)
     }
 }
 
