@@ -1,0 +1,147 @@
+//! Configuration: a TOML file whose every field is optional
+//! (`#[serde(default)]`), overridden by `verinfer challenger` flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The challenger's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The node's RPC URL (`http://host:port`; the WebSocket URL is derived
+    /// from it).
+    pub rpc: String,
+    /// Data directory: the challenger's RocksDB and, unless `key` is given,
+    /// its key file.
+    pub datadir: PathBuf,
+    /// The ed25519 signing key file (64 hex characters: the 32-byte seed).
+    /// Created with a fresh key if missing.
+    pub key: Option<PathBuf>,
+    /// Most value locked in open games' challenger bonds at once (0: no cap
+    /// beyond the free balance). A guard against a runaway bot on a node
+    /// that lies about every record.
+    pub bond: u64,
+    /// Records re-executed at once (0: one per core).
+    pub concurrency: usize,
+    /// Fraction of records re-executed, in `[0, 1]`. Sampling is keyed by
+    /// the challenger's secret key, so the sequencer cannot predict which
+    /// records a given challenger checks.
+    pub sample: f64,
+    /// Prometheus metrics address (`GET /metrics`); none disables.
+    pub metrics: Option<SocketAddr>,
+    /// Dev nodes only: at start, top the free balance up to `max(bond, 10 ×
+    /// challenger_bond)` from `settlement_faucet`.
+    pub dev_faucet: bool,
+    /// How often to poll open games (ms). Moves cost our clock from the
+    /// moment the turn passes to us, so this bounds what a move costs.
+    pub poll_ms: u64,
+    /// First reconnect delay after the WebSocket drops (ms); doubles up to
+    /// `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay (ms).
+    pub reconnect_max_ms: u64,
+    /// Local ONNX models (`DIR/*/model.onnx`) used when the node does not
+    /// serve `model_program`; matched by program root.
+    pub models_dir: Option<PathBuf>,
+    /// Drills and tests only: dispute these `(batch, index)` records whatever
+    /// re-execution says. A correct record disputed this way loses the bond.
+    pub force_dispute: Vec<(u64, u64)>,
+    /// Log format: `plain` or `json`.
+    pub log_format: String,
+    /// Log filter (`info`, `verinfer_challenger=debug`, …).
+    pub log_filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rpc: "http://127.0.0.1:8545".into(),
+            datadir: PathBuf::from("verinfer-challenger"),
+            key: None,
+            bond: 0,
+            concurrency: 0,
+            sample: 1.0,
+            metrics: None,
+            dev_faucet: false,
+            poll_ms: 200,
+            reconnect_min_ms: 250,
+            reconnect_max_ms: 10_000,
+            models_dir: None,
+            force_dispute: Vec::new(),
+            log_format: "plain".into(),
+            log_filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.sample) || self.sample.is_nan() {
+            return Err(format!("sample: {} is not in [0, 1]", self.sample));
+        }
+        if !(self.rpc.starts_with("http://") || self.rpc.starts_with("https://")) {
+            return Err(format!("rpc: {:?} is not an http:// or https:// URL", self.rpc));
+        }
+        if self.poll_ms == 0 || self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
+            return Err("poll_ms and reconnect_min_ms must be > 0 and reconnect_max_ms ≥ reconnect_min_ms".into());
+        }
+        if !matches!(self.log_format.as_str(), "plain" | "json") {
+            return Err(format!("log_format: {:?}: expected plain or json", self.log_format));
+        }
+        Ok(())
+    }
+
+    /// Workers that re-execute records.
+    pub fn workers(&self) -> usize {
+        if self.concurrency == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.concurrency
+        }
+    }
+
+    /// The WebSocket URL of the node.
+    pub fn ws_url(&self) -> String {
+        if let Some(rest) = self.rpc.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.rpc.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.rpc.clone()
+        }
+    }
+
+    /// The key file: `key`, or `DATADIR/key`.
+    pub fn key_path(&self) -> PathBuf {
+        self.key.clone().unwrap_or_else(|| self.datadir.join("key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_urls_derive() {
+        let c = Config::default();
+        c.validate().expect("defaults are valid");
+        assert_eq!(c.ws_url(), "ws://127.0.0.1:8545");
+        assert_eq!(Config { rpc: "https://x:1".into(), ..c.clone() }.ws_url(), "wss://x:1");
+        assert!(Config { sample: 1.5, ..c.clone() }.validate().is_err());
+        assert!(Config { sample: f64::NAN, ..c.clone() }.validate().is_err());
+        assert!(Config { rpc: "ws://x".into(), ..c.clone() }.validate().is_err());
+        assert_eq!(c.key_path(), c.datadir.join("key"));
+    }
+
+    #[test]
+    fn partial_json_fills_defaults() {
+        // serde(default): any subset of fields is a valid configuration.
+        let c: Config = serde_json::from_str(r#"{"sample": 0.5, "bond": 300}"#).expect("parses");
+        assert_eq!(c.sample, 0.5);
+        assert_eq!(c.bond, 300);
+        assert_eq!(c.poll_ms, Config::default().poll_ms);
+    }
+}

@@ -1,0 +1,96 @@
+//! Re-execution: one prepared fast plan per program (bit-exact with the
+//! canonical reference), workspaces pooled per plan, and the programs kept
+//! for building a [`DisputeProver`] when a dispute opens.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use verinfer_prover::Program;
+use verinfer_prover::dispute::DisputeProver;
+use verinfer_prover::fast::{Plan, Workspace};
+use verinfer_state::hash::Hash32;
+use verinfer_state::tensor::Tensor;
+
+use crate::error::{ChallengerError, Result};
+
+/// A program ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The program (for dispute provers).
+    pub program: Arc<Program>,
+    plan: Plan,
+    pool: Mutex<Vec<Workspace>>,
+}
+
+impl Prepared {
+    /// Plans `program`.
+    pub fn new(program: Program) -> Result<Self> {
+        let plan = Plan::new(&program)?;
+        Ok(Self { program: Arc::new(program), plan, pool: Mutex::new(Vec::new()) })
+    }
+
+    /// The output root of the program on `inputs` (blocking; call from a
+    /// blocking thread).
+    pub fn output_root(&self, inputs: &[Tensor]) -> Result<Hash32> {
+        // A poisoned pool only means another run panicked while holding the
+        // lock; the Vec is still valid.
+        let ws = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut ws = ws.unwrap_or_else(|| self.plan.workspace());
+        let r = self.plan.run_in(&mut ws, inputs).map(|e| e.output_root);
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner).push(ws);
+        Ok(r?)
+    }
+
+    /// The honest dispute prover for `inputs` (its trace is built lazily,
+    /// on the first move that needs it).
+    pub fn prover(&self, inputs: Vec<Tensor>) -> Result<DisputeProver> {
+        Ok(DisputeProver::new((*self.program).clone(), inputs, None)?)
+    }
+}
+
+/// Prepared programs by program root.
+#[derive(Debug, Default)]
+pub struct ModelCache {
+    by_root: Mutex<HashMap<Hash32, Arc<Prepared>>>,
+}
+
+impl ModelCache {
+    /// The prepared program for `root`, if cached.
+    pub fn get(&self, root: &Hash32) -> Option<Arc<Prepared>> {
+        self.by_root.lock().unwrap_or_else(PoisonError::into_inner).get(root).cloned()
+    }
+
+    /// Caches `program` (whose root the caller checked is `root`).
+    pub fn insert(&self, root: Hash32, p: Arc<Prepared>) {
+        self.by_root.lock().unwrap_or_else(PoisonError::into_inner).insert(root, p);
+    }
+
+    /// Loads every `DIR/*/model.onnx` whose input shapes are concrete and
+    /// caches its program (the fallback when a node does not serve
+    /// `model_program`). Models that fail to load are skipped with a warning.
+    pub fn load_dir(&self, dir: &Path) -> Result<usize> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path().join("model.onnx");
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let opts = verinfer_prover::frontend::LoadOptions {
+                name: path.display().to_string(),
+                ..Default::default()
+            };
+            match verinfer_prover::load_model(&bytes, &opts) {
+                Ok(m) => {
+                    let root = m.program_root;
+                    self.insert(root, Arc::new(Prepared::new(m.program)?));
+                    tracing::info!(model = %path.display(), program_root = %root, "local model loaded");
+                    n += 1;
+                }
+                Err(e) => tracing::warn!(model = %path.display(), error = %e, "local model skipped"),
+            }
+        }
+        if n == 0 {
+            return Err(ChallengerError::Config(format!("{}: no loadable */model.onnx", dir.display())));
+        }
+        Ok(n)
+    }
+}

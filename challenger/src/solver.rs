@@ -1,0 +1,244 @@
+//! The pure core: state in, actions out. No I/O, no clock, no randomness —
+//! the shell ([`crate::runner`]) loads state, calls these, and performs the
+//! actions (the op-challenger shape: loader → solver → responder).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use sha2::{Digest, Sha256};
+use verinfer_prover::dispute::DisputeProver;
+use verinfer_prover::game::agent::{AgentError, challenger_move};
+use verinfer_prover::game::tx::Tx;
+use verinfer_prover::game::types::Side;
+use verinfer_prover::game::view::{GameView, ResolutionReason};
+use verinfer_state::hash::Hash32;
+use verinfer_state::record::InferenceRecord;
+
+/// What the challenger concluded about one record. Persisted per record so
+/// that a restart never re-executes (or re-disputes) a judged record.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Verdict {
+    /// Re-execution gave the record's output root.
+    Correct,
+    /// Not in this challenger's sample.
+    NotSampled,
+    /// Re-execution disagrees; `game` once the dispute is open. `None` is
+    /// the intent written *before* the dispute is sent, so a crash between
+    /// sending and recording is reconciled from the referee's game list.
+    Wrong {
+        /// Our output root.
+        ours: Hash32,
+        /// The game, once opened.
+        game: Option<u64>,
+    },
+    /// Could not be checked (unknown model, execution failed, inputs that
+    /// do not hash to the record); logged, never disputed.
+    Unverifiable {
+        /// Why.
+        reason: String,
+    },
+    /// Its window closed before it was checked: nothing can be done.
+    WindowClosed,
+}
+
+impl Verdict {
+    /// Short name for logs and metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Correct => "correct",
+            Verdict::NotSampled => "not_sampled",
+            Verdict::Wrong { .. } => "wrong",
+            Verdict::Unverifiable { .. } => "unverifiable",
+            Verdict::WindowClosed => "window_closed",
+        }
+    }
+}
+
+/// What to do with a record after (maybe) re-executing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordAction {
+    /// Record the verdict; nothing to send.
+    Settle(Verdict),
+    /// Record `Wrong { game: None }` and open a dispute.
+    Dispute {
+        /// Our output root.
+        ours: Hash32,
+    },
+}
+
+/// Everything [`judge_record`] looks at.
+#[derive(Clone, Debug)]
+pub struct RecordFacts<'a> {
+    /// The record as committed in the batch.
+    pub record: &'a InferenceRecord,
+    /// Our re-execution's output root, or why there is none (`None` when
+    /// the record was not sampled).
+    pub recomputed: Option<Result<Hash32, String>>,
+    /// The referee's time (ms) and the batch's window end, if known.
+    pub now_ms: u64,
+    /// End of the batch's challenge window (ms, referee time).
+    pub window_end_ms: Option<u64>,
+    /// Forced by configuration (drills): dispute whatever re-execution says.
+    pub forced: bool,
+}
+
+/// Decides a record: dispute exactly when our re-execution of the
+/// committed program on the committed inputs gives another output root and
+/// the window is still open.
+pub fn judge_record(f: &RecordFacts<'_>) -> RecordAction {
+    let open = f.window_end_ms.is_none_or(|end| f.now_ms < end);
+    match &f.recomputed {
+        None if f.forced && open => RecordAction::Dispute { ours: Hash32::ZERO },
+        None => RecordAction::Settle(Verdict::NotSampled),
+        Some(Err(reason)) => RecordAction::Settle(Verdict::Unverifiable { reason: reason.clone() }),
+        Some(Ok(ours)) => {
+            let wrong = *ours != f.record.output_root || f.forced;
+            match (wrong, open) {
+                (false, _) => RecordAction::Settle(Verdict::Correct),
+                (true, true) => RecordAction::Dispute { ours: *ours },
+                (true, false) => RecordAction::Settle(Verdict::WindowClosed),
+            }
+        }
+    }
+}
+
+/// Whether this challenger re-executes `request_id`: a keyed hash below
+/// `rate`. Keyed by `salt` (derived from the secret key) so the sequencer
+/// cannot tell which records a challenger checks, and deterministic so a
+/// restart samples the same records.
+pub fn sampled(salt: &[u8; 32], request_id: &Hash32, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    let d = Sha256::new().chain_update(b"verinfer/challenger/sample/v1").chain_update(salt).chain_update(request_id.0).finalize();
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&d[..8]);
+    // Uniform in [0, 1) with 53 bits.
+    let x = (u64::from_be_bytes(w) >> 11) as f64 / (1u64 << 53) as f64;
+    x < rate
+}
+
+/// How a finished game ended for us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Outcome {
+    /// We won: the record is void and the escrow is ours.
+    Won,
+    /// We lost our bond.
+    Lost,
+}
+
+/// What to do next in a game.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GameAction {
+    /// Send this transaction (a move or a timeout claim).
+    Send(Box<Tx>),
+    /// Nothing to send: the defender is to move and has `defender_left_ms`
+    /// on its clock. Poll again (or claim its timeout after that long).
+    Wait {
+        /// The defender's remaining time at the view's instant.
+        defender_left_ms: u64,
+    },
+    /// Our turn but the honest strategy sees no difference: we were wrong
+    /// to dispute (a forced drill, or a bug). Staying silent loses the bond
+    /// by timeout, which is the honest outcome.
+    Silent,
+    /// The game is over.
+    Finished {
+        /// For us.
+        outcome: Outcome,
+        /// The referee's reason (for logs).
+        reason: ResolutionReason,
+    },
+}
+
+/// The game solver: view in, action out.
+///
+/// `honest` is our prover for the record (the committed program on the
+/// committed inputs, no fault); it is only read when it is our turn.
+pub fn solve_game(view: &GameView, honest: &DisputeProver) -> Result<GameAction, AgentError> {
+    if let Some(r) = &view.resolution {
+        let outcome = if r.winner == Side::Challenger { Outcome::Won } else { Outcome::Lost };
+        return Ok(GameAction::Finished { outcome, reason: r.reason });
+    }
+    match view.to_move {
+        Some(Side::Defender) => {
+            // The referee rejects a move at `now ≥ deadline`, and its view
+            // reports 0 left from that instant: the timeout is claimable.
+            if view.clocks.defender_left_ms == 0 {
+                Ok(GameAction::Send(Box::new(Tx::ClaimTimeout { game: view.id })))
+            } else {
+                Ok(GameAction::Wait { defender_left_ms: view.clocks.defender_left_ms })
+            }
+        }
+        Some(Side::Challenger) => match challenger_move(view, honest)? {
+            Some(mv) => Ok(GameAction::Send(Box::new(view.tx(mv)))),
+            None => Ok(GameAction::Silent),
+        },
+        // Neither side to move and no resolution: a view between states;
+        // poll again.
+        None => Ok(GameAction::Wait { defender_left_ms: view.clocks.defender_left_ms }),
+    }
+}
+
+/// Ranges `from..=to` of at most `max` numbers covering `first..=last`: the
+/// `explorer_batches` calls that catch up a gap.
+pub fn catch_up_ranges(first: u64, last: u64, max: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let max = max.max(1);
+    let mut from = first;
+    while from <= last {
+        let to = last.min(from.saturating_add(max - 1));
+        out.push((from, to));
+        if to == u64::MAX {
+            break;
+        }
+        from = to + 1;
+    }
+    out
+}
+
+/// Whether we can afford one more dispute: the free balance must cover the
+/// referee's `challenger_bond`, and the locked total stay within `budget`
+/// (0: no budget).
+pub fn can_afford(free: u64, challenger_bond: u64, locked: u64, budget: u64) -> Result<(), String> {
+    if free < challenger_bond {
+        return Err(String::new());
+    }
+    if budget > 0 && locked.saturating_add(challenger_bond) > budget {
+        return Err(format!(" within the --bond budget {budget} ({locked} already locked in open games)"));
+    }
+    Ok(())
+}
+
+/// Tracks which batches are fully judged and the contiguous watermark
+/// below which every batch is (what the database persists as progress).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every batch ≤ this is done (0: none).
+    pub watermark: u64,
+    done_above: std::collections::BTreeSet<u64>,
+}
+
+impl Progress {
+    /// Starting at `watermark`.
+    pub fn new(watermark: u64) -> Self {
+        Self { watermark, done_above: Default::default() }
+    }
+
+    /// Marks `batch` done; returns the new watermark if it moved.
+    pub fn done(&mut self, batch: u64) -> Option<u64> {
+        if batch <= self.watermark {
+            return None;
+        }
+        self.done_above.insert(batch);
+        let before = self.watermark;
+        while self.done_above.remove(&(self.watermark + 1)) {
+            self.watermark += 1;
+        }
+        (self.watermark != before).then_some(self.watermark)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The pure solver against synthetic views: no node, no network.
+
+use super::*;
+use verinfer_prover::dispute::Fault;
+use verinfer_prover::frontend::LoadOptions;
+use verinfer_prover::game::tx::{Move, MoveKind};
+use verinfer_prover::game::view::{Clocks, CursorView, Level, Pinpoint, Resolution, TreeKind};
+use verinfer_prover::{Program, load_model};
+use verinfer_state::merkle::depth;
+use verinfer_state::record::InferenceRecord;
+use verinfer_state::tensor::Tensor;
+
+fn mlp() -> (Program, Vec<Tensor>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/mlp");
+    let onnx = std::fs::read(dir.join("model.onnx")).expect("fixture");
+    let input = verinfer_state::npy::read_tensor(&std::fs::read(dir.join("input_0.npy")).expect("fixture")).expect("npy");
+    let m = load_model(&onnx, &LoadOptions { name: "mlp".into(), ..Default::default() }).expect("loads");
+    (m.program, vec![input])
+}
+
+fn record(p: &DisputeProver) -> InferenceRecord {
+    let c = p.claim().expect("claim");
+    InferenceRecord::from_roots(Hash32([1; 32]), c.program_root, c.input_root, c.output_root, 0, 0)
+}
+
+/// A view of game 7 at the root of node dissection, awaiting `kind`.
+fn view(rec: InferenceRecord, to_move: Option<Side>, awaiting: Option<MoveKind>) -> GameView {
+    GameView {
+        id: 7,
+        batch: 3,
+        index: 1,
+        record: rec,
+        challenger: Default::default(),
+        defender: Default::default(),
+        challenger_bond: 100,
+        defender_stake: 100,
+        dissection_exp: 4,
+        opened_at_ms: 0,
+        level: Level::NodeDissection,
+        to_move,
+        awaiting,
+        moves: 5,
+        clocks: Clocks { defender_left_ms: 1000, challenger_left_ms: 1000, deadline_ms: Some(1000) },
+        cursor: None,
+        node: None,
+        output_dtype: None,
+        chunk: None,
+        chunk_bytes: None,
+        element: None,
+        k_steps: None,
+        state_leaf: None,
+        transcript: vec![],
+        resolution: None,
+    }
+}
+
+/// A pick view where the defender revealed `revealer`'s trace below the root.
+fn pick_view(rec: InferenceRecord, revealer: &DisputeProver) -> GameView {
+    let tree = revealer.trace_tree().expect("trace");
+    let leaves = tree.leaf_count();
+    let level = depth(leaves);
+    let span = level.min(4);
+    let revealed = tree.descendants(level, 0, span).expect("descendants");
+    let mut v = view(rec, Some(Side::Challenger), Some(MoveKind::Pick));
+    v.cursor = Some(CursorView { tree: TreeKind::Trace, leaf_count: leaves, level, index: 0, span, first_child: 0, revealed: Some(revealed) });
+    v
+}
+
+#[test]
+fn a_lying_reveal_is_answered_with_the_leftmost_differing_child() {
+    let (program, inputs) = mlp();
+    let honest = DisputeProver::new(program.clone(), inputs.clone(), None).expect("honest");
+    let fault = Fault { node: 2, element: 0, step: 0, xor: 1 };
+    let liar = DisputeProver::new(program, inputs, Some(fault)).expect("liar");
+    let rec = record(&liar);
+    let v = pick_view(rec, &liar);
+    let revealed = v.cursor.as_ref().and_then(|c| c.revealed.clone()).expect("revealed");
+    let own = honest.trace_tree().expect("t").descendants(v.cursor.as_ref().expect("c").level, 0, v.cursor.as_ref().expect("c").span).expect("d");
+    let expected = verinfer_prover::dispute::leftmost_difference(&own, &revealed).expect("differs") as u32;
+    match solve_game(&v, &honest).expect("solves") {
+        GameAction::Send(tx) => match *tx {
+            Tx::Move { game: 7, seq: 5, mv: Move::Pick { child } } => assert_eq!(child, expected),
+            t => panic!("expected a pick, got {t:?}"),
+        },
+        a => panic!("expected a pick, got {a:?}"),
+    }
+    // Against a truthful reveal the honest challenger finds nothing: silent.
+    let v = pick_view(rec, &honest);
+    assert_eq!(solve_game(&v, &honest).expect("solves"), GameAction::Silent);
+}
+
+#[test]
+fn the_defender_turn_waits_then_claims_the_timeout() {
+    let (program, inputs) = mlp();
+    let honest = DisputeProver::new(program, inputs, None).expect("honest");
+    let rec = record(&honest);
+    let mut v = view(rec, Some(Side::Defender), Some(MoveKind::Reveal));
+    assert_eq!(solve_game(&v, &honest).expect("solves"), GameAction::Wait { defender_left_ms: 1000 });
+    v.clocks.defender_left_ms = 0;
+    assert_eq!(solve_game(&v, &honest).expect("solves"), GameAction::Send(Box::new(Tx::ClaimTimeout { game: 7 })));
+}
+
+#[test]
+fn a_resolved_game_reports_its_outcome() {
+    let (program, inputs) = mlp();
+    let honest = DisputeProver::new(program, inputs, None).expect("honest");
+    let rec = record(&honest);
+    for (winner, outcome) in [(Side::Challenger, Outcome::Won), (Side::Defender, Outcome::Lost)] {
+        let mut v = view(rec, None, None);
+        let reason = ResolutionReason::Timeout { side: winner.other() };
+        v.resolution = Some(Resolution { winner, reason, at_ms: 5, pinpoint: Pinpoint::default() });
+        assert_eq!(solve_game(&v, &honest).expect("solves"), GameAction::Finished { outcome, reason });
+    }
+}
+
+fn rec_with_output(out: Hash32) -> InferenceRecord {
+    InferenceRecord::from_roots(Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32]), out, 0, 0)
+}
+
+#[test]
+fn records_are_disputed_exactly_when_wrong_and_in_the_window() {
+    let good = Hash32([5; 32]);
+    let bad = Hash32([6; 32]);
+    let rec = rec_with_output(good);
+    let f = |recomputed, now_ms, forced| RecordFacts { record: &rec, recomputed, now_ms, window_end_ms: Some(100), forced };
+    assert_eq!(judge_record(&f(Some(Ok(good)), 50, false)), RecordAction::Settle(Verdict::Correct));
+    assert_eq!(judge_record(&f(Some(Ok(bad)), 50, false)), RecordAction::Dispute { ours: bad });
+    // At the window's end the referee refuses the open: nothing to do.
+    assert_eq!(judge_record(&f(Some(Ok(bad)), 100, false)), RecordAction::Settle(Verdict::WindowClosed));
+    assert_eq!(judge_record(&f(None, 50, false)), RecordAction::Settle(Verdict::NotSampled));
+    assert_eq!(
+        judge_record(&f(Some(Err("boom".into())), 50, false)),
+        RecordAction::Settle(Verdict::Unverifiable { reason: "boom".into() })
+    );
+    // A forced drill disputes even a correct record.
+    assert_eq!(judge_record(&f(Some(Ok(good)), 50, true)), RecordAction::Dispute { ours: good });
+    // Unknown window (the referee's batch not readable): try; the referee decides.
+    let g = RecordFacts { record: &rec, recomputed: Some(Ok(bad)), now_ms: u64::MAX, window_end_ms: None, forced: false };
+    assert_eq!(judge_record(&g), RecordAction::Dispute { ours: bad });
+}
+
+#[test]
+fn sampling_is_keyed_deterministic_and_close_to_its_rate() {
+    let ids: Vec<Hash32> = (0..4000u32).map(|i| verinfer_state::hash::hash(verinfer_state::hash::Domain::Record, &i.to_le_bytes())).collect();
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    assert!(ids.iter().all(|id| sampled(&a, id, 1.0)));
+    assert!(ids.iter().all(|id| !sampled(&a, id, 0.0)));
+    let n = ids.iter().filter(|id| sampled(&a, id, 0.25)).count();
+    assert!((850..1150).contains(&n), "{n} of 4000 at rate 0.25");
+    // Deterministic per key, different across keys.
+    assert_eq!(ids.iter().filter(|id| sampled(&a, id, 0.25)).count(), n);
+    let same = ids.iter().filter(|id| sampled(&a, id, 0.25) == sampled(&b, id, 0.25)).count();
+    assert!(same < 3500, "two keys sample nearly the same records ({same})");
+}
+
+#[test]
+fn catch_up_ranges_cover_the_gap_in_bounded_calls() {
+    assert_eq!(catch_up_ranges(5, 4, 1000), vec![]);
+    assert_eq!(catch_up_ranges(1, 1, 1000), vec![(1, 1)]);
+    assert_eq!(catch_up_ranges(1, 2500, 1000), vec![(1, 1000), (1001, 2000), (2001, 2500)]);
+    assert_eq!(catch_up_ranges(u64::MAX - 1, u64::MAX, 1000), vec![(u64::MAX - 1, u64::MAX)]);
+}
+
+#[test]
+fn the_watermark_moves_only_over_contiguous_batches() {
+    let mut p = Progress::new(4);
+    assert_eq!(p.done(6), None);
+    assert_eq!(p.done(3), None);
+    assert_eq!(p.done(5), Some(6));
+    assert_eq!(p.done(7), Some(7));
+    assert_eq!(p.watermark, 7);
+}
+
+#[test]
+fn bonds_and_budgets() {
+    assert!(can_afford(100, 100, 0, 0).is_ok());
+    assert!(can_afford(99, 100, 0, 0).is_err());
+    assert!(can_afford(1000, 100, 200, 300).is_ok());
+    assert!(can_afford(1000, 100, 300, 300).is_err());
+}
