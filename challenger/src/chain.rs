@@ -103,16 +103,6 @@ fn bad(method: &'static str, e: impl std::fmt::Display) -> ChallengerError {
     ChallengerError::BadResponse { method, message: e.to_string() }
 }
 
-/// Finds `key` in `v` or one object level down (`{account: {free}}` and
-/// `{free}` both parse): keeps the bot tolerant of a node that nests.
-fn lenient<T: serde::de::DeserializeOwned + Default>(v: serde_json::Value, nest: &str) -> T {
-    let inner = v.get(nest).cloned();
-    serde_json::from_value::<T>(v)
-        .ok()
-        .filter(|_| inner.is_none())
-        .or_else(|| inner.and_then(|i| serde_json::from_value(i).ok()))
-        .unwrap_or_default()
-}
 
 impl Chain {
     /// A client for `url` with limits large enough for model programs.
@@ -194,13 +184,13 @@ impl Chain {
         let v = SettlementApiClient::account(&self.http, format!("0x{}", id.to_hex()))
             .await
             .map_err(rpc_err("settlement_account"))?;
-        Ok(lenient(v, "account"))
+        serde_json::from_value(v).map_err(|e| bad("settlement_account", e))
     }
 
     /// `settlement_batch`: the window end of batch `number`.
     pub async fn settlement_batch(&self, number: u64) -> Result<SettlementBatch> {
         let v = SettlementApiClient::batch(&self.http, number).await.map_err(rpc_err("settlement_batch"))?;
-        Ok(lenient(v, "batch"))
+        serde_json::from_value(v).map_err(|e| bad("settlement_batch", e))
     }
 
     /// Submits a signed transaction; the referee's events on success.
@@ -266,10 +256,17 @@ mod tests {
     }
 
     #[test]
-    fn accounts_parse_flat_or_nested() {
-        let flat: AccountInfo = lenient(serde_json::json!({"free": 5, "nonce": 2, "other": 1}), "account");
-        assert_eq!(flat, AccountInfo { free: 5, nonce: 2 });
-        let nested: AccountInfo = lenient(serde_json::json!({"account": {"free": 6, "nonce": 3}, "bond": null}), "account");
-        assert_eq!(nested, AccountInfo { free: 6, nonce: 3 });
+    fn accounts_and_batches_parse_the_node_shapes() {
+        let a: AccountInfo = serde_json::from_value(serde_json::json!(
+            {"account": "0xab", "free": 5, "nonce": 2, "sequencer": null, "bond": null, "escrow": 0, "open_games": []}
+        ))
+        .expect("parses");
+        assert_eq!(a, AccountInfo { free: 5, nonce: 2 });
+        let b: SettlementBatch = serde_json::from_value(serde_json::json!(
+            {"number": 1, "window_end_ms": 9, "hash": format!("0x{}", "11".repeat(32)), "void": []}
+        ))
+        .expect("parses");
+        assert_eq!(b.window_end_ms, Some(9));
+        assert_eq!(b.hash, Some(Hash32([0x11; 32])));
     }
 }

@@ -1,6 +1,7 @@
 //! The `verinfer` binary: thin shell over the library crates.
 
 mod bench;
+mod challenger;
 mod client;
 mod node;
 mod run;
@@ -28,6 +29,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the sequencer node (JSON-RPC over HTTP and WebSocket).
     Node(node::NodeArgs),
+    /// Run the challenger bot: re-execute every batch, dispute wrong
+    /// records, play the games.
+    Challenger(challenger::ChallengerArgs),
     /// Submit one inference to a node.
     Submit(client::SubmitArgs),
     /// Show a request's receipt and check its inclusion proof.
@@ -64,6 +68,14 @@ fn main() {
             }
             Err(e) => Err(e),
         },
+        Command::Challenger(args) => match challenger::effective_config(&args) {
+            Ok(cfg) => {
+                let filter = cli.log.clone().unwrap_or(cfg.log_filter.clone());
+                init_logs(&filter, cfg.log_format == "json");
+                challenger::run(args, cfg)
+            }
+            Err(e) => Err(e),
+        },
         cmd => {
             init_logs(cli.log.as_deref().unwrap_or("warn"), false);
             match cmd {
@@ -73,7 +85,7 @@ fn main() {
                 Command::Receipt(a) => client_rt().and_then(|rt| rt.block_on(client::receipt(a))),
                 Command::Batch(a) => client_rt().and_then(|rt| rt.block_on(client::batch(a))),
                 Command::Models(a) => client_rt().and_then(|rt| rt.block_on(client::models(a))),
-                Command::Node(_) => unreachable!("handled above"),
+                Command::Node(_) | Command::Challenger(_) => unreachable!("handled above"),
             }
         }
     };

@@ -1,0 +1,494 @@
+//! End-to-end: real nodes hosting the embedded referee (in-process, real
+//! RPC on loopback) against real challengers (`verinfer_challenger`).
+//!
+//! * `honest_node_many_batches_no_dispute_everything_final` — (a)
+//! * `injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalizes` — (b)
+//! * `two_challengers_on_one_fraud_are_paid_from_separate_stakes` — (c)
+//! * `a_challenger_disputing_a_correct_record_loses_its_bond` — (d)
+//! * `a_challenger_killed_mid_game_resumes_and_wins` — (e)
+//! * `report_time_to_verdict_and_throughput` (ignored) — (f)
+
+use std::time::{Duration, Instant};
+
+use jsonrpsee_http_client::HttpClient;
+use serde_json::Value;
+use verinfer_challenger::{Config, RunningChallenger};
+use verinfer_e2e::*;
+use verinfer_prover::dispute::{DisputeProver, Fault, execute_all};
+use verinfer_prover::frontend::LoadOptions;
+use verinfer_prover::game::types::AccountId;
+use verinfer_prover::game::view::GameView;
+use verinfer_rpc::api::{InferApiClient, ModelApiClient, SettlementApiClient};
+use verinfer_rpc::tensor::WireTensor;
+use verinfer_rpc::types::{ModelInfo, SubmitRequest};
+use verinfer_sequencer::NodeConfig;
+use verinfer_state::hash::Hash32;
+use verinfer_state::record::tensors_root;
+use verinfer_state::tensor::{Tensor, TensorData};
+
+const WINDOW_MS: u64 = 12_000;
+const CLOCK_MS: u64 = 6_000;
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+fn settle_cfg(c: &mut NodeConfig, fault: Option<String>) {
+    c.settlement.challenge_window_ms = Some(WINDOW_MS);
+    c.settlement.clock_ms = Some(CLOCK_MS);
+    c.settlement.tick_ms = 100;
+    c.batcher.interval_ms = 200;
+    c.dev_options.inject_fault = fault;
+}
+
+fn challenger_cfg(node: &TestNode, dir: &std::path::Path) -> Config {
+    Config {
+        rpc: node.http_url(),
+        datadir: dir.to_path_buf(),
+        dev_faucet: true,
+        concurrency: 2,
+        poll_ms: 100,
+        reconnect_min_ms: 100,
+        reconnect_max_ms: 1000,
+        metrics: Some(([127, 0, 0, 1], 0).into()),
+        ..Config::default()
+    }
+}
+
+/// Input `i` of a model: its fixture input with element 0 nudged, so every
+/// request is a different computation.
+fn input(name: &str, i: usize) -> Tensor {
+    let mut t = model_input(name);
+    if let TensorData::F32(v) = t.data_mut() {
+        if let Some(x) = v.first_mut() {
+            *x += i as f32 * 0.125;
+        }
+    }
+    t
+}
+
+async fn register(c: &HttpClient, name: &str) -> ModelInfo {
+    ModelApiClient::register_model(c, register_request(name)).await.expect("registers")
+}
+
+async fn submit(c: &HttpClient, m: &ModelInfo, name: &str, i: usize) -> Hash32 {
+    let req = SubmitRequest { model_id: m.model_id, inputs: vec![WireTensor::b64(&input(name, i))], output_encoding: Default::default() };
+    InferApiClient::submit(c, req).await.expect("submits").request_id
+}
+
+/// `(batch, index)` of a request once batched.
+async fn placed(c: &HttpClient, id: Hash32) -> (u64, u64) {
+    let t0 = Instant::now();
+    loop {
+        let r = InferApiClient::receipt(c, id).await.expect("receipt");
+        if let Some(inc) = r.inclusion {
+            return (inc.batch, inc.proof.index);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "request {id} not batched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(c: &HttpClient, b: u64, i: u64) -> Value {
+    SettlementApiClient::record_status(c, b, i).await.expect("record status")
+}
+
+async fn status_name(c: &HttpClient, b: u64, i: u64) -> String {
+    status(c, b, i).await["status"]["status"].as_str().unwrap_or("?").to_string()
+}
+
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn free(c: &HttpClient, a: &AccountId) -> u64 {
+    SettlementApiClient::account(c, a.to_string()).await.expect("account")["free"].as_u64().expect("free")
+}
+
+async fn games_on(c: &HttpClient, b: u64) -> Vec<GameView> {
+    let f = verinfer_rpc::types::GamesFilter { batch: Some(b), ..Default::default() };
+    SettlementApiClient::games(c, Some(f))
+        .await
+        .expect("games")
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("game view"))
+        .collect()
+}
+
+fn conservation(node: &TestNode) {
+    let host = node.running().settlement.as_ref().expect("settlement");
+    host.read(|s, _| s.check_conservation()).expect("value is conserved");
+}
+
+fn sequencer_bond(node: &TestNode) -> u64 {
+    let host = node.running().settlement.as_ref().expect("settlement");
+    let me = host.account();
+    host.read(|s, _| s.sequencer(&me).map_or(0, |q| q.bond))
+}
+
+/// A fault position in `name`'s program on input `i` that changes the
+/// outputs: a node near the middle of the program, element 0, its middle
+/// step. Computed here with the prover so the test knows what to expect.
+fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
+    let m = verinfer_prover::load_model(&model_bytes(name), &LoadOptions { name: name.into(), ..Default::default() }).expect("loads");
+    let inputs = vec![input(name, i)];
+    let honest = DisputeProver::new(m.program.clone(), inputs.clone(), None).expect("prover");
+    let outs = |all: &[Tensor]| tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>());
+    let h = outs(&execute_all(&m.program, &inputs, None).expect("runs"));
+    let n = m.program.nodes.len() as u32;
+    let order: Vec<u32> = (n / 2..n).chain(0..n / 2).collect();
+    for node in order {
+        let Ok((states, _)) = honest.states(node, 0) else { continue };
+        let k = states.len() as u64 - 1;
+        if k == 0 {
+            continue;
+        }
+        let step = k / 2;
+        let f = Fault { node, element: 0, step, xor: 0x0040_0000 };
+        if let Ok(all) = execute_all(&m.program, &inputs, Some(&f)) {
+            if outs(&all) != h {
+                return (node, 0, step);
+            }
+        }
+    }
+    panic!("no fault position changes {name}'s outputs");
+}
+
+// (a) -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_node_many_batches_no_dispute_everything_final() {
+    init_logs();
+    let node = TestNode::start_settled(|c| settle_cfg(c, None)).await;
+    let c = node.http();
+    let cdir = tempfile::tempdir().expect("tmp");
+    let ch = RunningChallenger::start(challenger_cfg(&node, cdir.path())).await.expect("challenger starts");
+    let before = free(&c, &ch.account).await;
+    let models = [("mlp", register(&c, "mlp").await), ("lenet5", register(&c, "lenet5").await)];
+    // model_program serves the exact program the records name.
+    for (_, m) in &models {
+        let p = ModelApiClient::model_program(&c, m.model_id).await.expect("program");
+        assert_eq!(p.program_root, m.program_root);
+    }
+    let mut ids = Vec::new();
+    for round in 0..6 {
+        for (name, m) in &models {
+            for k in 0..3 {
+                ids.push(submit(&c, m, name, round * 3 + k).await);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut places = Vec::new();
+    for id in &ids {
+        places.push(placed(&c, *id).await);
+    }
+    let last_batch = places.iter().map(|p| p.0).max().expect("some");
+    assert!(last_batch >= 4, "expected many batches, got {last_batch}");
+    wait_for("the challenger to verify every batch", Duration::from_secs(30), || async { ch.watermark() >= last_batch }).await;
+    let verified = ch.metrics().records.with_label_values(&["correct"]).get();
+    assert_eq!(verified, ids.len() as u64, "every record re-executed and found correct");
+    assert_eq!(ch.metrics().opened.get(), 0);
+    wait_for("every record to be final", Duration::from_secs(WINDOW_MS / 1000 + 15), || async {
+        for &(b, i) in &places {
+            if status_name(&c, b, i).await != "final" {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(games_on(&c, places[0].0).await.is_empty());
+    assert_eq!(free(&c, &ch.account).await, before, "no bond moved");
+    // The metrics endpoint serves the counters.
+    let m = ch.metrics_addr.expect("metrics");
+    let r = raw_get(m, "/metrics").await;
+    assert!(r.contains("verinfer_challenger_records_verified_total{verdict=\"correct\"}"), "{r}");
+    conservation(&node);
+}
+
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+// (b) -----------------------------------------------------------------------
+
+/// A node corrupting mlp request #3 at a known position, five mlp requests
+/// (likely one batch); returns the node, the corrupted request's place and
+/// all places.
+async fn faulty_setup(fault_at: (u32, u64, u64)) -> (TestNode, ModelInfo, Vec<(u64, u64)>, (u64, u64)) {
+    let (n, e, t) = fault_at;
+    let spec = format!("request=3,model=mlp,node={n},element={e},step={t}");
+    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    let c = node.http();
+    let m = register(&c, "mlp").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&c, &m, "mlp", i).await);
+    }
+    let mut places = Vec::new();
+    for id in &ids {
+        places.push(placed(&c, *id).await);
+    }
+    let bad = places[2];
+    (node, m, places, bad)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalizes() {
+    init_logs();
+    let at = find_fault("mlp", 2);
+    let (node, _m, places, bad) = faulty_setup(at).await;
+    let c = node.http();
+    let bond_before = sequencer_bond(&node);
+    let cdir = tempfile::tempdir().expect("tmp");
+    let ch = RunningChallenger::start(challenger_cfg(&node, cdir.path())).await.expect("starts");
+    let free_before = free(&c, &ch.account).await;
+    wait_for("the game to resolve", Duration::from_secs(40), || async {
+        games_on(&c, bad.0).await.iter().any(|g| g.resolution.is_some())
+    })
+    .await;
+    let games = games_on(&c, bad.0).await;
+    assert_eq!(games.len(), 1, "exactly one dispute, on the corrupted record");
+    let g = &games[0];
+    assert_eq!((g.batch, g.index), bad);
+    assert_eq!(g.challenger, ch.account);
+    let r = g.resolution.as_ref().expect("resolved");
+    assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
+    assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)), "pinpoint is the injected fault");
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    assert_eq!(status(&c, bad.0, bad.1).await["void"], Value::Bool(true));
+    // Slashed to the challenger: it gets its bond back plus the stake.
+    wait_for("the payout", Duration::from_secs(5), || async { free(&c, &ch.account).await == free_before + g.defender_stake }).await;
+    assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
+    assert_eq!(ch.metrics().won.get(), 1);
+    // The other records stand and finalize.
+    wait_for("the other records to be final", Duration::from_secs(WINDOW_MS / 1000 + 15), || async {
+        for &p in &places {
+            if p != bad && status_name(&c, p.0, p.1).await != "final" {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    conservation(&node);
+}
+
+// (c) -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_challengers_on_one_fraud_are_paid_from_separate_stakes() {
+    init_logs();
+    let at = find_fault("mlp", 2);
+    // Start both challengers before the fraud exists so both see it at once.
+    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
+    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    let c = node.http();
+    let (d1, d2) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let a = RunningChallenger::start(challenger_cfg(&node, d1.path())).await.expect("starts");
+    let b = RunningChallenger::start(challenger_cfg(&node, d2.path())).await.expect("starts");
+    let (fa, fb) = (free(&c, &a.account).await, free(&c, &b.account).await);
+    let bond_before = sequencer_bond(&node);
+    let m = register(&c, "mlp").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&c, &m, "mlp", i).await);
+    }
+    let bad = placed(&c, ids[2]).await;
+    wait_for("both games to resolve", Duration::from_secs(40), || async {
+        let gs = games_on(&c, bad.0).await;
+        gs.len() == 2 && gs.iter().all(|g| g.resolution.is_some())
+    })
+    .await;
+    let gs = games_on(&c, bad.0).await;
+    let mut challengers: Vec<AccountId> = gs.iter().map(|g| g.challenger).collect();
+    challengers.sort();
+    let mut expected = vec![a.account, b.account];
+    expected.sort();
+    assert_eq!(challengers, expected, "one game per challenger");
+    let stake = gs[0].defender_stake;
+    for g in &gs {
+        let r = g.resolution.as_ref().expect("resolved");
+        assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger);
+        assert_eq!(r.pinpoint.node, Some(at.0));
+    }
+    // Each won its own escrow: its bond back plus one stake; the sequencer
+    // paid exactly two stakes, no more.
+    wait_for("payouts", Duration::from_secs(5), || async {
+        free(&c, &a.account).await == fa + stake && free(&c, &b.account).await == fb + stake
+    })
+    .await;
+    assert_eq!(sequencer_bond(&node), bond_before - 2 * stake);
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    conservation(&node);
+}
+
+// (d) -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
+    init_logs();
+    let node = TestNode::start_settled(|c| settle_cfg(c, None)).await;
+    let c = node.http();
+    let m = register(&c, "mlp").await;
+    let id = submit(&c, &m, "mlp", 0).await;
+    let (b, i) = placed(&c, id).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = challenger_cfg(&node, dir.path());
+    cfg.force_dispute = vec![(b, i)];
+    let ch = RunningChallenger::start(cfg).await.expect("starts");
+    let f0 = free(&c, &ch.account).await;
+    let bond_before = sequencer_bond(&node);
+    let seq_free_before = {
+        let host = node.running().settlement.as_ref().expect("settlement");
+        free(&c, &host.account()).await
+    };
+    wait_for("the forced game to resolve", Duration::from_secs(CLOCK_MS / 1000 + 30), || async {
+        games_on(&c, b).await.iter().any(|g| g.resolution.is_some())
+    })
+    .await;
+    let g = games_on(&c, b).await.remove(0);
+    let r = g.resolution.as_ref().expect("resolved");
+    assert_eq!(r.winner, verinfer_prover::game::types::Side::Defender, "{r:?}");
+    wait_for("the loss to show", Duration::from_secs(5), || async { free(&c, &ch.account).await == f0 - g.challenger_bond }).await;
+    // The defender's stake came back to it (free) with the challenger's bond.
+    let host = node.running().settlement.as_ref().expect("settlement");
+    assert_eq!(free(&c, &host.account()).await, seq_free_before + g.challenger_bond + g.defender_stake);
+    assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
+    assert_eq!(ch.metrics().lost.get(), 1);
+    assert_ne!(status_name(&c, b, i).await, "fraudulent");
+    conservation(&node);
+}
+
+// (e) -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenger_killed_mid_game_resumes_and_wins() {
+    init_logs();
+    let at = find_fault("lenet5", 2);
+    let spec = format!("request=3,model=lenet5,node={},element={},step={}", at.0, at.1, at.2);
+    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    let c = node.http();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = challenger_cfg(&node, dir.path());
+    let ch = RunningChallenger::start(cfg.clone()).await.expect("starts");
+    let account = ch.account;
+    let m = register(&c, "lenet5").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&c, &m, "lenet5", i).await);
+    }
+    let bad = placed(&c, ids[2]).await;
+    // Kill it once it has made at least one move in the game.
+    wait_for("the challenger's first pick", Duration::from_secs(30), || async {
+        games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
+    })
+    .await;
+    ch.stop();
+    drop(ch);
+    let g = games_on(&c, bad.0).await.remove(0);
+    assert!(g.resolution.is_none(), "killed mid-game");
+    let moves_at_kill = g.moves;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Restart on the same datadir and key.
+    let ch = RunningChallenger::start(cfg).await.expect("restarts");
+    assert_eq!(ch.account, account);
+    wait_for("the resumed game to resolve", Duration::from_secs(CLOCK_MS / 1000 + 20), || async {
+        games_on(&c, bad.0).await.iter().all(|g| g.resolution.is_some())
+    })
+    .await;
+    let g = games_on(&c, bad.0).await.remove(0);
+    assert!(g.moves > moves_at_kill);
+    let r = g.resolution.as_ref().expect("resolved");
+    assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
+    assert!(
+        !matches!(r.reason, verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Challenger }),
+        "won, not timed out"
+    );
+    assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)));
+    assert_eq!(games_on(&c, bad.0).await.len(), 1, "no second dispute after the restart");
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    conservation(&node);
+}
+
+// (f) -----------------------------------------------------------------------
+
+/// Per corpus model: wall time from the fraudulent batch being posted to
+/// the verdict, and the challenger's re-execution throughput vs the node's.
+/// `cargo test -p verinfer-e2e --test challenger report -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn report_time_to_verdict_and_throughput() {
+    init_logs();
+    let models: Vec<&str> = std::env::var("VERINFER_REPORT_MODELS")
+        .map(|s| s.split(',').map(|x| Box::leak(x.to_string().into_boxed_str()) as &str).collect())
+        .unwrap_or_else(|_| vec!["mlp", "lenet5", "mobilenetv2"]);
+    println!("| model | records | node submit s | node records/s | challenger verify s | challenger records/s | posted → verdict s | pinned node/element/step |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for name in models {
+        let n_records: usize = if name == "mobilenetv2" { 6 } else { 40 };
+        let at = find_fault(name, 2);
+        let spec = format!("request=3,model={name},node={},element={},step={}", at.0, at.1, at.2);
+        let node = TestNode::start_settled(|c| {
+            settle_cfg(c, Some(spec));
+            c.settlement.challenge_window_ms = Some(120_000);
+            c.settlement.clock_ms = Some(60_000);
+            c.batcher.max_records = 10_000;
+            c.batcher.interval_ms = 1_000;
+        })
+        .await;
+        let c = node.http();
+        let m = register(&c, name).await;
+        // The node's throughput: submissions answered (executed) per second.
+        let t0 = Instant::now();
+        let mut ids = Vec::new();
+        for i in 0..n_records {
+            ids.push(submit(&c, &m, name, i).await);
+        }
+        let node_s = t0.elapsed().as_secs_f64();
+        let bad = placed(&c, ids[2]).await;
+        let last = placed(&c, *ids.last().expect("ids")).await.0;
+        let posted = Instant::now();
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = challenger_cfg(&node, dir.path());
+        cfg.concurrency = 1;
+        let ch = RunningChallenger::start(cfg).await.expect("starts");
+        let t1 = Instant::now();
+        wait_for("verification", Duration::from_secs(600), || async { ch.watermark() >= last }).await;
+        let verify_s = t1.elapsed().as_secs_f64();
+        wait_for("verdict", Duration::from_secs(600), || async {
+            games_on(&c, bad.0).await.iter().any(|g| g.resolution.is_some())
+        })
+        .await;
+        let verdict_s = posted.elapsed().as_secs_f64();
+        let g = games_on(&c, bad.0).await.remove(0);
+        let p = &g.resolution.as_ref().expect("resolved").pinpoint;
+        println!(
+            "| {name} | {n_records} | {node_s:.2} | {:.1} | {verify_s:.2} | {:.1} | {verdict_s:.2} | {:?}/{:?}/{:?} |",
+            n_records as f64 / node_s,
+            n_records as f64 / verify_s,
+            p.node,
+            p.element,
+            p.step
+        );
+        drop(ch);
+    }
+}
