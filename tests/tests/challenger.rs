@@ -112,6 +112,12 @@ where
     }
 }
 
+/// What `dev_faucet` gives a fresh challenger: ten dispute bonds.
+async fn funded(c: &HttpClient) -> u64 {
+    let info = SettlementApiClient::info(c).await.expect("info");
+    10 * info["params"]["challenger_bond"].as_u64().expect("bond")
+}
+
 async fn free(c: &HttpClient, a: &AccountId) -> u64 {
     SettlementApiClient::account(c, a.to_string()).await.expect("account")["free"].as_u64().expect("free")
 }
@@ -259,7 +265,8 @@ async fn injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalize
     let bond_before = sequencer_bond(&node);
     let cdir = tempfile::tempdir().expect("tmp");
     let ch = RunningChallenger::start(challenger_cfg(&node, cdir.path())).await.expect("starts");
-    let free_before = free(&c, &ch.account).await;
+    // Read from the parameters: the dispute may already be open.
+    let free_before = funded(&c).await;
     wait_for("the game to resolve", Duration::from_secs(40), || async {
         games_on(&c, bad.0).await.iter().any(|g| g.resolution.is_some())
     })
@@ -277,7 +284,7 @@ async fn injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalize
     // Slashed to the challenger: it gets its bond back plus the stake.
     wait_for("the payout", Duration::from_secs(5), || async { free(&c, &ch.account).await == free_before + g.defender_stake }).await;
     assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
-    assert_eq!(ch.metrics().won.get(), 1);
+    wait_for("the challenger to see its win", Duration::from_secs(5), || async { ch.metrics().won.get() == 1 }).await;
     // The other records stand and finalize.
     wait_for("the other records to be final", Duration::from_secs(WINDOW_MS / 1000 + 15), || async {
         for &p in &places {
@@ -354,13 +361,13 @@ async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut cfg = challenger_cfg(&node, dir.path());
     cfg.force_dispute = vec![(b, i)];
-    let ch = RunningChallenger::start(cfg).await.expect("starts");
-    let f0 = free(&c, &ch.account).await;
     let bond_before = sequencer_bond(&node);
     let seq_free_before = {
         let host = node.running().settlement.as_ref().expect("settlement");
         free(&c, &host.account()).await
     };
+    let ch = RunningChallenger::start(cfg).await.expect("starts");
+    let f0 = funded(&c).await;
     wait_for("the forced game to resolve", Duration::from_secs(CLOCK_MS / 1000 + 30), || async {
         games_on(&c, b).await.iter().any(|g| g.resolution.is_some())
     })
@@ -373,7 +380,7 @@ async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
     let host = node.running().settlement.as_ref().expect("settlement");
     assert_eq!(free(&c, &host.account()).await, seq_free_before + g.challenger_bond + g.defender_stake);
     assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
-    assert_eq!(ch.metrics().lost.get(), 1);
+    wait_for("the challenger to see its loss", Duration::from_secs(5), || async { ch.metrics().lost.get() == 1 }).await;
     assert_ne!(status_name(&c, b, i).await, "fraudulent");
     conservation(&node);
 }
