@@ -448,10 +448,10 @@ async fn report_time_to_verdict_and_throughput() {
     let models: Vec<&str> = std::env::var("VERINFER_REPORT_MODELS")
         .map(|s| s.split(',').map(|x| Box::leak(x.to_string().into_boxed_str()) as &str).collect())
         .unwrap_or_else(|_| vec!["mlp", "lenet5", "mobilenetv2"]);
-    println!("| model | records | node submit s | node records/s | challenger verify s | challenger records/s | posted → verdict s | pinned node/element/step |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| model | records | node submit s | node records/s | challenger verify s | challenger records/s | re-execution only records/s | posted → verdict s | pinned node/element/step |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for name in models {
-        let n_records: usize = if name == "mobilenetv2" { 6 } else { 40 };
+        let n_records: usize = if name == "mobilenetv2" { 20 } else { 400 };
         let at = find_fault(name, 2);
         let spec = format!("request=3,model={name},node={},element={},step={}", at.0, at.1, at.2);
         let node = TestNode::start_settled(|c| {
@@ -460,6 +460,7 @@ async fn report_time_to_verdict_and_throughput() {
             c.settlement.clock_ms = Some(60_000);
             c.batcher.max_records = 10_000;
             c.batcher.interval_ms = 1_000;
+            c.rpc.max_request_body_bytes = 64 << 20;
         })
         .await;
         let c = node.http();
@@ -488,10 +489,12 @@ async fn report_time_to_verdict_and_throughput() {
         let verdict_s = posted.elapsed().as_secs_f64();
         let g = games_on(&c, bad.0).await.remove(0);
         let p = &g.resolution.as_ref().expect("resolved").pinpoint;
+        let h = &ch.metrics().reexec;
         println!(
-            "| {name} | {n_records} | {node_s:.2} | {:.1} | {verify_s:.2} | {:.1} | {verdict_s:.2} | {:?}/{:?}/{:?} |",
+            "| {name} | {n_records} | {node_s:.2} | {:.1} | {verify_s:.2} | {:.1} | {:.1} | {verdict_s:.2} | {:?}/{:?}/{:?} |",
             n_records as f64 / node_s,
             n_records as f64 / verify_s,
+            h.get_sample_count() as f64 / h.get_sample_sum().max(1e-9),
             p.node,
             p.element,
             p.step
