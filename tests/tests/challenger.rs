@@ -62,10 +62,10 @@ fn challenger_cfg(node: &TestNode, dir: &std::path::Path) -> Config {
 /// request is a different computation.
 fn input(name: &str, i: usize) -> Tensor {
     let mut t = model_input(name);
-    if let TensorData::F32(v) = t.data_mut() {
-        if let Some(x) = v.first_mut() {
-            *x += i as f32 * 0.125;
-        }
+    if let TensorData::F32(v) = t.data_mut()
+        && let Some(x) = v.first_mut()
+    {
+        *x += i as f32 * 0.125;
     }
     t
 }
@@ -162,10 +162,10 @@ fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
         }
         let step = k / 2;
         let f = Fault { node, element: 0, step, xor: 0x0040_0000 };
-        if let Ok(all) = execute_all(&m.program, &inputs, Some(&f)) {
-            if outs(&all) != h {
-                return (node, 0, step);
-            }
+        if let Ok(all) = execute_all(&m.program, &inputs, Some(&f))
+            && outs(&all) != h
+        {
+            return (node, 0, step);
         }
     }
     panic!("no fault position changes {name}'s outputs");
