@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use verinfer_rpc::tensor::WireTensor;
 use verinfer_sequencer::config::LogFormat;
-use verinfer_sequencer::{NodeConfig, FastExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{NodeConfig, FastExecutor, RunningNode};
 use verinfer_state::npy;
 
 /// The demo models, embedded so that `--dev` works from any directory.
@@ -83,6 +83,14 @@ pub struct NodeArgs {
     /// Log format (overrides `[log] format`).
     #[arg(long, value_name = "plain|json")]
     pub log_format: Option<String>,
+    /// Dev only: corrupt chosen results so the dispute game has something
+    /// to find, e.g. `every=3`, `request=2,node=4,element=42,step=0`
+    /// (docs/node.md#fault-injection). Refused without --dev.
+    #[arg(long, value_name = "SPEC")]
+    pub inject_fault: Option<String>,
+    /// Do not host the settlement layer (batches are sealed, not posted).
+    #[arg(long)]
+    pub no_settlement: bool,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -94,6 +102,13 @@ pub fn effective_config(args: &NodeArgs) -> Result<NodeConfig> {
         Some(p) => NodeConfig::load(p)?,
         None => NodeConfig::default(),
     };
+    c.dev = args.dev;
+    if let Some(f) = &args.inject_fault {
+        c.dev_options.inject_fault = Some(f.clone());
+    }
+    if args.no_settlement {
+        c.settlement.enabled = false;
+    }
     if args.dev && args.config.is_none() {
         // Short seals so that receipts turn `batched` quickly in a demo.
         c.batcher.interval_ms = 500;
@@ -176,7 +191,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rpc").build()?;
     rt.block_on(async move {
         let cross_check = cfg.exec.cross_check_folding;
-        let node = RunningNode::start(cfg, Arc::new(FastExecutor), Arc::new(StubPoster::new())).await?;
+        let node = RunningNode::start_embedded(cfg, Arc::new(FastExecutor)).await?;
         if cross_check {
             node.node.set_compile_check(Arc::new(crate::compile::ChildCompileCheck::current()?));
         }
@@ -201,6 +216,9 @@ pub fn run(args: NodeArgs) -> Result<()> {
                 println!("first inference:\n  {c}");
             }
             println!("then: verinfer receipt <request_id> --rpc http://{}", node.rpc_addr);
+            if let Some(h) = &node.settlement {
+                println!("settlement: sequencer {} (settlement_info, settlement_games; docs/rpc.md#settlement)", h.account());
+            }
         }
         wait_for_signal().await;
         node.shutdown(Duration::from_secs(30)).await;

@@ -30,6 +30,16 @@
 //!
 //! [log]
 //! format = "plain"                   # or "json"
+//!
+//! [settlement]                       # the embedded referee (docs/node.md)
+//! enabled = true
+//! challenge_window_ms = 120000       # unset: Params::dev() with --dev, else production
+//! tick_ms = 250                      # settle windows / check games this often
+//! key_file = "…/sequencer.key"       # default: <datadir>/sequencer.key
+//! auto_bond = false                  # default: true with --dev
+//!
+//! [dev]                              # refused unless the node runs with --dev
+//! inject_fault = "every=3"           # docs/node.md#fault-injection
 //! ```
 
 use std::net::SocketAddr;
@@ -59,6 +69,17 @@ pub struct NodeConfig {
     pub batcher: BatcherConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The embedded settlement layer.
+    pub settlement: SettlementConfig,
+    /// Development-only options (refused unless [`NodeConfig::dev`]); TOML
+    /// section `[dev]`.
+    #[serde(rename = "dev")]
+    pub dev_options: DevConfig,
+    /// Development mode. Only the `--dev` flag (or a test harness) sets it,
+    /// never a config file, so that a TOML file alone cannot switch on
+    /// dev-only features (faucet, fault injection).
+    #[serde(skip)]
+    pub dev: bool,
 }
 
 /// The default sequencer id of a dev node: `"verinfer-dev-sequencer"`,
@@ -81,6 +102,9 @@ impl Default for NodeConfig {
             exec: ExecConfig::default(),
             batcher: BatcherConfig::default(),
             log: LogConfig::default(),
+            settlement: SettlementConfig::default(),
+            dev_options: DevConfig::default(),
+            dev: false,
         }
     }
 }
@@ -249,6 +273,71 @@ impl Default for LogConfig {
     }
 }
 
+/// The embedded settlement layer (`docs/node.md#settlement`). Unset
+/// parameters come from `Params::dev()` with `--dev`, `Params::production()`
+/// otherwise. They are fixed when the settlement state is first created in
+/// the datadir; later changes to them are ignored (with a warning).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettlementConfig {
+    /// Host the referee in-process and post batches to it.
+    pub enabled: bool,
+    /// Signed-transaction domain.
+    pub chain_id: Option<u64>,
+    /// Challenge window per batch (ms).
+    pub challenge_window_ms: Option<u64>,
+    /// Chess clock per side (ms).
+    pub clock_ms: Option<u64>,
+    /// Minimum sequencer bond.
+    pub min_sequencer_bond: Option<u64>,
+    /// Challenger bond per game.
+    pub challenger_bond: Option<u64>,
+    /// Defender stake per game.
+    pub defender_stake: Option<u64>,
+    /// Dissection exponent (degree `2^d`).
+    pub dissection_exp: Option<u32>,
+    /// How often the node ticks the referee (settles windows) and checks
+    /// its games (ms).
+    pub tick_ms: u64,
+    /// The sequencer's ed25519 key (32 bytes, hex). Default
+    /// `<datadir>/sequencer.key`; created on first start.
+    pub key_file: Option<PathBuf>,
+    /// Fund and bond the sequencer from the genesis allocation at startup
+    /// when its bond is below the minimum. Default: only with `--dev`.
+    pub auto_bond: Option<bool>,
+    /// Answer disputes automatically (the defender).
+    pub defender: bool,
+}
+
+impl Default for SettlementConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            chain_id: None,
+            challenge_window_ms: None,
+            clock_ms: None,
+            min_sequencer_bond: None,
+            challenger_bond: None,
+            defender_stake: None,
+            dissection_exp: None,
+            tick_ms: 250,
+            key_file: None,
+            auto_bond: None,
+            defender: true,
+        }
+    }
+}
+
+/// Development-only options. [`NodeConfig::validate`] refuses them unless
+/// the node runs with `--dev`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevConfig {
+    /// Corrupt chosen results (`docs/node.md#fault-injection`), e.g.
+    /// `"every=3"` or `"request=2,node=4,element=42,step=0"`.
+    pub inject_fault: Option<String>,
+}
+
 impl NodeConfig {
     /// Parses a TOML document.
     pub fn from_toml(s: &str) -> Result<Self, toml::de::Error> {
@@ -276,6 +365,20 @@ impl NodeConfig {
         }
         if self.rpc.max_batch_len == 0 {
             bail!("rpc.max_batch_len must be positive");
+        }
+        if self.settlement.tick_ms == 0 {
+            bail!("settlement.tick_ms must be positive");
+        }
+        if let Some(spec) = &self.dev_options.inject_fault {
+            // Corrupting results is a test tool; a production node must not
+            // be able to do it by a config mistake.
+            if !self.dev {
+                bail!("fault injection (--inject-fault / [dev] inject_fault) requires --dev");
+            }
+            if !self.settlement.enabled {
+                bail!("fault injection needs the embedded settlement (settlement.enabled = true)");
+            }
+            spec.parse::<crate::fault::FaultSpec>().map_err(|e| anyhow::anyhow!("inject_fault {spec:?}: {e}"))?;
         }
         Ok(())
     }

@@ -10,6 +10,9 @@
 //!   the node runs) and the reference executor (tests, comparisons).
 //! * [`config`]: TOML configuration.
 //! * [`metrics`]: Prometheus metrics on their own port.
+//! * [`settlement`]: the embedded referee (persistence, batch poster,
+//!   defender); [`settlement_rpc`]: its `settlement_*` methods.
+//! * [`fault`]: dev-only fault injection.
 //!
 //! [`RunningNode::start`] wires them together; [`RunningNode::shutdown`]
 //! stops the server, lets admitted requests finish and seals what is
@@ -17,9 +20,12 @@
 
 pub mod config;
 pub mod exec;
+pub mod fault;
 pub mod metrics;
 pub mod node;
 pub mod server;
+pub mod settlement;
+pub mod settlement_rpc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,9 +44,12 @@ pub struct RunningNode {
     pub rpc_addr: SocketAddr,
     /// Where `/metrics` is served, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// The embedded settlement layer, if the node hosts it.
+    pub settlement: Option<Arc<settlement::SettlementHost>>,
     server: jsonrpsee::server::ServerHandle,
     tasks: node::NodeTasks,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
+    settlement_tasks: Option<settlement::SettlementTasks>,
 }
 
 impl RunningNode {
@@ -69,6 +78,47 @@ impl RunningNode {
         Self::serve(node, tasks, module).await
     }
 
+    /// Starts a node that hosts the settlement layer (when
+    /// `cfg.settlement.enabled`, else like [`RunningNode::start`] with a
+    /// [`StubPoster`]): opens the store, loads or creates the sequencer key
+    /// and the settlement state, bonds the sequencer if configured (always
+    /// with `--dev`), posts every sealed batch to the referee, defends the
+    /// sequencer's records in dispute games, and serves `settlement_*` on
+    /// the RPC port.
+    pub async fn start_embedded(mut cfg: NodeConfig, executor: Arc<dyn Executor>) -> anyhow::Result<Self> {
+        cfg.validate()?;
+        if !cfg.settlement.enabled {
+            return Self::start(cfg, executor, Arc::new(StubPoster::new())).await;
+        }
+        let store = Node::open_store(&cfg)?;
+        let key = settlement::load_or_create_key(&settlement::key_path(&cfg))?;
+        let host = settlement::SettlementHost::open(store.clone(), &cfg, key)?;
+        let account = host.account();
+        if cfg.sequencer_id != account.as_hash() {
+            // Headers must name the account that posts them (the referee
+            // checks `header.sequencer == sender`).
+            if cfg.sequencer_id != config::dev_sequencer_id() {
+                tracing::warn!(configured = %cfg.sequencer_id, key = %account, "sequencer_id replaced by the sequencer key's account");
+            }
+            cfg.sequencer_id = account.as_hash();
+        }
+        if cfg.settlement.auto_bond.unwrap_or(cfg.dev) {
+            host.ensure_bonded()?;
+        } else if host.read(|s, _| s.sequencer(&account).is_none_or(|q| q.bond < s.params().min_sequencer_bond)) {
+            tracing::warn!(account = %account, "the sequencer is not bonded: batches will not be posted until it is");
+        }
+        let (tick_ms, defender) = (cfg.settlement.tick_ms, cfg.settlement.defender);
+        let poster = Arc::new(settlement::SettlementPoster(host.clone()));
+        let (node, tasks) = Node::start_on(cfg, store, executor, poster)?;
+        host.attach(&node);
+        let stasks = settlement::spawn_tasks(host.clone(), tick_ms, defender);
+        let module = settlement_rpc::SettlementRpc::new(host.clone()).into_module();
+        let mut me = Self::serve(node, tasks, Some(module)).await?;
+        me.settlement = Some(host);
+        me.settlement_tasks = Some(stasks);
+        Ok(me)
+    }
+
     /// Starts the RPC server (with `extra` methods) and the metrics
     /// endpoint for a started core.
     pub async fn serve(
@@ -87,7 +137,7 @@ impl RunningNode {
         let rpc_cfg = node.cfg.rpc.clone();
         let (server, rpc_addr) = server::start(node.clone(), &rpc_cfg, extra).await?;
         tracing::info!(rpc = %rpc_addr, metrics = ?metrics_addr, "node listening (HTTP and WebSocket)");
-        Ok(Self { node, rpc_addr, metrics_addr, server, tasks, metrics_task })
+        Ok(Self { node, rpc_addr, metrics_addr, settlement: None, server, tasks, metrics_task, settlement_tasks: None })
     }
 
     /// Graceful shutdown: refuse new submissions, stop the server, let
@@ -95,11 +145,24 @@ impl RunningNode {
     /// pending, close the store.
     pub async fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
-        let Self { node, server, tasks, metrics_task, .. } = self;
+        let Self { node, server, tasks, metrics_task, settlement_tasks, settlement, .. } = self;
         node.begin_shutdown();
         let _ = server.stop();
         let _ = tokio::time::timeout(grace, server.stopped()).await;
+        // The core's final seal still posts to the referee, so the
+        // settlement task stops after it.
         node.shutdown(tasks, grace).await;
+        if let Some(t) = settlement_tasks {
+            t.stop().await;
+        }
+        // The referee shares the store; it closes only when the RPC module's
+        // last reference to the host is gone.
+        if let Some(h) = settlement {
+            let deadline = tokio::time::Instant::now() + grace;
+            while Arc::strong_count(&h) > 1 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         if let Some(t) = metrics_task {
             t.abort();
             let _ = t.await;

@@ -116,6 +116,9 @@ pub struct LoadedModel {
     pub nodes: u64,
     /// The program, prepared by the executor.
     pub prepared: Arc<dyn Prepared>,
+    /// The program itself (the defender's prover and fault injection run
+    /// the reference definition on it).
+    pub program: Arc<Program>,
     exec_hist: Histogram,
 }
 
@@ -254,6 +257,7 @@ pub struct Node {
     started: std::time::Instant,
     throughput: Mutex<Throughput>,
     workers: usize,
+    faults: Option<crate::fault::FaultInjector>,
     compile_check: std::sync::OnceLock<Arc<dyn CompileCheck>>,
 }
 
@@ -349,12 +353,40 @@ impl Node {
         poster: Arc<dyn BatchPoster>,
     ) -> anyhow::Result<(Arc<Node>, NodeTasks)> {
         cfg.validate()?;
+        let store = Self::open_store(&cfg)?;
+        Self::start_on(cfg, store, executor, poster)
+    }
+
+    /// Creates the datadir and opens the store (so that the settlement
+    /// host can share it before the core starts).
+    pub fn open_store(cfg: &NodeConfig) -> anyhow::Result<Arc<RocksStore>> {
         std::fs::create_dir_all(&cfg.datadir)
             .map_err(|e| anyhow::anyhow!("creating datadir {}: {e}", cfg.datadir.display()))?;
-        let store = Arc::new(
+        Ok(Arc::new(
             RocksStore::open_path(&cfg.datadir, StoreOptions::default())
                 .map_err(|e| anyhow::anyhow!("opening store {}: {e}", cfg.datadir.display()))?,
-        );
+        ))
+    }
+
+    /// Like [`Node::start`] on an already opened store.
+    pub fn start_on(
+        cfg: NodeConfig,
+        store: Arc<RocksStore>,
+        executor: Arc<dyn Executor>,
+        poster: Arc<dyn BatchPoster>,
+    ) -> anyhow::Result<(Arc<Node>, NodeTasks)> {
+        cfg.validate()?;
+        let faults = match &cfg.dev_options.inject_fault {
+            Some(spec) => {
+                let spec: crate::fault::FaultSpec = spec.parse().map_err(|e| anyhow::anyhow!("inject_fault: {e}"))?;
+                tracing::warn!(
+                    spec = ?spec,
+                    "!!! FAULT INJECTION ACTIVE (dev only): this node deliberately returns and commits WRONG results !!!"
+                );
+                Some(crate::fault::FaultInjector::new(spec))
+            }
+            None => None,
+        };
         let metrics = Metrics::new();
         let workers = cfg.exec.worker_count();
         let (work_tx, work_rx) = crossbeam_channel::unbounded::<WorkMsg>();
@@ -376,6 +408,7 @@ impl Node {
             started: std::time::Instant::now(),
             throughput: Mutex::new(Throughput::default()),
             workers,
+            faults,
             cfg,
             compile_check: std::sync::OnceLock::new(),
         });
@@ -453,10 +486,10 @@ impl Node {
 
     fn install(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
         let nodes = program.nodes.len() as u64;
-        let prepared = self.executor.prepare(program)?;
         let label = entry.model_id.to_hex()[..16].to_string();
         let exec_hist = self.metrics.execution.with_label_values(&[&label]);
-        let m = Arc::new(LoadedModel { entry, nodes, prepared, exec_hist });
+        let prepared = self.executor.prepare(program.clone())?;
+        let m = Arc::new(LoadedModel { entry, nodes, prepared, program, exec_hist });
         self.models.write().unwrap_or_else(PoisonError::into_inner).insert(m.entry.model_id, m.clone());
         Ok(m)
     }
@@ -630,7 +663,7 @@ impl Node {
             let us = dt.as_micros() as u64;
             let old = self.exec_ewma_us.load(Ordering::Relaxed);
             self.exec_ewma_us.store((old * 7 + us) / 8, Ordering::Relaxed);
-            let outputs = match result {
+            let mut outputs = match result {
                 Ok(Ok(o)) => o,
                 Ok(Err(e)) => {
                     let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, format!("execution: {e}"))));
@@ -642,6 +675,20 @@ impl Node {
                     continue;
                 }
             };
+            if let Some(inj) = &self.faults
+                && inj.pick(&model.entry.name, &model.entry.model_id)
+            {
+                match self.inject(inj, &model, &inputs) {
+                    Ok(Some(o)) => outputs = o,
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Never accept a corrupted record whose fault is not
+                        // durable: the defender could not defend it.
+                        let _ = reply.send(Err(ApiError::internal(format!("fault injection: {e}"))));
+                        continue;
+                    }
+                }
+            }
             let wire: Vec<WireTensor> = outputs.iter().map(|t| WireTensor::encode(t, encoding)).collect();
             let sub = Submission { model_id: model.entry.model_id, inputs, outputs, accepted_at_ms };
             if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
@@ -649,6 +696,34 @@ impl Node {
                 // the caller gets an internal error; nothing was accepted.
             }
         }
+    }
+
+    /// Corrupts one result (dev fault injection) and stores its fault under
+    /// the record's roots before the record is accepted.
+    fn inject(
+        &self,
+        inj: &crate::fault::FaultInjector,
+        model: &LoadedModel,
+        inputs: &[Tensor],
+    ) -> Result<Option<Vec<Tensor>>, String> {
+        let Some(i) = inj.corrupt(&model.program, inputs)? else {
+            tracing::warn!(model = %model.entry.name, "fault injection: the fault does not change the outputs; result left correct");
+            return Ok(None);
+        };
+        let input_root = verinfer_state::record::tensors_root(inputs);
+        let mut up = verinfer_state::store::SettlementUpdate::new();
+        up.put(crate::fault::fault_key(&input_root, &i.output_root), borsh::to_vec(&i.fault).map_err(|e| e.to_string())?);
+        self.store.apply_settlement(up).map_err(|e| e.to_string())?;
+        tracing::warn!(
+            model = %model.entry.name,
+            node = i.fault.node,
+            element = i.fault.element,
+            step = i.fault.step,
+            xor = i.fault.xor,
+            output_root = %i.output_root,
+            "FAULT INJECTED: this result is deliberately wrong"
+        );
+        Ok(Some(i.outputs))
     }
 
     fn committer_loop(&self, rx: Receiver<CommitMsg>) {

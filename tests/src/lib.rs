@@ -81,6 +81,26 @@ impl TestNode {
         Self { node: Some(node), dir }
     }
 
+    /// Starts a node that hosts the embedded settlement layer (dev mode, so
+    /// the faucet and fault injection are available), with `tweak` applied
+    /// to the test configuration.
+    pub async fn start_settled(tweak: impl FnOnce(&mut NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = test_config(&dir.path().join("db"));
+        cfg.dev = true;
+        tweak(&mut cfg);
+        let node = RunningNode::start_embedded(cfg, Arc::new(FastExecutor)).await.expect("node starts");
+        Self { node: Some(node), dir }
+    }
+
+    /// Stops the node gracefully and starts it again on the same datadir
+    /// with `cfg` (e.g. the configuration it ran with).
+    pub async fn restart_settled(&mut self, cfg: NodeConfig) {
+        self.stop().await;
+        let node = RunningNode::start_embedded(cfg, Arc::new(FastExecutor)).await.expect("node restarts");
+        self.node = Some(node);
+    }
+
     /// The running node.
     pub fn running(&self) -> &RunningNode {
         self.node.as_ref().expect("node running")
