@@ -151,17 +151,7 @@ fn peak_kb() -> Option<u64> {
 // ---------------------------------------------------------------------------
 // Loading.
 
-fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
-    let (name, dims) = s.split_once('=').with_context(|| format!("--shape {s:?}: expected NAME=D1,D2,…"))?;
-    let dims = if dims.trim().is_empty() {
-        Vec::new()
-    } else {
-        dims.split(',')
-            .map(|d| d.trim().parse::<u64>().with_context(|| format!("--shape {s:?}: bad dimension {d:?}")))
-            .collect::<Result<_>>()?
-    };
-    Ok((name.to_string(), dims))
-}
+use crate::run::parse_shape;
 
 struct Loaded {
     bytes: Vec<u8>,

@@ -3,6 +3,7 @@
 mod bench;
 mod challenger;
 mod client;
+mod compile;
 mod node;
 mod run;
 
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run a model once with the canonical executor and print its roots.
     Run(run::RunArgs),
+    /// Compile a model to its canonical program and print its roots (no
+    /// execution).
+    Compile(compile::CompileArgs),
     /// Time single-threaded inferences (fast executor; `--compare` for the
     /// engine comparison).
     Bench(bench::BenchArgs),
@@ -81,6 +85,7 @@ fn main() {
             match cmd {
                 Command::Run(args) => run::run(args),
                 Command::Bench(args) => bench::bench(args),
+                Command::Compile(args) => compile::compile(args),
                 Command::Submit(a) => client_rt().and_then(|rt| rt.block_on(client::submit(a))),
                 Command::Receipt(a) => client_rt().and_then(|rt| rt.block_on(client::receipt(a))),
                 Command::Batch(a) => client_rt().and_then(|rt| rt.block_on(client::batch(a))),

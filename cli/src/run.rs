@@ -33,7 +33,7 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
+pub(crate) fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
     let (name, dims) = s.split_once('=').with_context(|| format!("--shape {s:?}: expected NAME=D1,D2,…"))?;
     let dims = if dims.trim().is_empty() {
         Vec::new()

@@ -125,3 +125,44 @@ fn run_writes_outputs_and_reports_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--shape"), "{err}");
 }
+
+/// `verinfer compile` (what the node's registration guard runs in a child,
+/// decision 0005) gives the golden program root for every corpus model with
+/// tract forced to its generic kernels, reading the model from stdin.
+#[test]
+fn compile_from_stdin_under_generic_isa_gives_the_golden_program_roots() {
+    use std::io::Write;
+    let golden: Value = serde_json::from_slice(
+        &std::fs::read(root().join("fixtures/golden/corpus_roots.json")).expect("golden roots"),
+    )
+    .expect("golden json");
+    for model in ["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"] {
+        let bytes = std::fs::read(root().join("fixtures/models").join(model).join("model.onnx")).expect("model");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+            .args(["compile", "-", "--json"])
+            .env("TRACT_CPU_ISA", GENERIC)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn verinfer compile");
+        child.stdin.take().expect("stdin").write_all(&bytes).expect("write model");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let expected = &golden[model]["program_root"];
+        assert!(expected.is_string(), "golden file lacks {model}.program_root: {golden}");
+        assert_eq!(&v["program_root"], expected, "{model}");
+    }
+}
+
+#[test]
+fn compile_reports_an_unreadable_model_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .args(["compile", "/nonexistent/model.onnx"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reading model /nonexistent/model.onnx"), "{err}");
+}

@@ -506,11 +506,10 @@ impl ProofReader<'_> {
             (ValueRef::Const(_), RootEvidence::Const) => self.ctx.const_roots[slot as usize].ok_or_else(|| DisputeError::Operand("constant root unknown".into()))?,
             _ => return Err(DisputeError::Operand(format!("slot {slot}: root evidence does not match the input kind"))),
         };
-        if let Some(prev) = self.roots.get(&slot) {
-            if prev != &root {
+        if let Some(prev) = self.roots.get(&slot)
+            && prev != &root {
                 return Err(DisputeError::Operand(format!("slot {slot}: two different roots")));
             }
-        }
         self.roots.insert(slot, root);
         Ok(root)
     }
@@ -602,11 +601,10 @@ pub fn element_states(
     out.push(s);
     for t in 0..k {
         s = fold.step(e, t, s, rd)?;
-        if let Some((ft, xor)) = fault {
-            if ft == t {
+        if let Some((ft, xor)) = fault
+            && ft == t {
                 s.0[0] ^= xor;
             }
-        }
         out.push(s);
     }
     Ok(out)

@@ -32,7 +32,7 @@ enum Picker {
     /// Leftmost child that differs from the honest view.
     Honest,
     /// Uniformly random child.
-    Random(u64),
+    Random,
 }
 
 /// Descends `theirs` (the defender's tree, known to the referee only through
@@ -57,7 +57,7 @@ fn descend(theirs: &MerkleTree, mine: &MerkleTree, d: u32, picker: Picker, rng: 
                 let own = mine.descendants(level, index, step).expect("own");
                 leftmost_difference(&own, &revealed).expect("an honest challenger always finds a difference")
             }
-            Picker::Random(_) => rng.gen_range(0..revealed.len()),
+            Picker::Random => rng.gen_range(0..revealed.len()),
         };
         cursor = Some(revealed[pick]);
         index = first + pick as u64;
@@ -101,7 +101,7 @@ fn play(defender: &DisputeProver, challenger: &DisputeProver, claim: &Claim, pic
     let sz = ctx.output.dtype.size();
     let offset = match picker {
         Picker::Honest => (0..bytes.len() / sz).find(|&i| bytes[i * sz..(i + 1) * sz] != own[i * sz..(i + 1) * sz]).expect("differing element"),
-        Picker::Random(_) => rng.gen_range(0..bytes.len() / sz),
+        Picker::Random => rng.gen_range(0..bytes.len() / sz),
     };
     let (e, v) = element_in_chunk(&ctx, chunk, &bytes, offset as u64).expect("element");
     let sc = defender.states_commit(k, e).expect("states");
@@ -154,7 +154,7 @@ fn honest_defender_survives_random_challengers() {
     let honest = DisputeProver::new(program, inputs, None).expect("honest");
     let claim = honest.claim().expect("claim");
     for seed in 0..12 {
-        if let Some(out) = play(&honest, &honest, &claim, Picker::Random(seed), seed) {
+        if let Some(out) = play(&honest, &honest, &claim, Picker::Random, seed) {
             assert_eq!(out.verdict, StepVerdict::Correct, "seed {seed}");
         }
     }

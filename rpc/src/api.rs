@@ -130,8 +130,9 @@ pub trait SettlementApi {
     #[method(name = "batch")]
     async fn batch(&self, number: u64) -> RpcResult<serde_json::Value>;
 
-    /// A record's settlement status (`pending`, `batched`, `final`, `void`,
-    /// with the disputes on it).
+    /// A record's settlement status: `{batch, index, status, void, void_by,
+    /// games, open_games, window_end_ms}`, `status` being the receipt
+    /// status (`batched`, `disputed`, `final`, `fraudulent` = void).
     #[method(name = "recordStatus")]
     async fn record_status(&self, batch: u64, index: u64) -> RpcResult<serde_json::Value>;
 

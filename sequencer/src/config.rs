@@ -202,11 +202,21 @@ impl Default for MempoolConfig {
 }
 
 /// Execution settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecConfig {
     /// Worker threads; 0 = one per core.
     pub workers: u32,
+    /// Compile every newly registered model a second time in a child
+    /// process with tract's generic kernels and refuse it if the program
+    /// roots differ (docs/decisions/0005). Used by `verinfer node`.
+    pub cross_check_folding: bool,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self { workers: 0, cross_check_folding: true }
+    }
 }
 
 impl ExecConfig {

@@ -258,6 +258,16 @@ pub struct Node {
     throughput: Mutex<Throughput>,
     workers: usize,
     faults: Option<crate::fault::FaultInjector>,
+    compile_check: std::sync::OnceLock<Arc<dyn CompileCheck>>,
+}
+
+/// Compiles a model a second, independent way and returns that program
+/// root; registration refuses a model whose roots differ (decision 0005:
+/// tract folds constants with CPU-dependent kernels). `verinfer node` uses
+/// a child process with tract forced to its generic kernels.
+pub trait CompileCheck: Send + Sync + 'static {
+    /// The program root of `onnx` under `opts`, or why it could not be computed.
+    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, String>;
 }
 
 impl std::fmt::Debug for Node {
@@ -400,6 +410,7 @@ impl Node {
             workers,
             faults,
             cfg,
+            compile_check: std::sync::OnceLock::new(),
         });
         metrics.mempool_capacity.set(node.cfg.mempool.capacity as i64);
         node.load_models()?;
@@ -495,6 +506,12 @@ impl Node {
         v
     }
 
+    /// Installs the registration guard (decision 0005); later calls are
+    /// ignored. Without one, models are registered after one compile.
+    pub fn set_compile_check(&self, check: Arc<dyn CompileCheck>) {
+        let _ = self.compile_check.set(check);
+    }
+
     /// Registers a model from its ONNX bytes (blocking: runs the frontend).
     pub fn register(
         &self,
@@ -524,6 +541,23 @@ impl Node {
                     model.model_id, existing.entry.program_root, model.program_root
                 ),
             ));
+        }
+        if let Some(check) = self.compile_check.get() {
+            // Fail closed: a model whose folding could not be cross-checked
+            // is not registered.
+            let other = check
+                .program_root(onnx, &opts)
+                .map_err(|e| ApiError::internal(format!("model: the constant-folding cross-check failed: {e}")))?;
+            if other != model.program_root {
+                return Err(ApiError::new(
+                    codes::INVALID_MODEL,
+                    format!(
+                        "model: constant folding of this model depends on the CPU (program root {} here, {} under \
+                         tract's generic kernels), so other parties could not reproduce its program (docs/decisions/0005)",
+                        model.program_root, other
+                    ),
+                ));
+            }
         }
         let node_type = |n: u32| program.nodes.get(n as usize).map(|node| node.output.clone());
         let mut outputs = Vec::new();

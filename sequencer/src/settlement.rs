@@ -654,3 +654,59 @@ pub fn spawn_tasks(host: Arc<SettlementHost>, tick_ms: u64, defender: bool) -> S
     });
     SettlementTasks { stop, task }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verinfer_state::store::StoreOptions;
+
+    fn open(dir: &Path, cfg: &NodeConfig) -> Arc<SettlementHost> {
+        let store = Arc::new(RocksStore::open_path(dir.join("db"), StoreOptions::default()).expect("store"));
+        let key = load_or_create_key(&dir.join("sequencer.key")).expect("key");
+        SettlementHost::open(store, cfg, key).expect("host")
+    }
+
+    #[test]
+    fn state_survives_reopen_across_snapshots_and_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let (bytes, account) = {
+            let h = open(dir.path(), &cfg);
+            h.ensure_bonded().expect("bond");
+            // More inputs than one snapshot interval, so both a snapshot and
+            // a log tail are replayed.
+            for i in 0..(SNAPSHOT_EVERY + 5) {
+                h.deposit(AccountId([7; 32]), i + 1).expect("deposit");
+            }
+            assert!(matches!(h.deposit(AccountId([7; 32]), 0), Err(SettlementError::Rejected(TxError::ZeroAmount))));
+            let g = h.lock();
+            assert!(g.snap_seq > 0 && g.next_seq > g.snap_seq, "a snapshot and a log tail: {} {}", g.snap_seq, g.next_seq);
+            (g.state.to_bytes(), h.account())
+        };
+        let h = open(dir.path(), &cfg);
+        assert_eq!(h.account(), account, "the key file is reused");
+        assert_eq!(h.lock().state.to_bytes(), bytes, "replay reproduces the state byte for byte");
+        h.ensure_bonded().expect("already bonded: a no-op");
+        assert_eq!(h.lock().state.to_bytes(), bytes);
+        let total: u64 = (1..=SNAPSHOT_EVERY + 5).sum();
+        assert_eq!(h.read(|s, _| s.account(&AccountId([7; 32])).free), total);
+    }
+
+    #[test]
+    fn configured_parameters_override_the_preset() {
+        let mut c = SettlementConfig { clock_ms: Some(5), dissection_exp: Some(2), ..Default::default() };
+        let p = params_of(&c, true).expect("valid");
+        assert_eq!((p.clock_ms, p.dissection_exp, p.challenge_window_ms), (5, 2, Params::dev().challenge_window_ms));
+        assert_eq!(params_of(&SettlementConfig::default(), false).expect("production"), Params::production());
+        c.dissection_exp = Some(9);
+        assert!(params_of(&c, true).is_err());
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("k");
+        std::fs::write(&p, "not hex").expect("write");
+        assert!(matches!(load_or_create_key(&p), Err(SettlementError::Key { .. })));
+    }
+}

@@ -202,7 +202,7 @@ impl ConvPlan {
         let w = Window::new(&spec.geo, &inputs[0], out)?;
         let ci = inputs[0].shape[w.in_axes.c];
         let co = out.shape[w.in_axes.c];
-        if spec.group == 0 || ci % spec.group != 0 || co % spec.group != 0 {
+        if spec.group == 0 || !ci.is_multiple_of(spec.group) || !co.is_multiple_of(spec.group) {
             return Err(bad(format!("channels {ci}→{co} not divisible by group {}", spec.group)));
         }
         let kshape = inputs[1].shape.clone();
@@ -335,7 +335,7 @@ impl DeconvPlan {
         let ci = inputs[0].shape[w.in_axes.c];
         let co = out.shape[w.in_axes.c];
         let g = spec.group;
-        if g == 0 || ci % g != 0 || co % g != 0 {
+        if g == 0 || !ci.is_multiple_of(g) || !co.is_multiple_of(g) {
             return Err(bad(format!("channels {ci}→{co} not divisible by group {g}")));
         }
         let kshape = inputs[1].shape.clone();

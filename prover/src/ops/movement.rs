@@ -110,7 +110,7 @@ impl MoveFold {
                 match is.last() {
                     Some(&k) => {
                         let k = k as usize;
-                        is.len() >= 1 + b && b + k <= x.shape.len()
+                        is.len() > b && b + k <= x.shape.len()
                             && out.shape[..is.len() - 1] == is[..is.len() - 1]
                             && out.shape[is.len() - 1..] == x.shape[b + k..]
                             && x.shape[..b] == is[..b]

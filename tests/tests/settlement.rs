@@ -1,0 +1,466 @@
+//! The embedded settlement layer over real JSON-RPC on loopback: batches
+//! are posted and finalize, the `settlement_*` methods and their errors,
+//! dispute games between an in-test honest challenger and the node's
+//! automatic defender (faulty record, honest record, restart mid-game), and
+//! fault injection refused without `--dev`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use jsonrpsee_http_client::HttpClient;
+use serde_json::Value;
+use verinfer_e2e::*;
+use verinfer_prover::dispute::DisputeProver;
+use verinfer_prover::game::agent::challenger_move;
+use verinfer_prover::game::tx::{Move, MoveKind, SignedTx, Tx};
+use verinfer_prover::game::types::{AccountId, Side};
+use verinfer_prover::game::view::GameView;
+use verinfer_rpc::api::{InferApiClient, ModelApiClient, SettlementApiClient};
+use verinfer_rpc::error::{self as codes, ApiError};
+use verinfer_rpc::jsonrpsee::core::ClientError;
+use verinfer_rpc::jsonrpsee::core::client::ClientT;
+use verinfer_rpc::tensor::{Encoding, WireTensor};
+use verinfer_rpc::types::*;
+use verinfer_sequencer::{FastExecutor, NodeConfig, RunningNode};
+use verinfer_state::hash::Hash32;
+use verinfer_state::receipt::{Receipt, Status};
+use verinfer_state::record::InferenceRecord;
+use verinfer_state::tensor::Tensor;
+
+/// A fault in mlp that reaches its outputs (docs/settlement.md's report
+/// pins the first random one here): node 4 (`Add`), element 42, step 0.
+const FAULT: (u32, u64, u64) = (4, 42, 0);
+
+fn api_err(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Call(obj) => ApiError::from(obj),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// Short window and clocks, fast ticks.
+fn short(c: &mut NodeConfig, window_ms: u64, clock_ms: u64) {
+    c.settlement.challenge_window_ms = Some(window_ms);
+    c.settlement.clock_ms = Some(clock_ms);
+    c.settlement.tick_ms = 50;
+}
+
+fn fault_spec() -> String {
+    format!("request=1,node={},element={},step={}", FAULT.0, FAULT.1, FAULT.2)
+}
+
+async fn submit_mlp(c: &HttpClient, model_id: Hash32, x: &Tensor) -> InferenceRecord {
+    let r = c
+        .submit(SubmitRequest { model_id, inputs: vec![WireTensor::b64(x)], output_encoding: Encoding::B64 })
+        .await
+        .expect("submit");
+    r.record
+}
+
+async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..400 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn wait_batched(c: &HttpClient, id: Hash32) -> Receipt {
+    wait_for("the record to be batched", async || {
+        let r = c.receipt(id).await.expect("receipt");
+        (r.status != Status::Pending).then_some(r)
+    })
+    .await
+}
+
+async fn wait_posted(c: &HttpClient, number: u64) -> Value {
+    wait_for("the batch to be posted", async || c.batch(number).await.ok()).await
+}
+
+/// An account of the test (a challenger).
+struct Player {
+    key: SigningKey,
+    chain_id: u64,
+}
+
+impl Player {
+    async fn new(c: &HttpClient, seed: u8, funds: u64) -> Self {
+        let info = SettlementApiClient::info(c).await.expect("info");
+        let chain_id = info["params"]["chain_id"].as_u64().expect("chain id");
+        let p = Self { key: SigningKey::from_bytes(&[seed; 32]), chain_id };
+        c.faucet(p.id().to_string(), funds).await.expect("faucet");
+        p
+    }
+
+    fn id(&self) -> AccountId {
+        AccountId::of_key(&self.key.verifying_key())
+    }
+
+    async fn account(&self, c: &HttpClient) -> Value {
+        c.account(self.id().to_string()).await.expect("account")
+    }
+
+    async fn send(&self, c: &HttpClient, tx: Tx) -> Result<Value, ApiError> {
+        let nonce = self.account(c).await["nonce"].as_u64().expect("nonce");
+        let stx = SignedTx::sign(&self.key, self.chain_id, nonce, tx);
+        c.submit_tx(hex::encode(borsh::to_vec(&stx).expect("encode"))).await.map_err(api_err)
+    }
+
+    /// Opens a dispute on `record` (batched as `receipt`); returns the game id.
+    async fn open(&self, c: &HttpClient, record: &InferenceRecord, receipt: &Receipt) -> u64 {
+        let inc = receipt.inclusion.clone().expect("batched");
+        wait_posted(c, inc.batch).await;
+        let r = self
+            .send(c, Tx::OpenDispute { batch: inc.batch, index: inc.index(), record: *record, proof: inc.proof })
+            .await
+            .expect("dispute opens");
+        r["events"]
+            .as_array()
+            .and_then(|v| v.iter().find(|e| e["event"] == "dispute_opened"))
+            .and_then(|e| e["game"].as_u64())
+            .expect("a dispute_opened event with the game id")
+    }
+}
+
+async fn game(c: &HttpClient, id: u64) -> GameView {
+    serde_json::from_value(c.game(id).await.expect("game")).expect("a GameView")
+}
+
+/// Plays the challenger's side until the game ends or `max_moves` of its
+/// moves were made: the honest strategy, or — when it finds no difference
+/// (an honest record) — always the first child / element, which is valid
+/// but wrong.
+async fn play(c: &HttpClient, p: &Player, id: u64, honest: &DisputeProver, max_moves: usize) -> GameView {
+    let mut moves = 0;
+    for _ in 0..2000 {
+        let v = game(c, id).await;
+        if v.resolution.is_some() || moves == max_moves {
+            return v;
+        }
+        if v.to_move == Some(Side::Challenger) {
+            let mv = match challenger_move(&v, honest).expect("challenger move") {
+                Some(mv) => mv,
+                None => match v.awaiting {
+                    Some(MoveKind::Pick) => Move::Pick { child: 0 },
+                    Some(MoveKind::PickElement) => Move::PickElement { offset: 0 },
+                    other => panic!("challenger to move but awaiting {other:?}"),
+                },
+            };
+            p.send(c, v.tx(mv)).await.expect("challenger move accepted");
+            moves += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("game {id} did not end");
+}
+
+struct Setup {
+    model_id: Hash32,
+    x: Tensor,
+    honest: DisputeProver,
+}
+
+async fn setup(node: &TestNode) -> Setup {
+    let c = node.http();
+    let info = c.register_model(register_request("mlp")).await.expect("mlp registers");
+    let x = model_input("mlp");
+    let program = (*node.running().node.model(&info.model_id).expect("loaded").program).clone();
+    let honest = DisputeProver::new(program, vec![x.clone()], None).expect("prover");
+    Setup { model_id: info.model_id, x, honest }
+}
+
+fn sequencer_bond(v: &Value) -> u64 {
+    v["bond"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_posted_and_finalize_after_the_window() {
+    let mut node = TestNode::start_settled(|c| short(c, 1500, 10_000)).await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let info = SettlementApiClient::info(&c).await.expect("info");
+    assert_eq!(info["dev"], true);
+    assert_eq!(info["params"]["challenge_window_ms"], 1500);
+    let seq = info["sequencer"].as_str().expect("sequencer").to_string();
+    let acct = c.account(seq.clone()).await.expect("account");
+    assert!(sequencer_bond(&acct) >= info["params"]["min_sequencer_bond"].as_u64().unwrap(), "{acct}");
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(submit_mlp(&c, s.model_id, &s.x).await.request_id);
+    }
+    let r = wait_batched(&c, ids[2]).await;
+    let inc = r.inclusion.clone().expect("inclusion");
+    let b = wait_posted(&c, inc.batch).await;
+    let explorer = verinfer_rpc::api::ExplorerApiClient::batch(&c, inc.batch).await.expect("explorer batch");
+    assert_eq!(b["hash"], serde_json::to_value(explorer.hash).unwrap(), "the referee holds the sealed batch");
+    assert_eq!(b["sequencer"], Value::String(seq.clone()));
+    assert_eq!(serde_json::to_value(explorer.header.sequencer).unwrap(), Value::String(seq));
+    let st = c.record_status(inc.batch, inc.index()).await.expect("status");
+    assert_eq!(st["status"]["status"], "batched", "{st}");
+    assert_eq!(st["void"], false);
+
+    // After the window the batch settles and every record is final.
+    let b = wait_for("the batch to settle", async || {
+        let b = c.batch(inc.batch).await.expect("batch");
+        (b["settled"] == true).then_some(b)
+    })
+    .await;
+    assert_eq!(b["window_open"], false);
+    assert_eq!(b["void"], serde_json::json!([]));
+    let st = c.record_status(inc.batch, inc.index()).await.expect("status");
+    assert_eq!(st["status"]["status"], "final");
+    for id in &ids {
+        let r = wait_for("receipt final", async || {
+            let r = c.receipt(*id).await.expect("receipt");
+            (r.status == Status::Final).then_some(r)
+        })
+        .await;
+        assert!(r.inclusion.is_some());
+    }
+    // Every batch sealed was posted exactly once, in order.
+    let head = verinfer_rpc::api::ExplorerApiClient::head(&c).await.expect("head").head.expect("a head").number;
+    let info = SettlementApiClient::info(&c).await.expect("info");
+    assert_eq!(info["head"].as_u64(), Some(head));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlement_methods_and_their_errors() {
+    let mut node = TestNode::start_settled(|c| short(c, 60_000, 60_000)).await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let rec = submit_mlp(&c, s.model_id, &s.x).await;
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let inc = receipt.inclusion.clone().unwrap();
+    wait_posted(&c, inc.batch).await;
+
+    let e = api_err(c.account("0x12".into()).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    assert!(e.message.starts_with("account:"), "{}", e.message);
+    let e = api_err(c.game(999).await.unwrap_err());
+    assert_eq!((e.code, e.message.as_str()), (codes::NOT_FOUND, "id: no game 999"));
+    let e = api_err(c.batch(999).await.unwrap_err());
+    assert_eq!(e.code, codes::NOT_FOUND);
+    assert!(e.message.starts_with("number: no batch 999"), "{}", e.message);
+    let e = api_err(c.record_status(inc.batch, 999).await.unwrap_err());
+    assert_eq!(e.code, codes::NOT_FOUND, "{}", e.message);
+    let e = api_err(c.record_status(999, 0).await.unwrap_err());
+    assert_eq!(e.code, codes::NOT_FOUND);
+    let e = api_err(c.submit_tx("zz".into()).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    assert!(e.message.starts_with("signed_tx_hex: invalid hex"), "{}", e.message);
+    let e = api_err(c.submit_tx("0x0102".into()).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    assert!(e.message.starts_with("signed_tx_hex: not a borsh SignedTx"), "{}", e.message);
+    let e = api_err(c.games(Some(GamesFilter { limit: Some(5000), ..Default::default() })).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    assert!(e.message.starts_with("limit:"));
+    let e = api_err(c.faucet("0x00".into(), 5).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    let e = api_err(c.faucet(AccountId([1; 32]).to_string(), 0).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    assert!(e.message.starts_with("amount:"));
+
+    // Faucet and account.
+    let p = Player::new(&c, 7, 1000).await;
+    let a = p.account(&c).await;
+    assert_eq!((a["free"].as_u64(), a["nonce"].as_u64(), a["bond"].clone()), (Some(1000), Some(0), Value::Null));
+
+    // Referee rejections: TX_REJECTED with the referee's reason; nothing changes.
+    let stx = SignedTx::sign(&p.key, p.chain_id, 5, Tx::Withdraw { amount: 1 });
+    let e = api_err(c.submit_tx(hex::encode(borsh::to_vec(&stx).unwrap())).await.unwrap_err());
+    assert_eq!((e.code, e.message.as_str()), (codes::TX_REJECTED, "nonce 5, expected 0"));
+    let stx = SignedTx::sign(&p.key, p.chain_id + 1, 0, Tx::Withdraw { amount: 1 });
+    let e = api_err(c.submit_tx(hex::encode(borsh::to_vec(&stx).unwrap())).await.unwrap_err());
+    assert_eq!((e.code, e.message.as_str()), (codes::TX_REJECTED, "bad signature"));
+    let e = p.send(&c, Tx::Withdraw { amount: 5000 }).await.unwrap_err();
+    assert_eq!(e.code, codes::TX_REJECTED);
+    let e = p.send(&c, Tx::ClaimTimeout { game: 42 }).await.unwrap_err();
+    assert_eq!(e.code, codes::TX_REJECTED);
+    assert_eq!(p.account(&c).await["free"].as_u64(), Some(1000));
+    let r = p.send(&c, Tx::Withdraw { amount: 10 }).await.expect("withdraw applies");
+    assert_eq!(r["tx"], "withdraw");
+    assert_eq!(r["events"][0]["event"], "transfer");
+    assert_eq!(p.account(&c).await["nonce"].as_u64(), Some(1));
+
+    // Games: list, filter, the explorer aliases, events over WebSocket.
+    let ws = node.ws().await;
+    let mut sub = ws.subscribe_events().await.expect("subscribe");
+    let id = p.open(&c, &rec, &receipt).await;
+    let ev: Value = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = sub.next().await.expect("event").expect("decodes");
+            if n["event"]["event"] == "dispute_opened" {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("the dispute_opened event is pushed");
+    assert_eq!(ev["event"]["game"].as_u64(), Some(id));
+    assert!(ev["at_ms"].as_u64().is_some());
+    let all = c.games(None).await.expect("games");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["id"].as_u64(), Some(id));
+    let mine = c.games(Some(GamesFilter { account: Some(p.id().to_string()), ..Default::default() })).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    let other = c.games(Some(GamesFilter { batch: Some(inc.batch + 100), ..Default::default() })).await.unwrap();
+    assert!(other.is_empty());
+    let e = api_err(c.games(Some(GamesFilter { account: Some("nope".into()), ..Default::default() })).await.unwrap_err());
+    assert!(e.message.starts_with("account:"));
+    let v: Value = c.request("explorer_game", verinfer_rpc::jsonrpsee::core::rpc_params![id]).await.expect("alias");
+    assert_eq!(v["id"].as_u64(), Some(id));
+    let st = c.record_status(inc.batch, inc.index()).await.unwrap();
+    assert_eq!(st["status"]["status"], "disputed");
+    assert_eq!(st["games"], serde_json::json!([id]));
+    // Disputing the same record twice is allowed (its own stake); disputing
+    // from the sequencer itself is not (it has no key here, so: a closed
+    // window instead).
+    let e = p
+        .send(&c, Tx::OpenDispute { batch: inc.batch, index: inc.index() + 7, record: rec, proof: inc.proof.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, codes::TX_REJECTED);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faucet_is_dev_only_and_fault_injection_needs_dev() {
+    // Without --dev: no faucet.
+    let mut node = TestNode::start_settled(|c| c.dev = false).await;
+    let c = node.http();
+    let e = api_err(c.faucet(AccountId([1; 32]).to_string(), 5).await.unwrap_err());
+    assert_eq!(e.code, codes::METHOD_NOT_FOUND);
+    assert!(e.message.contains("--dev"), "{}", e.message);
+    let info = SettlementApiClient::info(&c).await.unwrap();
+    assert_eq!(info["dev"], false);
+    node.stop().await;
+
+    // Fault injection without --dev: a startup error.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&dir.path().join("db"));
+    cfg.dev_options.inject_fault = Some("every=1".into());
+    let e = RunningNode::start_embedded(cfg.clone(), Arc::new(FastExecutor)).await.unwrap_err();
+    assert!(e.to_string().contains("requires --dev"), "{e}");
+    assert!(cfg.validate().is_err());
+    // With --dev it starts; a malformed spec does not.
+    cfg.dev = true;
+    cfg.dev_options.inject_fault = Some("every=0".into());
+    let e = RunningNode::start_embedded(cfg.clone(), Arc::new(FastExecutor)).await.unwrap_err();
+    assert!(e.to_string().contains("every=0"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_record_loses_to_the_honest_challenger() {
+    let mut node = TestNode::start_settled(|c| {
+        short(c, 30_000, 30_000);
+        c.dev_options.inject_fault = Some(fault_spec());
+    })
+    .await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let rec = submit_mlp(&c, s.model_id, &s.x).await;
+    assert_ne!(rec.output_root, s.honest.claim().unwrap().output_root, "the node corrupted request 1");
+    let ok = submit_mlp(&c, s.model_id, &s.x).await;
+    assert_eq!(ok.output_root, s.honest.claim().unwrap().output_root, "request 2 is correct");
+    let receipt = wait_batched(&c, rec.request_id).await;
+
+    let seq = SettlementApiClient::info(&c).await.unwrap()["sequencer"].as_str().unwrap().to_string();
+    let bond_before = sequencer_bond(&c.account(seq.clone()).await.unwrap());
+    let p = Player::new(&c, 11, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    let v = play(&c, &p, id, &s.honest, usize::MAX).await;
+
+    let res = v.resolution.clone().expect("resolved");
+    assert_eq!(res.winner, Side::Challenger, "{res:?}");
+    let pin = &res.pinpoint;
+    assert_eq!((pin.node, pin.element, pin.step), (Some(FAULT.0), Some(FAULT.1), Some(FAULT.2)), "{pin:?}");
+    assert!(pin.op.is_some() && pin.s_prev.is_some() && pin.s_next.is_some() && pin.expected.is_some(), "{pin:?}");
+    assert!(!pin.operands.is_empty());
+    // The explorer's view carries the same pinpoint and the verdict.
+    let ev = c.game(id).await.unwrap();
+    assert_eq!(ev["resolution"]["pinpoint"]["node"].as_u64(), Some(u64::from(FAULT.0)));
+    assert_eq!(ev["resolution"]["winner"], "challenger");
+    let reason = &ev["resolution"]["reason"];
+    assert_eq!(reason["reason"], "step_checked", "{reason}");
+    assert!(reason["verdict"].get("Wrong").is_some(), "the referee recomputed another s_t+1: {reason}");
+
+    let inc = receipt.inclusion.clone().unwrap();
+    let st = c.record_status(inc.batch, inc.index()).await.unwrap();
+    assert_eq!((st["void"].clone(), st["status"]["status"].clone()), (Value::Bool(true), Value::from("fraudulent")));
+    let stake = v.defender_stake;
+    assert_eq!(p.account(&c).await["free"].as_u64(), Some(1000 + stake), "the challenger got its bond back plus the stake");
+    assert_eq!(sequencer_bond(&c.account(seq).await.unwrap()), bond_before - stake, "the stake left the bond");
+    wait_for("receipt fraudulent", async || (c.receipt(rec.request_id).await.unwrap().status == Status::Fraudulent).then_some(())).await;
+    // The correct record in the same batch stands.
+    let r2 = wait_batched(&c, ok.request_id).await;
+    let st2 = c.record_status(r2.inclusion.as_ref().unwrap().batch, r2.inclusion.as_ref().unwrap().index()).await.unwrap();
+    assert_eq!(st2["void"], false);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_record_disputed_the_challenger_loses() {
+    let mut node = TestNode::start_settled(|c| short(c, 30_000, 30_000)).await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let rec = submit_mlp(&c, s.model_id, &s.x).await;
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let seq = SettlementApiClient::info(&c).await.unwrap()["sequencer"].as_str().unwrap().to_string();
+    let free_before = c.account(seq.clone()).await.unwrap()["free"].as_u64().unwrap();
+    let p = Player::new(&c, 12, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    let v = play(&c, &p, id, &s.honest, usize::MAX).await;
+    let res = v.resolution.clone().expect("resolved");
+    assert_eq!(res.winner, Side::Defender, "{res:?}");
+    let inc = receipt.inclusion.clone().unwrap();
+    let st = c.record_status(inc.batch, inc.index()).await.unwrap();
+    assert_eq!(st["void"], false);
+    assert_eq!(st["status"]["status"], "batched", "back to batched while the window is open");
+    assert_eq!(p.account(&c).await["free"].as_u64(), Some(1000 - v.challenger_bond));
+    let free_after = c.account(seq).await.unwrap()["free"].as_u64().unwrap();
+    assert_eq!(free_after, free_before + v.challenger_bond + v.defender_stake, "the escrow went to the defender");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defender_keeps_answering_after_a_restart_mid_game() {
+    let mut node = TestNode::start_settled(|c| {
+        short(c, 60_000, 60_000);
+        c.dev_options.inject_fault = Some(fault_spec());
+    })
+    .await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let rec = submit_mlp(&c, s.model_id, &s.x).await;
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let p = Player::new(&c, 13, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    // Two challenger moves, then the node goes down and comes back.
+    let v = play(&c, &p, id, &s.honest, 2).await;
+    assert!(v.resolution.is_none(), "the game is still open");
+    let moves_before = v.moves;
+    let cfg = node.running().node.cfg.clone();
+    node.restart_settled(cfg).await;
+    let c = node.http();
+    let v = game(&c, id).await;
+    assert!(v.moves >= moves_before, "the game survived the restart");
+    let v = play(&c, &p, id, &s.honest, usize::MAX).await;
+    let res = v.resolution.clone().expect("resolved");
+    assert_eq!(res.winner, Side::Challenger, "{res:?}");
+    assert_eq!((res.pinpoint.node, res.pinpoint.element, res.pinpoint.step), (Some(FAULT.0), Some(FAULT.1), Some(FAULT.2)));
+    let inc = receipt.inclusion.clone().unwrap();
+    assert_eq!(c.record_status(inc.batch, inc.index()).await.unwrap()["void"], true);
+    // Batches keep being posted in order after the restart.
+    let rec2 = submit_mlp(&c, s.model_id, &s.x).await;
+    let r2 = wait_batched(&c, rec2.request_id).await;
+    let b2 = r2.inclusion.unwrap().batch;
+    let posted = wait_posted(&c, b2).await;
+    assert_eq!(posted["number"].as_u64(), Some(b2));
+    node.stop().await;
+}
