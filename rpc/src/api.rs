@@ -17,7 +17,7 @@ use verinfer_state::receipt::Receipt;
 
 use crate::types::*;
 
-/// Model registry: `model_register`, `model_get`, `model_list`.
+/// Model registry: `model_register`, `model_get`, `model_list`, `model_program`.
 #[rpc(server, client, namespace = "model")]
 pub trait ModelApi {
     /// Registers an ONNX model (idempotent: registering the same bytes and
