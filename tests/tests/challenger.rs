@@ -4,6 +4,7 @@
 //! * `honest_node_many_batches_no_dispute_everything_final` — (a)
 //! * `injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalizes` — (b)
 //! * `two_challengers_on_one_fraud_are_paid_from_separate_stakes` — (c)
+//! * `a_silent_defender_loses_by_the_timeout_the_challenger_claims`
 //! * `a_challenger_disputing_a_correct_record_loses_its_bond` — (d)
 //! * `a_challenger_killed_mid_game_resumes_and_wins` — (e)
 //! * `report_time_to_verdict_and_throughput` (ignored) — (f)
@@ -344,6 +345,45 @@ async fn two_challengers_on_one_fraud_are_paid_from_separate_stakes() {
     })
     .await;
     assert_eq!(sequencer_bond(&node), bond_before - 2 * stake);
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    conservation(&node);
+}
+
+// Timeout claims ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_defender_loses_by_the_timeout_the_challenger_claims() {
+    init_logs();
+    let at = find_fault("mlp", 2);
+    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
+    // The node does not defend: its clock runs out at the first move.
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, Some(spec));
+        c.settlement.defender = false;
+    })
+    .await;
+    let c = node.http();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ch = RunningChallenger::start(challenger_cfg(&node, dir.path())).await.expect("starts");
+    let m = register(&c, "mlp").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(submit(&c, &m, "mlp", i).await);
+    }
+    let bad = placed(&c, ids[2]).await;
+    wait_for("the timeout", Duration::from_secs(CLOCK_MS / 1000 + 20), || async {
+        games_on(&c, bad.0).await.iter().any(|g| g.resolution.is_some())
+    })
+    .await;
+    let g = games_on(&c, bad.0).await.remove(0);
+    let r = g.resolution.as_ref().expect("resolved");
+    assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger);
+    assert_eq!(r.reason, verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Defender });
+    assert_eq!(g.transcript.len(), 0, "the defender never moved");
+    wait_for("the claim to be counted", Duration::from_secs(5), || async {
+        ch.metrics().moves.with_label_values(&["claim_timeout"]).get() == 1 && ch.metrics().won.get() == 1
+    })
+    .await;
     assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
     conservation(&node);
 }
