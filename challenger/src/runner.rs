@@ -148,6 +148,7 @@ pub struct RunningChallenger {
     pub account: AccountId,
     /// Where metrics are served, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<tokio::task::AbortHandle>,
 }
 
 impl RunningChallenger {
@@ -166,13 +167,13 @@ impl RunningChallenger {
         info!(account = %me, rpc = %cfg.rpc, chain_id = params.chain_id, challenger_bond = params.challenger_bond,
               window_ms = params.challenge_window_ms, clock_ms = params.clock_ms, "challenger starting");
         let metrics = Metrics::new();
-        let metrics_addr = match cfg.metrics {
+        let (metrics_addr, metrics_task) = match cfg.metrics {
             Some(a) => {
-                let (addr, _h) = crate::metrics::spawn(a, metrics.clone()).await?;
+                let (addr, h) = crate::metrics::spawn(a, metrics.clone()).await?;
                 info!(%addr, "metrics on http://{addr}/metrics");
-                Some(addr)
+                (Some(addr), Some(h.abort_handle()))
             }
-            None => None,
+            None => (None, None),
         };
         let models = ModelCache::default();
         if let Some(d) = &cfg.models_dir {
@@ -204,7 +205,7 @@ impl RunningChallenger {
         shared.spawn(shared.clone().pipeline(brx, watermark));
         shared.spawn(shared.clone().monitor());
         info!(watermark, "following batches from {}", watermark + 1);
-        Ok(Self { account: me, metrics_addr, shared })
+        Ok(Self { account: me, metrics_addr, shared, metrics_task })
     }
 
     /// The metrics.
@@ -226,6 +227,9 @@ impl RunningChallenger {
     /// state needed to resume is already on disk).
     pub fn stop(&self) {
         self.shared.tasks.lock().unwrap_or_else(PoisonError::into_inner).abort_all();
+        if let Some(m) = &self.metrics_task {
+            m.abort();
+        }
     }
 }
 
