@@ -842,8 +842,9 @@ fn plain_runs_allocate_nothing_in_the_node_loop() {
 // patterns plus 250,000 random values in |x| ∈ [2^-31, 2^9) per function per
 // family (fixed seeds).
 //
-// `VERINFER_MATH_EXHAUSTIVE=1` (or `=exp,erf,pow(3.0),…` to choose) also runs
-// every one of the 2^32 inputs per function per family in
+// `VERINFER_MATH_EXHAUSTIVE=1` (every one-argument function and pow(x, y)
+// for y = 3, 2, 0.5, −3; or `=exp,erf,pow(7.0),…` to choose) also runs every
+// one of the 2^32 inputs per function per family in
 // `vmath_exhaustive` (ignored otherwise; meant for a release build:
 // `VERINFER_MATH_EXHAUSTIVE=1 cargo test --release -p verinfer-prover --test
 // kernels vmath_exhaustive -- --nocapture`).
@@ -1093,9 +1094,16 @@ fn vmath_exhaustive() {
         println!("vmath_exhaustive: skipped");
         return;
     }
+    // `1`/`all`: every one-argument function and pow with the exponents
+    // that have their own default test; or a list of names.
+    let all = sel == "1" || sel == "all";
     let fns: Vec<MathFn> = vmath_diff::functions()
         .into_iter()
-        .filter(|f| sel == "1" || sel == "all" || sel.split(',').any(|s| s.trim() == f.name()))
+        .filter(|f| match f {
+            _ if !all => sel.split(',').any(|s| s.trim() == f.name()),
+            MathFn::PowConst(y) => [3.0, 2.0, 0.5, -3.0].contains(y),
+            _ => true,
+        })
         .collect();
     assert!(!fns.is_empty(), "VERINFER_MATH_EXHAUSTIVE={sel}: no such function");
     // The reference for this sweep: the scalar function compiled with the
