@@ -119,11 +119,11 @@ pub fn canon_f64(x: f64) -> f64 {
 // Small helpers (bit manipulation only)
 // ===========================================================================
 
-const SIGN64: u64 = 0x8000_0000_0000_0000;
+pub(crate) const SIGN64: u64 = 0x8000_0000_0000_0000;
 /// 1.5 * 2^52: adding and subtracting it rounds an `f64` of magnitude below
 /// 2^51 to the nearest integer (ties to even).
-const MAGIC: f64 = 6_755_399_441_055_744.0;
-const MAGIC_BITS: u64 = 0x4338_0000_0000_0000;
+pub(crate) const MAGIC: f64 = 6_755_399_441_055_744.0;
+pub(crate) const MAGIC_BITS: u64 = 0x4338_0000_0000_0000;
 /// 2^-128, exactly.
 const TWO_M128: f64 = f64::from_bits((1023 - 128) << 52);
 
@@ -207,26 +207,26 @@ fn sum_to_f32(a: f64, b: f64) -> f32 {
 // Constants
 // ===========================================================================
 
-const LN2_HI: f64 = consts::LN_2; // ln 2 rounded to f64
-const LN2_LO: f64 = 2.3190468138462996e-17; // ln 2 - LN2_HI
-const INV_LN2: f64 = consts::LOG2_E; // 1/ln 2 rounded
+pub(crate) const LN2_HI: f64 = consts::LN_2; // ln 2 rounded to f64
+pub(crate) const LN2_LO: f64 = 2.3190468138462996e-17; // ln 2 - LN2_HI
+pub(crate) const INV_LN2: f64 = consts::LOG2_E; // 1/ln 2 rounded
 /// 2/ln 2 as a double-double.
-const TWO_INV_LN2_HI: f64 = 2.0 * consts::LOG2_E;
-const TWO_INV_LN2_LO: f64 = 4.0710547481862066e-17;
+pub(crate) const TWO_INV_LN2_HI: f64 = 2.0 * consts::LOG2_E;
+pub(crate) const TWO_INV_LN2_LO: f64 = 4.0710547481862066e-17;
 /// pi/2 split for Cody-Waite reduction (P1 + P2 + P3 = pi/2 to 2^-160).
-const PIO2_1: f64 = consts::FRAC_PI_2;
-const PIO2_2: f64 = 6.123233995736766e-17;
+pub(crate) const PIO2_1: f64 = consts::FRAC_PI_2;
+pub(crate) const PIO2_2: f64 = 6.123233995736766e-17;
 const PIO2_3: f64 = -1.4973849048591698e-33;
-const PIO4_HI: f64 = consts::FRAC_PI_4;
-const PIO4_LO: f64 = 3.061616997868383e-17;
+pub(crate) const PIO4_HI: f64 = consts::FRAC_PI_4;
+pub(crate) const PIO4_LO: f64 = 3.061616997868383e-17;
 const TWO_OVER_PI: f64 = consts::FRAC_2_PI;
 /// 1/sqrt(2 pi) rounded.
-const INV_SQRT_2PI: f64 = 0.3989422804014327;
+pub(crate) const INV_SQRT_2PI: f64 = 0.3989422804014327;
 /// 2*sqrt(2/pi) and 2*sqrt(2/pi)*0.044715, rounded (tanh-GELU).
-const GT_C1: f64 = 1.5957691216057308;
-const GT_C3: f64 = 0.07135481627260025;
+pub(crate) const GT_C1: f64 = 1.5957691216057308;
+pub(crate) const GT_C3: f64 = 0.07135481627260025;
 /// Bits of sqrt(1/2) as f64: the split point of the log reduction.
-const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+pub(crate) const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
 
 /// The first 256 fraction bits of 2/pi (2/pi = 0.A2F9836E4E44...).
 const TWO_OVER_PI_BITS: [u64; 4] = [
@@ -240,7 +240,7 @@ const TWO_OVER_PI_BITS: [u64; 4] = [
 
 /// e^r = 1 + r + r^2 * Q(r), |r| <= 0.3467; coefficients of r^2..r^11.
 /// Relative error of the polynomial 2^-57.9.
-const EXP_Q: [f64; 10] = [
+pub(crate) const EXP_Q: [f64; 10] = [
     0.5000000000000011,
     0.16666666666666424,
     0.041666666666526936,
@@ -254,7 +254,7 @@ const EXP_Q: [f64; 10] = [
 ];
 
 /// 2^r, |r| <= 0.5; coefficients of r^0..r^11. Relative error 2^-57.3.
-const EXP2_C: [f64; 12] = [
+pub(crate) const EXP2_C: [f64; 12] = [
     1.0,
     consts::LN_2,
     0.24022650695910136,
@@ -271,7 +271,7 @@ const EXP2_C: [f64; 12] = [
 
 /// ln((1+s)/(1-s)) = 2s + s*z*R(z), z = s^2, |s| <= 0.17158; coefficients of
 /// s^3..s^17 (R(z) = c3 + c5 z + ...). Relative error 2^-66.6.
-const LN_R: [f64; 8] = [
+pub(crate) const LN_R: [f64; 8] = [
     0.6666666666666666,
     0.400000000000049,
     0.2857142856942146,
@@ -284,7 +284,7 @@ const LN_R: [f64; 8] = [
 
 /// log2((1+s)/(1-s)) = (2/ln 2) s + s*z*T(z); coefficients of s^3..s^17.
 /// Relative error 2^-66.6.
-const LOG2_T: [f64; 8] = [
+pub(crate) const LOG2_T: [f64; 8] = [
     0.9617966939259756,
     0.5770780163556541,
     0.4121985830826419,
@@ -319,7 +319,7 @@ const COS_C: [f64; 6] = [
 
 /// atan u = u + u*z*A(z), z = u^2, |u| <= 0.41422; coefficients of
 /// u^3..u^23. Relative error 2^-59.4.
-const ATAN_A: [f64; 11] = [
+pub(crate) const ATAN_A: [f64; 11] = [
     -0.333333333333332,
     0.1999999999995369,
     -0.14285714280202147,
@@ -335,7 +335,7 @@ const ATAN_A: [f64; 11] = [
 
 /// erf x = x * P(x^2), |x| <= 0.7501; coefficients of x^1..x^21.
 /// Relative error 2^-56.0 (limited by the rounding of 2/sqrt(pi)).
-const ERF_P: [f64; 11] = [
+pub(crate) const ERF_P: [f64; 11] = [
     consts::FRAC_2_SQRT_PI,
     -0.3761263890318353,
     0.11283791670945574,
@@ -352,7 +352,7 @@ const ERF_P: [f64; 11] = [
 /// erfcx(z) = e^(z^2) erfc(z) = G(t), t = (z-3)/(z+3), z in [0.7499, 10.6]
 /// (t in [-0.6001, 0.5586]); coefficients of t^0..t^19. Relative error
 /// 2^-54.8.
-const ERFCX_G: [f64; 20] = [
+pub(crate) const ERFCX_G: [f64; 20] = [
     0.17900115118138996,
     -0.3262335600430372,
     0.2456038017123298,
@@ -770,7 +770,7 @@ pub fn log1p(x: f32) -> f32 {
 
 /// Classifies the bits of |y| (`f32`) as (is_integer, is_odd_integer).
 #[inline(always)]
-fn classify_int(ay: u32) -> (bool, bool) {
+pub(crate) fn classify_int(ay: u32) -> (bool, bool) {
     if ay >= 0x4b80_0000 {
         // |y| >= 2^24 (and inf/NaN): even integers.
         (true, false)

@@ -832,3 +832,324 @@ fn plain_runs_allocate_nothing_in_the_node_loop() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Lane-wise ports of the transcendental functions (`fast::vmath`) against
+// the scalar `math::` definitions, bit for bit, with every supported family.
+//
+// Default (CI): special values, every exponent boundary, neighbourhoods of
+// the functions' thresholds, all tail lengths, and 1,000,000 random bit
+// patterns plus 250,000 random values in |x| ∈ [2^-31, 2^9) per function per
+// family (fixed seeds).
+//
+// `VERINFER_MATH_EXHAUSTIVE=1` (every one-argument function and pow(x, y)
+// for y = 3, 2, 0.5, −3; or `=exp,erf,pow(7.0),…` to choose) also runs every
+// one of the 2^32 inputs per function per family in
+// `vmath_exhaustive` (ignored otherwise; meant for a release build:
+// `VERINFER_MATH_EXHAUSTIVE=1 cargo test --release -p verinfer-prover --test
+// kernels vmath_exhaustive -- --nocapture`).
+
+mod vmath_diff {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use verinfer_prover::fast::vmath::{self, MathFn};
+    use verinfer_prover::fast::{Isa, Kernels};
+
+    /// The exponents `pow` is tested with (3 is GPT-2's GELU; 2 has its own
+    /// branch; ±0, ±∞ and NaN are not vectorised but go through the same
+    /// entry point).
+    pub const POW_EXPONENTS: [f32; 20] = [
+        3.0,
+        2.0,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        -2.0,
+        -3.0,
+        4.0,
+        1.5,
+        7.0,
+        0.1,
+        -2.75,
+        1e30,
+        16_777_216.0,
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+
+    /// Every function under test.
+    pub fn functions() -> Vec<MathFn> {
+        let mut v = MathFn::ALL.to_vec();
+        v.extend(POW_EXPONENTS.iter().map(|&y| MathFn::PowConst(y)));
+        v
+    }
+
+    /// Thresholds of the algorithms (clamps, branch points, overflow and
+    /// underflow limits, reduction boundaries), both signs.
+    const THRESHOLDS: [f32; 34] = [
+        0.75,
+        6.0,
+        3.92,
+        20.0,
+        9.011,
+        112.0,
+        100.0,
+        88.72284,
+        87.33655,
+        103.27893,
+        103.97208,
+        120.0,
+        17.33,
+        14.5,
+        12.0,
+        1.06066,
+        9.313_226e-10, // 2^-30
+        2.4142137,
+        0.41421357,
+        1.0,
+        core::f32::consts::FRAC_1_SQRT_2,
+        core::f32::consts::SQRT_2,
+        0.3465736,
+        0.5,
+        2.0,
+        400.0,
+        42.0,
+        29.5,
+        1e-20,
+        3.0,
+        10.6,
+        0.7499,
+        2.0f32 * 1.0e-38,
+        1.5e-45,
+    ];
+
+    /// Special values, every exponent boundary, threshold neighbourhoods.
+    pub fn special_inputs() -> Vec<f32> {
+        let mut v: Vec<u32> = vec![
+            0x7fc0_0000,
+            0xffc0_0000,
+            0x7f80_0001,
+            0xff80_0001,
+            0x7fff_ffff,
+            0xffff_ffff,
+            0x7fa0_0000,
+            0xffbf_ffff,
+        ];
+        for s in [0u32, 0x8000_0000] {
+            for e in 0..=255u32 {
+                for m in [0u32, 1, 2, 3, 0x40_0000, 0x40_0001, 0x7f_fffe, 0x7f_ffff] {
+                    v.push(s | (e << 23) | m);
+                }
+            }
+        }
+        for t in THRESHOLDS {
+            for s in [0u32, 0x8000_0000] {
+                let b = t.to_bits() | s;
+                for d in 0..=64u32 {
+                    v.push(b.wrapping_add(d));
+                    v.push(b.wrapping_sub(d));
+                }
+            }
+        }
+        v.into_iter().map(f32::from_bits).collect()
+    }
+
+    /// `n` random bit patterns, then `n / 4` random values with
+    /// |x| in [2^-31, 2^9) (where the polynomials work).
+    pub fn random_inputs(seed: u64, n: usize) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut v: Vec<f32> = (0..n).map(|_| f32::from_bits(rng.r#gen::<u32>())).collect();
+        v.extend((0..n / 4).map(|_| {
+            let e = rng.gen_range(96u32..136);
+            f32::from_bits((rng.r#gen::<u32>() & 0x807f_ffff) | (e << 23))
+        }));
+        v
+    }
+
+    /// Checks `vmath::map` with the family `isa` against `want` (the scalar
+    /// definition per element); returns the number of inputs checked.
+    #[track_caller]
+    pub fn check(isa: Isa, f: MathFn, xs: &[f32], want: &[u32], out: &mut Vec<f32>) -> usize {
+        let k = Kernels::new(isa).expect("supported");
+        out.clear();
+        out.resize(xs.len(), 0.0);
+        vmath::map(k, f, xs, out);
+        for (i, (&x, &o)) in xs.iter().zip(out.iter()).enumerate() {
+            assert_eq!(
+                o.to_bits(),
+                want[i],
+                "{} [{isa}]: x = {x:e} ({:#010x}): port gives {o:e} ({:#010x}), math:: gives {:e} ({:#010x})",
+                f.name(),
+                x.to_bits(),
+                o.to_bits(),
+                f32::from_bits(want[i]),
+                want[i]
+            );
+        }
+        xs.len()
+    }
+
+    /// The whole default check for one function.
+    pub fn run(f: MathFn, seed: u64) {
+        let specials = special_inputs();
+        let random = random_inputs(seed, 1_000_000);
+        let mut out = Vec::new();
+        let mut counts = Vec::new();
+        for xs in [&specials, &random] {
+            // The scalar definition, called from code compiled without any
+            // target feature (software-or-libm fma on x86).
+            let want: Vec<u32> = xs.iter().map(|&x| f.reference(x).to_bits()).collect();
+            for isa in Isa::supported() {
+                counts.push(check(isa, f, xs, &want, &mut out));
+                // The fast reference of the exhaustive check (the scalar
+                // function compiled with the family's target features) agrees.
+                let k = Kernels::new(isa).expect("supported");
+                vmath::map_reference(k, f, xs, &mut out);
+                assert!(out.iter().zip(&want).all(|(o, w)| o.to_bits() == *w), "{} [{isa}]: map_reference", f.name());
+            }
+        }
+        // Every tail length and start offset.
+        let want: Vec<u32> = specials.iter().map(|&x| f.reference(x).to_bits()).collect();
+        for isa in Isa::supported() {
+            for start in 0..9 {
+                for len in 0..=40 {
+                    let xs = &specials[1000 + start * 37..][..len];
+                    let w = &want[1000 + start * 37..][..len];
+                    check(isa, f, xs, w, &mut out);
+                }
+            }
+        }
+        println!(
+            "vmath {}: {} special + {} random inputs × {} families bit-identical (vectorised: {})",
+            f.name(),
+            specials.len(),
+            random.len(),
+            Isa::supported().len(),
+            f.is_vectorised()
+        );
+        let _ = counts;
+    }
+}
+
+macro_rules! vmath_tests {
+    ($($name:ident: $f:expr, $seed:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            vmath_diff::run($f, $seed);
+        }
+    )*};
+}
+
+use verinfer_prover::fast::vmath::MathFn;
+
+vmath_tests! {
+    vmath_exp: MathFn::Exp, 1;
+    vmath_ln: MathFn::Ln, 2;
+    vmath_rsqrt: MathFn::Rsqrt, 3;
+    vmath_tanh: MathFn::Tanh, 4;
+    vmath_sigmoid: MathFn::Sigmoid, 5;
+    vmath_silu: MathFn::Silu, 6;
+    vmath_softplus: MathFn::Softplus, 7;
+    vmath_erf: MathFn::Erf, 8;
+    vmath_gelu: MathFn::Gelu, 9;
+    vmath_gelu_tanh: MathFn::GeluTanh, 10;
+    vmath_atan: MathFn::Atan, 11;
+    vmath_pow3: MathFn::PowConst(3.0), 12;
+    vmath_pow2: MathFn::PowConst(2.0), 13;
+    vmath_pow_half: MathFn::PowConst(0.5), 14;
+    vmath_pow_minus3: MathFn::PowConst(-3.0), 15;
+}
+
+/// Every `pow` exponent of the list on the special inputs and 100,000
+/// random ones (the main exponents have their own 1,000,000-input tests).
+#[test]
+fn vmath_pow_exponents() {
+    let specials = vmath_diff::special_inputs();
+    let random = vmath_diff::random_inputs(99, 100_000);
+    let mut out = Vec::new();
+    for &y in &vmath_diff::POW_EXPONENTS {
+        let f = MathFn::PowConst(y);
+        for xs in [&specials, &random] {
+            let want: Vec<u32> = xs.iter().map(|&x| f.reference(x).to_bits()).collect();
+            for isa in Isa::supported() {
+                vmath_diff::check(isa, f, xs, &want, &mut out);
+            }
+        }
+    }
+}
+
+/// All 2^32 inputs per function per family (`VERINFER_MATH_EXHAUSTIVE`).
+#[test]
+fn vmath_exhaustive() {
+    let Ok(sel) = std::env::var("VERINFER_MATH_EXHAUSTIVE") else {
+        println!("vmath_exhaustive: skipped (set VERINFER_MATH_EXHAUSTIVE=1)");
+        return;
+    };
+    let sel = sel.trim().to_string();
+    if sel.is_empty() || sel == "0" {
+        println!("vmath_exhaustive: skipped");
+        return;
+    }
+    // `1`/`all`: every one-argument function and pow with the exponents
+    // that have their own default test; or a list of names.
+    let all = sel == "1" || sel == "all";
+    let fns: Vec<MathFn> = vmath_diff::functions()
+        .into_iter()
+        .filter(|f| match f {
+            _ if !all => sel.split(',').any(|s| s.trim() == f.name()),
+            MathFn::PowConst(y) => [3.0, 2.0, 0.5, -3.0].contains(y),
+            _ => true,
+        })
+        .collect();
+    assert!(!fns.is_empty(), "VERINFER_MATH_EXHAUSTIVE={sel}: no such function");
+    // The reference for this sweep: the scalar function compiled with the
+    // best family's target features (hardware fma; the default test checks
+    // it equals the plain call).
+    let best = verinfer_prover::fast::Kernels::new(Isa::best()).expect("best");
+    const CHUNK: usize = 1 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    for f in fns {
+        let t0 = std::time::Instant::now();
+        let next = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let (mut xs, mut want, mut got) = (vec![0f32; CHUNK], vec![0f32; CHUNK], vec![0f32; CHUNK]);
+                    loop {
+                        let start = next.fetch_add(CHUNK as u64, std::sync::atomic::Ordering::Relaxed);
+                        if start >= 1 << 32 {
+                            break;
+                        }
+                        for (i, x) in xs.iter_mut().enumerate() {
+                            *x = f32::from_bits((start + i as u64) as u32);
+                        }
+                        verinfer_prover::fast::vmath::map_reference(best, f, &xs, &mut want);
+                        for isa in Isa::supported() {
+                            let k = verinfer_prover::fast::Kernels::new(isa).expect("supported");
+                            verinfer_prover::fast::vmath::map(k, f, &xs, &mut got);
+                            for i in 0..CHUNK {
+                                assert_eq!(
+                                    got[i].to_bits(),
+                                    want[i].to_bits(),
+                                    "{} [{isa}]: x = {:#010x}",
+                                    f.name(),
+                                    xs[i].to_bits()
+                                );
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        println!(
+            "vmath exhaustive {}: all 2^32 inputs × {:?} bit-identical ({:.0} s)",
+            f.name(),
+            Isa::supported(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -3,14 +3,14 @@
 //!
 //! Every lane computes exactly [`crate::ops::elementwise::unary_f32`] /
 //! [`crate::ops::elementwise::binary_f32`] of its operands; ops whose
-//! definition is a `math::` algorithm run the scalar function per lane
-//! (it inlines; a lane-wise SIMD port must repeat its operation sequence
-//! exactly and is future work).
+//! definition is a `math::` algorithm run its lane-wise port
+//! ([`super::vmath`]) or, where there is none, the scalar function per lane.
 #![allow(unsafe_code)]
 
 use super::dispatch::dispatch;
 use super::isa::Kernels;
 use super::simd::Simd;
+use super::vmath::{self, MathFn};
 use crate::ops::elementwise::{binary_f32, unary_f32};
 use crate::ops::layout::broadcast_strides;
 use crate::program::{BinaryOp, UnaryOp};
@@ -177,24 +177,18 @@ pub(crate) fn unary(k: Kernels, op: UnaryOp, x: &[f32], out: &mut [f32]) {
     if let Some(v) = VUnary::of(op) {
         return dispatch!(k, unary_body, (v: VUnary, x: &[f32], out: &mut [f32]));
     }
-    // The math:: algorithms: one monomorphic loop per function so the
-    // scalar definition inlines.
-    macro_rules! map {
-        ($f:expr) => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = $f(v);
-            }
-        };
+    // The math:: algorithms: lane-wise ports where they exist, else the
+    // scalar definition per lane compiled with the family's target features.
+    if let Some(f) = MathFn::of(op) {
+        return vmath::map(k, f, x, out);
     }
-    use crate::math;
-    match op {
-        UnaryOp::Exp => map!(math::exp),
-        UnaryOp::Tanh => map!(math::tanh),
-        UnaryOp::Erf => map!(math::erf),
-        UnaryOp::Sigmoid => map!(math::sigmoid),
-        UnaryOp::GeluExact => map!(math::gelu),
-        UnaryOp::GeluTanh => map!(math::gelu_tanh),
-        _ => map!(|v| unary_f32(op, v)),
+    dispatch!(k, unary_scalar_body, (op: UnaryOp, x: &[f32], out: &mut [f32]))
+}
+
+#[inline(always)]
+unsafe fn unary_scalar_body<S: Simd>(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = unary_f32(op, v);
     }
 }
 
@@ -343,6 +337,13 @@ pub(crate) fn binary(k: Kernels, op: BinaryOp, g: &BinGeom, a: &[f32], b: &[f32]
     if let Some(v) = VBinary::of(op) {
         return dispatch!(k, binary_body, (v: VBinary, g: &BinGeom, a: &[f32], b: &[f32], out: &mut [f32]));
     }
+    dispatch!(k, binary_scalar_body, (op: BinaryOp, g: &BinGeom, a: &[f32], b: &[f32], out: &mut [f32]))
+}
+
+/// The ops without a vector form (Rem, Pow), per element, compiled with the
+/// family's target features (`mul_add` in `math::pow` is one instruction).
+#[inline(always)]
+unsafe fn binary_scalar_body<S: Simd>(op: BinaryOp, g: &BinGeom, a: &[f32], b: &[f32], out: &mut [f32]) {
     let (am, bm) = (usize::from(g.a_moves), usize::from(g.b_moves));
     let mut oo = 0;
     for (oa, ob) in g.runs() {

@@ -7,9 +7,9 @@
 //! kernel family ([`Isa`]); every family gives the same bits, so the choice
 //! is a speed knob, never a protocol parameter.
 //!
-//! `unsafe` is confined to the kernel modules (`simd`, `dispatch`, `gemm`,
-//! `elementwise`, `conv`, `reduce`); each block carries its `SAFETY:`
-//! argument. Planning and the executor are safe Rust.
+//! `unsafe` is confined to the kernel modules (`simd`, `simd64`, `dispatch`,
+//! `gemm`, `elementwise`, `conv`, `reduce`, `vmath`); each block carries its
+//! `SAFETY:` argument. Planning and the executor are safe Rust.
 #![deny(unsafe_code)]
 
 pub(crate) mod conv;
@@ -21,6 +21,8 @@ pub mod isa;
 pub mod plan;
 pub(crate) mod reduce;
 pub(crate) mod simd;
+pub(crate) mod simd64;
+pub mod vmath;
 
 pub use isa::{Isa, Kernels};
 pub use plan::{Plan, PlanOptions, PlanStats, Workspace};

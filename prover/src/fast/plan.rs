@@ -433,7 +433,10 @@ impl Plan {
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ProverError> {
         if !super::simd::fp_env_is_default() {
-            return Err(bad("-", "the floating-point environment flushes denormals or does not round to nearest".into()));
+            return Err(bad(
+                "-",
+                "the floating-point environment flushes denormals or does not round to nearest".into(),
+            ));
         }
         if inputs.len() != self.inputs.len() {
             return Err(ProverError::InputCount { expected: self.inputs.len(), got: inputs.len() });
@@ -611,7 +614,7 @@ impl Plan {
             Kernel::Unary(op) => elementwise::unary(self.kern, *op, arg(0)?, out),
             Kernel::Binary(op, g) => elementwise::binary(self.kern, *op, g, arg(0)?, arg(1)?, out),
             Kernel::Reduce(r, t) => reduce::reduce_f32(self.kern, *r, t, arg(0)?, out),
-            Kernel::Softmax(log, t) => reduce::softmax(t, *log, arg(0)?, out, scratch),
+            Kernel::Softmax(log, t) => reduce::softmax(self.kern, t, *log, arg(0)?, out, scratch),
             Kernel::RmsNorm(eps, t) => reduce::rms_norm(self.kern, t, *eps, arg(0)?, out),
             Kernel::Copy => out.copy_from_slice(arg(0)?),
             Kernel::Gather { outer, dim, inner } => {

@@ -7,12 +7,16 @@
 //! `Scalar`s, and per-group quantities the reference recomputes per element
 //! (`rsqrt` of the mean square, `ln` of the softmax sum, `exp(x − m)` of a
 //! non-NaN difference) are computed once — the same function of the same
-//! arguments, hence the same bits.
+//! arguments, hence the same bits. The softmax exponentials of a group are
+//! computed by the lane-wise port of `math::exp` ([`super::vmath`]) before
+//! the sequential sum.
 #![allow(unsafe_code)]
 
 use super::Kernels;
 use super::dispatch::dispatch;
 use super::simd::Simd;
+use super::simd64::SimdF64;
+use super::vmath;
 use crate::error::ProverError;
 use crate::math::{self, canon};
 use crate::ops::elementwise::{fmax, fmin};
@@ -108,8 +112,14 @@ pub(crate) fn reduce_f32_supported(r: Reducer) -> bool {
 }
 
 /// Softmax / log-softmax over planned groups.
-pub(crate) fn softmax(t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp: &mut [f32]) {
+pub(crate) fn softmax(kern: Kernels, t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "softmax: lengths");
+    assert!(tmp.len() >= t.offsets.len(), "softmax: scratch");
+    dispatch!(kern, softmax_body, (t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp: &mut [f32]))
+}
+
+#[inline(always)]
+unsafe fn softmax_body<S: Simd + SimdF64>(t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp: &mut [f32]) {
     let g = &t.offsets;
     let e = &mut tmp[..g.len()];
     for &b in &t.bases {
@@ -117,10 +127,16 @@ pub(crate) fn softmax(t: &GroupTable, log: bool, x: &[f32], out: &mut [f32], tmp
         for &k in g {
             m = fmax(m, x[b + k]);
         }
-        let mut s = -0.0f32;
+        // e[j] = exp(canon(x − m)): the differences first, then the
+        // lane-wise exp (vmath) over the whole group.
         for (j, &k) in g.iter().enumerate() {
-            let v = math::exp(canon(x[b + k] - m));
-            e[j] = v;
+            e[j] = canon(x[b + k] - m);
+        }
+        // SAFETY: `e` is a valid slice of `g.len()` floats; the family
+        // precondition is forwarded.
+        unsafe { vmath::exp_in_place::<S>(e.as_mut_ptr(), e.len()) };
+        let mut s = -0.0f32;
+        for &v in e.iter() {
             s = canon(s + v);
         }
         if log {
