@@ -65,7 +65,7 @@ fn batch_json(s: &Settlement, number: u64, now: u64) -> Option<Value> {
         "open_games": b.open_games,
         "settled": b.settled,
         "void": s.void_records(number),
-        "body_available": s.body(number).is_some(),
+        "body_available": s.body_available(number),
     }))
 }
 

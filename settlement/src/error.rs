@@ -145,7 +145,7 @@ pub enum TxError {
     /// No such batch.
     #[error("no batch {0}")]
     UnknownBatch(u64),
-    /// The batch's body was pruned (its records are settled).
+    /// The batch is settled (its records are final or void).
     #[error("batch {0} is settled")]
     BatchSettled(u64),
     /// The challenge window is closed.

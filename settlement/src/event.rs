@@ -115,7 +115,7 @@ pub enum Event {
         /// The game that proved it.
         game: u64,
     },
-    /// Every record of a batch is final or void; its body was pruned.
+    /// Every record of a batch is final or void; its body need no longer be served.
     BatchSettled {
         /// Batch.
         number: u64,

@@ -13,8 +13,8 @@
 //! * No clock and no I/O: every entry point takes `now_ms`. Entry points:
 //!   [`Settlement::deposit`] (privileged), [`Settlement::apply_signed`]
 //!   (ed25519 [`SignedTx`] with nonces), [`Settlement::apply`] (unsigned, for
-//!   in-process callers), [`Settlement::tick`] (settles batches, prunes
-//!   bodies). Each returns [`Event`]s.
+//!   in-process callers), [`Settlement::tick`] (settles batches whose window
+//!   passed). Each returns [`Event`]s.
 //! * A transaction is validated completely before anything is written: a
 //!   rejected one returns a precise [`TxError`] and changes nothing.
 //! * Every move is checked by [`game::Game::advance`] with the verifier

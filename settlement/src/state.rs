@@ -60,7 +60,7 @@ pub struct BatchEntry {
     pub window_end_ms: u64,
     /// Games open on its records.
     pub open_games: u32,
-    /// Every record is final or void and the body was pruned.
+    /// Every record is final or void; the body need no longer be served.
     pub settled: bool,
 }
 
@@ -117,7 +117,6 @@ pub struct Settlement {
     accounts: BTreeMap<AccountId, Account>,
     sequencers: BTreeMap<AccountId, Sequencer>,
     batches: BTreeMap<u64, BatchEntry>,
-    bodies: BTreeMap<u64, BatchBody>,
     unsettled: BTreeSet<u64>,
     records: BTreeMap<(u64, u64), RecordDisputes>,
     games: BTreeMap<u64, Game>,
@@ -136,7 +135,6 @@ impl Settlement {
             accounts: BTreeMap::new(),
             sequencers: BTreeMap::new(),
             batches: BTreeMap::new(),
-            bodies: BTreeMap::new(),
             unsettled: BTreeSet::new(),
             records: BTreeMap::new(),
             games: BTreeMap::new(),
@@ -205,7 +203,8 @@ impl Settlement {
     }
 
     /// Settles batches whose window has passed with no game open on them:
-    /// their records are final (or void) and their bodies are pruned.
+    /// their records are final (or void) and their bodies need no longer be
+    /// served.
     /// Changes no balance; call it whenever convenient.
     pub fn tick(&mut self, now_ms: u64) -> Result<Vec<Event>, TxError> {
         self.check_time(now_ms)?;
@@ -218,7 +217,6 @@ impl Settlement {
         let mut events = Vec::new();
         for n in ready {
             self.unsettled.remove(&n);
-            self.bodies.remove(&n);
             if let Some(b) = self.batches.get_mut(&n) {
                 b.settled = true;
             }
@@ -313,7 +311,6 @@ impl Settlement {
             number,
             BatchEntry { header, hash, sequencer: sender, posted_at_ms: now_ms, window_end_ms, open_games: 0, settled: false },
         );
-        self.bodies.insert(number, body);
         self.unsettled.insert(number);
         let s = self.sequencers.entry(sender).or_default();
         s.windows_until_ms = s.windows_until_ms.max(window_end_ms);
@@ -545,9 +542,15 @@ impl Settlement {
         self.batches.range(range).map(|(_, b)| b)
     }
 
-    /// A batch's body, while it is kept (until the batch is settled).
-    pub fn body(&self, number: u64) -> Option<&BatchBody> {
-        self.bodies.get(&number)
+    /// Must the body of batch `number` still be served (data availability)?
+    /// True from posting until the batch settles. The referee checks the
+    /// posted body against the header (records root, every input against
+    /// its record's `input_root`) and then keeps only that fact: the header
+    /// already commits to every byte of the body, so a body anyone serves
+    /// later is checkable, and the state does not grow with the inputs
+    /// (docs/decisions/0012).
+    pub fn body_available(&self, number: u64) -> bool {
+        self.batches.get(&number).is_some_and(|b| !b.settled)
     }
 
     /// Indices of the void records of a batch.

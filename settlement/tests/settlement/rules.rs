@@ -502,12 +502,12 @@ fn rule_a_game_open_past_the_window_keeps_the_record_disputed_and_the_body() {
     assert_eq!(s.chain.st.record_status(1, 1, s.chain.now), Ok(Status::Disputed));
     assert_eq!(s.chain.st.record_status(1, 0, s.chain.now), Ok(Status::Final));
     assert!(s.chain.tick().is_empty(), "no settlement while a game is open");
-    assert!(s.chain.st.body(1).is_some(), "the body stays available while a game is open");
+    assert!(s.chain.st.body_available(1), "the body stays available while a game is open");
     // The game goes on past the window.
     assert_eq!(s.play_out(), Side::Challenger);
     let ev = s.chain.tick();
     assert_eq!(ev, vec![Event::BatchSettled { number: 1, void: vec![1] }]);
-    assert!(s.chain.st.body(1).is_none(), "pruned once settled");
+    assert!(!s.chain.st.body_available(1), "no longer required once settled");
     assert!(s.chain.st.batch(1).expect("header kept").settled);
     assert!(s.chain.tick().is_empty(), "settled once");
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p verinfer-e2e --bin loadbench -- [--model mlp|mobilenetv2|lenet5]...
-//!     [--clients N] [--seconds S] [--workers N] [--b64]
+//!     [--clients N] [--seconds S] [--workers N] [--b64] [--settlement]
 //! ```
 //! Prints requests/s, p50/p99/max latency, busy answers, batches sealed,
 //! and the node's throughput relative to the bare executor.
@@ -34,6 +34,7 @@ struct Opts {
     null_exec: bool,
     max_records: Option<u64>,
     interval_ms: Option<u64>,
+    settlement: bool,
 }
 
 /// An executor that returns zeros of the output shapes: not canonical, only
@@ -75,6 +76,7 @@ fn parse() -> Opts {
         null_exec: false,
         max_records: None,
         interval_ms: None,
+        settlement: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -88,6 +90,7 @@ fn parse() -> Opts {
             "--null-exec" => o.null_exec = true,
             "--max-records" => o.max_records = Some(val().parse().expect("--max-records N")),
             "--interval-ms" => o.interval_ms = Some(val().parse().expect("--interval-ms MS")),
+            "--settlement" => o.settlement = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -248,13 +251,17 @@ fn run_model(o: &Opts, model: &str) {
     }
     println!("batcher: max_records {}, interval {} ms", cfg.batcher.max_records, cfg.batcher.interval_ms);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).enable_all().build().expect("rt");
-    let node = rt
-        .block_on(RunningNode::start(
-            cfg,
-            if o.null_exec { Arc::new(NullExec) } else { Arc::new(FastExecutor) },
-            Arc::new(StubPoster::new()),
-        ))
-        .expect("node starts");
+    let exec: Arc<dyn Executor> = if o.null_exec { Arc::new(NullExec) } else { Arc::new(FastExecutor) };
+    let node = if o.settlement {
+        // The embedded referee (dev parameters): every sealed batch is
+        // signed and posted with its body, as `verinfer node --dev` does.
+        cfg.dev = true;
+        cfg.settlement.enabled = true;
+        rt.block_on(RunningNode::start_embedded(cfg, exec))
+    } else {
+        rt.block_on(RunningNode::start(cfg, exec, Arc::new(StubPoster::new())))
+    }
+    .expect("node starts");
     let info = node.node.register(model, &model_bytes(model), &Default::default()).expect("registers");
     let x = model_input(model);
     let wire = if o.b64 || x.len() > 100_000 { WireTensor::b64(&x) } else { WireTensor::json(&x) };
