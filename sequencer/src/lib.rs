@@ -111,6 +111,12 @@ impl RunningNode {
         let poster = Arc::new(settlement::SettlementPoster(host.clone()));
         let (node, tasks) = Node::start_on(cfg, store, executor, poster)?;
         host.attach(&node);
+        // A weak reference: the metrics endpoint must not keep the referee
+        // (and its store) alive past shutdown.
+        let weak = Arc::downgrade(&host);
+        node.metrics
+            .register_settlement(move || weak.upgrade().map(|h| h.figures()))
+            .map_err(|e| anyhow::anyhow!("settlement metrics: {e}"))?;
         let stasks = settlement::spawn_tasks(host.clone(), tick_ms, defender);
         let module = settlement_rpc::SettlementRpc::new(host.clone()).into_module();
         let mut me = Self::serve(node, tasks, Some(module)).await?;

@@ -16,15 +16,31 @@
 //! | `verinfer_seal_duration_seconds` | histogram | |
 //! | `verinfer_head` | gauge | |
 //!
+//! With the embedded settlement layer ([`Metrics::register_settlement`]),
+//! read from the referee's state at every scrape (so they survive restarts
+//! and never drift from it):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `verinfer_settlement_batches_posted` | gauge | |
+//! | `verinfer_settlement_last_posted_batch` | gauge | |
+//! | `verinfer_settlement_games_open` | gauge | |
+//! | `verinfer_settlement_defender_games` | gauge | `outcome` (`won`/`lost`) |
+//! | `verinfer_settlement_sequencer_bond` | gauge | |
+//! | `verinfer_settlement_sequencer_free` | gauge | |
+//! | `verinfer_settlement_log_entries` | gauge | |
+//!
 //! Label values come only from known sets (method names the node serves,
 //! registered model ids), never from arbitrary client input.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -123,11 +139,126 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// Exports the settlement layer's figures, read from `source` at every
+    /// scrape (`None`: the layer is gone, the last values stay).
+    pub fn register_settlement(
+        &self,
+        source: impl Fn() -> Option<SettlementFigures> + Send + Sync + 'static,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(SettlementCollector::new(Box::new(source))?))
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The settlement layer's figures at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettlementFigures {
+    /// Batches this node's sequencer posted to the referee.
+    pub batches_posted: u64,
+    /// The referee's newest batch (0: none).
+    pub last_posted_batch: u64,
+    /// Open dispute games.
+    pub games_open: u64,
+    /// Games on the sequencer's records it won.
+    pub defender_won: u64,
+    /// Games on the sequencer's records it lost (records voided).
+    pub defender_lost: u64,
+    /// The sequencer's bond.
+    pub sequencer_bond: u64,
+    /// The sequencer's free balance.
+    pub sequencer_free: u64,
+    /// Settlement log entries since the last snapshot (what a start replays).
+    pub log_entries: u64,
+}
+
+type FiguresSource = Box<dyn Fn() -> Option<SettlementFigures> + Send + Sync>;
+
+/// Gauges refreshed from the referee on every scrape: a pull collector
+/// rather than pushes from every transaction, so the values are the
+/// state's own and cost nothing between scrapes.
+struct SettlementCollector {
+    source: FiguresSource,
+    batches_posted: IntGauge,
+    last_posted_batch: IntGauge,
+    games_open: IntGauge,
+    defender_games: IntGaugeVec,
+    sequencer_bond: IntGauge,
+    sequencer_free: IntGauge,
+    log_entries: IntGauge,
+}
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SettlementCollector {
+    fn new(source: FiguresSource) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            source,
+            batches_posted: IntGauge::new(
+                "verinfer_settlement_batches_posted",
+                "Batches the node's sequencer posted to the settlement layer",
+            )?,
+            last_posted_batch: IntGauge::new(
+                "verinfer_settlement_last_posted_batch",
+                "Newest batch number the settlement layer holds",
+            )?,
+            games_open: IntGauge::new("verinfer_settlement_games_open", "Open dispute games")?,
+            defender_games: IntGaugeVec::new(
+                Opts::new("verinfer_settlement_defender_games", "Resolved games on the sequencer's records, by outcome"),
+                &["outcome"],
+            )?,
+            sequencer_bond: IntGauge::new("verinfer_settlement_sequencer_bond", "The sequencer's bond")?,
+            sequencer_free: IntGauge::new("verinfer_settlement_sequencer_free", "The sequencer's free balance")?,
+            log_entries: IntGauge::new(
+                "verinfer_settlement_log_entries",
+                "Settlement log entries since the last snapshot (replayed at start)",
+            )?,
+        })
+    }
+
+    fn collectors(&self) -> [&dyn Collector; 7] {
+        [
+            &self.batches_posted,
+            &self.last_posted_batch,
+            &self.games_open,
+            &self.defender_games,
+            &self.sequencer_bond,
+            &self.sequencer_free,
+            &self.log_entries,
+        ]
+    }
+}
+
+impl std::fmt::Debug for SettlementCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettlementCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for SettlementCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.collectors().into_iter().flat_map(|c| c.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        if let Some(f) = (self.source)() {
+            self.batches_posted.set(gauge_value(f.batches_posted));
+            self.last_posted_batch.set(gauge_value(f.last_posted_batch));
+            self.games_open.set(gauge_value(f.games_open));
+            self.defender_games.with_label_values(&["won"]).set(gauge_value(f.defender_won));
+            self.defender_games.with_label_values(&["lost"]).set(gauge_value(f.defender_lost));
+            self.sequencer_bond.set(gauge_value(f.sequencer_bond));
+            self.sequencer_free.set(gauge_value(f.sequencer_free));
+            self.log_entries.set(gauge_value(f.log_entries));
+        }
+        self.collectors().into_iter().flat_map(|c| c.collect()).collect()
     }
 }
 

@@ -25,6 +25,10 @@
 //! * Batches are posted in order and exactly once: [`BatchPoster::post`] of a
 //!   batch the referee already holds with the same hash is a no-op, and the
 //!   node re-posts from the referee's head after a restart.
+//! * Receipts follow the referee. Their status writes are separate from the
+//!   log write, so a crash in between leaves a receipt behind; every start
+//!   reconciles the receipts the referee has an opinion on
+//!   ([`SettlementHost::reconcile_receipts`]), idempotently.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +48,7 @@ use verinfer_state::record::InferenceRecord;
 use verinfer_state::store::{RocksStore, SettlementUpdate, StoreError};
 
 use crate::config::{NodeConfig, SettlementConfig};
+use crate::metrics::SettlementFigures;
 use crate::node::{BatchPoster, Node, now_ms};
 
 /// Log entries between snapshots.
@@ -57,6 +62,10 @@ const MAX_MOVES_PER_PASS: usize = 8;
 
 const SNAP_KEY: &[u8] = b"snap";
 const LOG_PREFIX: &[u8] = b"log/";
+/// `u64be` N: every batch up to N is settled on the referee and its receipts
+/// were reconciled, so start-up reconciliation skips them (it would
+/// otherwise read every receipt ever batched on each start).
+const RECONCILED_KEY: &[u8] = b"receipts_reconciled_through";
 
 /// Why the settlement host failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +117,36 @@ fn log_key(seq: u64) -> Vec<u8> {
     k
 }
 
+/// The status writes that bring a receipt from `have` to the referee's
+/// opinion `want` along the receipt lifecycle ([`Status::can_become`]), in
+/// order: `Some(vec![])` when they already agree, two steps for a record
+/// voided while its receipt still said `batched` (a crash lost the
+/// `disputed` write too), `None` when `want` is not reachable — the receipt
+/// is ahead of the referee or still pending, which no crash explains; it is
+/// logged, never forced.
+pub fn reconcile_steps(have: &Status, want: &Status) -> Option<Vec<Status>> {
+    match (have, want) {
+        // A batched status always names the record's own position.
+        (Status::Batched { .. }, Status::Batched { .. }) => Some(vec![]),
+        _ if have == want => Some(vec![]),
+        (Status::Batched { .. }, Status::Fraudulent) => Some(vec![Status::Disputed, Status::Fraudulent]),
+        _ if have.can_become(want) => Some(vec![*want]),
+        _ => None,
+    }
+}
+
+/// What a reconciliation pass found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Receipts compared with the referee.
+    pub checked: u64,
+    /// Receipts moved to the referee's status.
+    pub updated: u64,
+    /// Receipts that could not follow (missing, ahead of the referee, or a
+    /// store error); logged.
+    pub refused: u64,
+}
+
 /// An event as the node publishes it (`settlement_subscribeEvents`).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EventNote {
@@ -142,6 +181,10 @@ pub struct SettlementHost {
     /// on different threads).
     own: Mutex<()>,
     provers: Mutex<HashMap<(u64, u64), Arc<DisputeProver>>>,
+    /// Tests: skip the receipt writes after a logged input, as a crash
+    /// between the log write and them would.
+    #[cfg(test)]
+    skip_receipts: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SettlementHost {
@@ -276,11 +319,19 @@ impl SettlementHost {
             node: Mutex::new(Weak::new()),
             own: Mutex::new(()),
             provers: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            skip_receipts: std::sync::atomic::AtomicBool::new(false),
         });
         if fresh {
             // Bind the parameters durably before the first input.
             let mut g = host.lock();
             host.snapshot(&mut g)?;
+        }
+        // Receipt writes trail the log: repair what a crash left behind
+        // before anyone reads a receipt.
+        let r = host.reconcile_receipts()?;
+        if r.updated > 0 || r.refused > 0 {
+            tracing::info!(checked = r.checked, updated = r.updated, refused = r.refused, "receipts reconciled with the settlement state");
         }
         {
             let g = host.lock();
@@ -384,8 +435,13 @@ impl SettlementHost {
     /// Moves receipts in the node's store along with the referee: disputed,
     /// fraudulent, final, back to batched. Best effort (the referee's state
     /// is authoritative and `settlement_recordStatus` reads it directly): a
-    /// refused transition is logged, not fatal.
+    /// refused transition is logged, not fatal, and a receipt a crash left
+    /// behind is caught up here or at the next start.
     fn update_statuses(&self, state: &Settlement, now: u64, events: &[Event]) {
+        #[cfg(test)]
+        if self.skip_receipts.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let mut changes: Vec<(verinfer_state::hash::Hash32, Status)> = Vec::new();
         let record_of = |batch: u64, index: u64| self.store.record_at(batch, index).ok().flatten();
         for e in events {
@@ -413,21 +469,141 @@ impl SettlementHost {
                 _ => {}
             }
         }
-        if changes.is_empty() {
-            return;
+        for (id, status) in changes {
+            let _ = self.follow(id, status);
+        }
+    }
+
+    /// Moves one receipt to the referee's `want` (through `disputed` if a
+    /// crash skipped it) and notifies its watchers. `Ok(true)` if it
+    /// changed; `Err(())` if it could not follow (logged).
+    fn follow(&self, id: verinfer_state::hash::Hash32, want: Status) -> Result<bool, ()> {
+        let have = match self.store.receipt(&id) {
+            Ok(Some(r)) => r.status,
+            Ok(None) => {
+                tracing::warn!(request_id = %id, "a record the referee knows has no receipt");
+                return Err(());
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %id, error = %e, "reading a receipt failed");
+                return Err(());
+            }
+        };
+        let Some(steps) = reconcile_steps(&have, &want) else {
+            tracing::warn!(request_id = %id, have = have.name(), want = want.name(), "receipt cannot follow the referee");
+            return Err(());
+        };
+        if steps.is_empty() {
+            return Ok(false);
+        }
+        let mut up = SettlementUpdate::new();
+        for s in steps {
+            up.set_status(id, s);
+        }
+        if let Err(e) = self.store.apply_settlement(up) {
+            tracing::warn!(request_id = %id, want = want.name(), error = %e, "receipt status not updated");
+            return Err(());
         }
         let node = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
-        for (id, status) in changes {
-            let mut up = SettlementUpdate::new();
-            up.set_status(id, status);
-            match self.store.apply_settlement(up) {
-                Ok(()) => {
-                    if let (Some(n), Ok(Some(r))) = (&node, self.store.receipt(&id)) {
-                        n.events.notify_status(&r);
-                    }
+        if let (Some(n), Ok(Some(r))) = (&node, self.store.receipt(&id)) {
+            n.events.notify_status(&r);
+        }
+        Ok(true)
+    }
+
+    /// Brings every receipt the referee has an opinion on to the referee's
+    /// status: records of settled batches (final or void) and every
+    /// disputed record, as of the referee's last durable time. Idempotent;
+    /// run at every start (after the log replay), because the receipt
+    /// writes that follow a logged input are separate writes a crash can
+    /// cut off. Settled batches up to a durable watermark are skipped.
+    pub fn reconcile_receipts(&self) -> Result<Reconciled, SettlementError> {
+        let through = match self.store.settlement_get(RECONCILED_KEY)? {
+            Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| SettlementError::Corrupt("reconciliation watermark of the wrong length".into()))?,
+            None => 0,
+        };
+        // The referee's opinions, read under the lock; the receipts after.
+        let (disputed, settled, watermark) = {
+            let g = self.lock();
+            let s = &g.state;
+            let now = s.now_ms();
+            let mut disputed: HashMap<(u64, u64), Status> = HashMap::new();
+            for game in s.games().filter(|game| game.batch > through) {
+                if let Ok(st) = s.record_status(game.batch, game.index, now) {
+                    disputed.insert((game.batch, game.index), st);
                 }
-                Err(e) => tracing::warn!(request_id = %id, ?status, error = %e, "receipt status not updated"),
             }
+            let settled: Vec<u64> = s.batches(through + 1..).filter(|b| b.settled).map(|b| b.header.number).collect();
+            // Batches are posted in order from 1, so the settled prefix
+            // after the old watermark is contiguous numbers.
+            let mut watermark = through;
+            for b in s.batches(through + 1..) {
+                if !b.settled || b.header.number != watermark + 1 {
+                    break;
+                }
+                watermark = b.header.number;
+            }
+            (disputed, settled, watermark)
+        };
+        let mut r = Reconciled::default();
+        let mut tally = |res: Result<bool, ()>| {
+            r.checked += 1;
+            match res {
+                Ok(true) => r.updated += 1,
+                Ok(false) => {}
+                Err(()) => r.refused += 1,
+            }
+        };
+        for (&(batch, index), want) in &disputed {
+            match self.store.record_at(batch, index)? {
+                Some(rec) => tally(self.follow(rec.request_id, *want)),
+                None => {
+                    tracing::warn!(batch, index, "the referee holds a disputed record the store does not");
+                    tally(Err(()));
+                }
+            }
+        }
+        for batch in settled {
+            for item in self.store.records_in_batch(batch, 0)? {
+                let (index, rec) = item?;
+                if disputed.contains_key(&(batch, index)) {
+                    continue; // done above, with its own status
+                }
+                tally(self.follow(rec.request_id, Status::Final));
+            }
+        }
+        if watermark > through {
+            let mut up = SettlementUpdate::new();
+            up.put(RECONCILED_KEY, watermark.to_be_bytes().to_vec());
+            self.store.apply_settlement(up)?;
+        }
+        Ok(r)
+    }
+
+    /// The figures the node exports as metrics, read from the referee now.
+    pub fn figures(&self) -> SettlementFigures {
+        let me = self.account;
+        let g = self.lock();
+        let s = &g.state;
+        let (mut won, mut lost) = (0, 0);
+        for game in s.games().filter(|game| game.defender == me) {
+            match game.resolution.as_ref().map(|r| r.winner) {
+                Some(Side::Defender) => won += 1,
+                Some(Side::Challenger) => lost += 1,
+                None => {}
+            }
+        }
+        SettlementFigures {
+            batches_posted: s.sequencer(&me).map_or(0, |q| q.batches),
+            last_posted_batch: s.head().map_or(0, |b| b.header.number),
+            games_open: s.open_games().count() as u64,
+            defender_won: won,
+            defender_lost: lost,
+            sequencer_bond: s.sequencer(&me).map_or(0, |q| q.bond),
+            sequencer_free: s.account(&me).free,
+            log_entries: g.next_seq - g.snap_seq,
         }
     }
 
@@ -700,6 +876,140 @@ mod tests {
         assert_eq!(params_of(&SettlementConfig::default(), false).expect("production"), Params::production());
         c.dissection_exp = Some(9);
         assert!(params_of(&c, true).is_err());
+    }
+
+    #[test]
+    fn reconcile_steps_follow_the_receipt_lifecycle() {
+        use Status::*;
+        let b = Batched { batch: 1, index: 0 };
+        assert_eq!(reconcile_steps(&b, &Batched { batch: 9, index: 9 }), Some(vec![]));
+        assert_eq!(reconcile_steps(&b, &Disputed), Some(vec![Disputed]));
+        assert_eq!(reconcile_steps(&b, &Final), Some(vec![Final]));
+        assert_eq!(reconcile_steps(&b, &Fraudulent), Some(vec![Disputed, Fraudulent]));
+        assert_eq!(reconcile_steps(&Disputed, &b), Some(vec![b]));
+        assert_eq!(reconcile_steps(&Disputed, &Fraudulent), Some(vec![Fraudulent]));
+        assert_eq!(reconcile_steps(&Fraudulent, &Fraudulent), Some(vec![]));
+        // A receipt ahead of the referee, or pending, is never forced back.
+        for (have, want) in [(Final, Disputed), (Fraudulent, Final), (Final, b), (Pending, Final), (Fraudulent, b)] {
+            assert_eq!(reconcile_steps(&have, &want), None, "{have:?} -> {want:?}");
+        }
+    }
+
+    /// A crash between the settlement log write and the receipt writes
+    /// (simulated by skipping the receipt writes) leaves receipts behind;
+    /// reopening reconciles them, idempotently, and the watermark advances
+    /// over settled batches only.
+    #[test]
+    fn receipts_left_behind_by_a_crash_are_reconciled_at_start() {
+        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
+        use verinfer_state::store::{SealParams, Submission};
+        use verinfer_state::tensor::{DType, Tensor};
+
+        const ONNX: &[u8] = b"toy onnx";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig { dev: true, ..Default::default() };
+        cfg.settlement.challenge_window_ms = Some(300);
+        cfg.settlement.clock_ms = Some(1);
+        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
+        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
+        let h = SettlementHost::open(store.clone(), &cfg, key.clone()).expect("host");
+        h.ensure_bonded().expect("bond");
+        let entry = ModelEntry {
+            model_id: model_id(ONNX),
+            name: "toy".into(),
+            program_root: verinfer_state::hash::Hash32([7; 32]),
+            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
+            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
+            registered_at_ms: 1,
+        };
+        store.register_model(&entry, ONNX, b"program").expect("model");
+        let accept = |i: u64| {
+            store
+                .accept(Submission {
+                    model_id: entry.model_id,
+                    inputs: vec![Tensor::from_f32(vec![1], vec![i as f32]).expect("tensor")],
+                    outputs: vec![Tensor::from_f32(vec![1], vec![i as f32 + 1.0]).expect("tensor")],
+                    accepted_at_ms: now_ms(),
+                })
+                .expect("accept")
+        };
+        let seal = || {
+            let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
+            let b = store.seal(&params).expect("seal").expect("a batch");
+            h.post_batch(&b.header, &b.body).expect("post");
+            b
+        };
+        let recs: Vec<InferenceRecord> = (0..3).map(accept).collect();
+        let b1 = seal();
+        let later = accept(3);
+        seal();
+
+        let challenger = SigningKey::from_bytes(&[9; 32]);
+        let cid = AccountId::of_key(&challenger.verifying_key());
+        h.deposit(cid, 1000).expect("faucet");
+        let chain = h.read(|s, _| s.params().chain_id);
+        let send = |h: &SettlementHost, tx: Tx| {
+            let nonce = h.read(|s, _| s.account(&cid).nonce);
+            h.submit(SignedTx::sign(&challenger, chain, nonce, tx)).expect("applied").1
+        };
+        let dispute = |i: u64| Tx::OpenDispute {
+            batch: 1,
+            index: i,
+            record: recs[i as usize],
+            proof: b1.proof(i).expect("proof"),
+        };
+        let game_of = |events: &[Event]| {
+            events
+                .iter()
+                .find_map(|e| match e {
+                    Event::DisputeOpened { game, .. } => Some(*game),
+                    _ => None,
+                })
+                .expect("a game")
+        };
+        let status = |r: &InferenceRecord| store.receipt(&r.request_id).expect("read").expect("receipt").status;
+
+        // The crash window: inputs are logged, receipts are not written.
+        h.skip_receipts.store(true, std::sync::atomic::Ordering::SeqCst);
+        let g0 = game_of(&send(&h, dispute(0)));
+        std::thread::sleep(Duration::from_millis(5)); // the defender's 1 ms clock runs out
+        send(&h, Tx::ClaimTimeout { game: g0 }); // record 0 void
+        let g1 = game_of(&send(&h, dispute(1))); // record 1 disputed, left open
+        std::thread::sleep(Duration::from_millis(350)); // both windows close
+        let settled = h.tick().expect("tick");
+        assert!(matches!(settled.as_slice(), [Event::BatchSettled { number: 2, .. }]), "{settled:?}");
+        for r in recs.iter().chain([&later]) {
+            assert!(matches!(status(r), Status::Batched { .. }), "the crash left every receipt batched");
+        }
+        drop(h);
+
+        // Restart: the receipts catch up with the referee.
+        let h = SettlementHost::open(store.clone(), &cfg, key.clone()).expect("host reopens");
+        assert_eq!(status(&recs[0]), Status::Fraudulent, "batched -> disputed -> fraudulent");
+        assert_eq!(status(&recs[1]), Status::Disputed);
+        assert!(
+            matches!(status(&recs[2]), Status::Batched { .. }),
+            "undisputed records of an unsettled batch turn final when it settles"
+        );
+        assert_eq!(status(&later), Status::Final, "batch 2 settled");
+        let again = h.reconcile_receipts().expect("reconcile");
+        assert_eq!((again.updated, again.refused), (0, 0), "idempotent: {again:?}");
+        assert_eq!(store.settlement_get(RECONCILED_KEY).expect("read"), None, "batch 1 is not settled yet");
+
+        // The live path also catches up a receipt a crash left behind.
+        send(&h, Tx::ClaimTimeout { game: g1 });
+        assert_eq!(status(&recs[1]), Status::Fraudulent);
+        let settled = h.tick().expect("tick");
+        assert!(matches!(settled.as_slice(), [Event::BatchSettled { number: 1, .. }]), "{settled:?}");
+        assert_eq!(status(&recs[2]), Status::Final);
+        let r = h.reconcile_receipts().expect("reconcile");
+        assert_eq!((r.updated, r.refused), (0, 0), "{r:?}");
+        assert_eq!(store.settlement_get(RECONCILED_KEY).expect("read"), Some(2u64.to_be_bytes().to_vec()));
+        let f = h.figures();
+        assert_eq!((f.batches_posted, f.last_posted_batch, f.games_open, f.defender_lost, f.defender_won), (2, 2, 0, 2, 0));
+        drop(h);
+        let h = SettlementHost::open(store, &cfg, key).expect("host reopens");
+        assert_eq!(h.reconcile_receipts().expect("reconcile"), Reconciled::default(), "nothing left to check");
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! Crash test: SIGKILL the node process under load; after a restart every
-//! request that received a successful response is present with the same
-//! record, and batches continue from the right number.
+//! Crash tests of the node process (`e2e-node`, the embedded settlement
+//! layer in dev mode):
+//! * SIGKILL under load: after a restart every request that received a
+//!   successful response is present with the same record, and batches
+//!   continue from the right number.
+//! * SIGKILL mid-game: a dispute game on an injected fault survives the
+//!   kill; the honest challenger finishes it against the restarted node's
+//!   defender and wins with the injected pinpoint, value is conserved, and
+//!   posting continues with the next batch numbers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -8,8 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use verinfer_e2e::play::*;
 use verinfer_e2e::*;
-use verinfer_rpc::api::{ExplorerApiClient, InferApiClient};
+use verinfer_prover::dispute::DisputeProver;
+use verinfer_prover::game::types::Side;
+use verinfer_rpc::api::{ExplorerApiClient, InferApiClient, SettlementApiClient};
 use verinfer_rpc::tensor::{Encoding, WireTensor};
 use verinfer_rpc::types::{SubmitRequest, SubmitResponse};
 use verinfer_state::hash::Hash32;
@@ -23,9 +32,15 @@ struct NodeProc {
 }
 
 fn spawn_node(datadir: &std::path::Path) -> NodeProc {
+    spawn_node_with(datadir, &[])
+}
+
+fn spawn_node_with(datadir: &std::path::Path, extra: &[&str]) -> NodeProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-node"))
         .arg(datadir)
         .arg("40")
+        .args(extra)
+        .env_remove("E2E_INJECT_FAULT")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -134,6 +149,91 @@ async fn sigkill_under_load_loses_no_acknowledged_request() {
         acked.len(),
         summary.batches
     );
+}
+
+/// mlp node 4 (`Add`), element 42, step 0: a fault that reaches the
+/// outputs (the same one `tests/tests/settlement.rs` uses).
+const FAULT: (u32, u64, u64) = (4, 42, 0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_game_the_game_resumes_and_the_challenger_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("db");
+    let spec = format!("request=1,node={},element={},step={}", FAULT.0, FAULT.1, FAULT.2);
+    // Windows and clocks long enough for the whole game and a restart.
+    let args = ["--inject-fault", spec.as_str(), "--window-ms", "120000", "--clock-ms", "60000"];
+    let mut node = spawn_node_with(&datadir, &args);
+    let c = http_client(&node.url);
+    let x = model_input("mlp");
+    // The challenger compiles the model itself and runs it honestly.
+    let program = compile("mlp");
+    let honest = DisputeProver::new(program, vec![x.clone()], None).expect("prover");
+
+    let rec = submit_mlp(&c, node.model_id, &x).await;
+    assert_eq!(rec.program_root, honest.program().root(), "the test compiles the node's program");
+    assert_ne!(rec.output_root, honest.claim().unwrap().output_root, "the node corrupted request 1");
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let seq = SettlementApiClient::info(&c).await.unwrap()["sequencer"].as_str().unwrap().to_string();
+    let bond_before = c.account(seq.clone()).await.unwrap()["bond"].as_u64().unwrap();
+    let p = Player::new(&c, 21, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    let st = wait_for("the receipt to say disputed", async || {
+        let r = c.receipt(rec.request_id).await.unwrap();
+        (r.status == Status::Disputed).then_some(r)
+    })
+    .await;
+    assert!(st.inclusion.is_some());
+    let v = play(&c, &p, id, &honest, 3).await;
+    assert!(v.resolution.is_none(), "the game is still open after 3 challenger moves");
+    let moves_before = v.moves;
+    let head_before = c.head().await.unwrap().head.expect("a head").number;
+
+    // SIGKILL mid-game, then the same command line on the same datadir.
+    node.child.kill().expect("SIGKILL");
+    node.child.wait().unwrap();
+    let mut node = spawn_node_with(&datadir, &args);
+    let c = http_client(&node.url);
+    let v = game(&c, id).await;
+    assert!(v.resolution.is_none() && v.moves >= moves_before, "the game survived the kill: {} < {moves_before}", v.moves);
+    assert_eq!(c.receipt(rec.request_id).await.unwrap().status, Status::Disputed);
+    let v = play(&c, &p, id, &honest, usize::MAX).await;
+
+    let res = v.resolution.clone().expect("resolved");
+    assert_eq!(res.winner, Side::Challenger, "{res:?}");
+    let pin = &res.pinpoint;
+    assert_eq!((pin.node, pin.element, pin.step), (Some(FAULT.0), Some(FAULT.1), Some(FAULT.2)), "{pin:?}");
+    let inc = receipt.inclusion.clone().unwrap();
+    assert_eq!(c.record_status(inc.batch, inc.index()).await.unwrap()["void"], true);
+    wait_for("the receipt to say fraudulent", async || {
+        (c.receipt(rec.request_id).await.unwrap().status == Status::Fraudulent).then_some(())
+    })
+    .await;
+    // Value is conserved across the kill: the stake moved from the bond to
+    // the challenger, with its bond back; nothing created or lost.
+    let stake = v.defender_stake;
+    assert_eq!(p.account(&c).await["free"].as_u64(), Some(1000 + stake));
+    assert_eq!(c.account(seq).await.unwrap()["bond"].as_u64(), Some(bond_before - stake));
+    let t = &SettlementApiClient::info(&c).await.unwrap()["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k}: {t}"));
+    assert_eq!(n("deposited"), n("withdrawn") + n("free") + n("bonds") + n("escrow"), "value not conserved: {t}");
+    assert_eq!(n("escrow"), 0);
+
+    // Posting continues: the next batch is sealed and posted with the next
+    // number, and the referee holds exactly the store's batches.
+    let rec2 = submit_mlp(&c, node.model_id, &x).await;
+    let r2 = wait_batched(&c, rec2.request_id).await;
+    let b2 = r2.inclusion.expect("batched").batch;
+    assert!(b2 > head_before, "batch {b2} after {head_before}");
+    let head = c.head().await.unwrap().head.expect("a head").number;
+    wait_posted(&c, head).await;
+    for n in 1..=head {
+        let posted = wait_posted(&c, n).await;
+        let sealed = ExplorerApiClient::batch(&c, n).await.unwrap();
+        assert_eq!(posted["hash"], serde_json::to_value(sealed.hash).unwrap(), "batch {n}");
+    }
+    assert_eq!(SettlementApiClient::info(&c).await.unwrap()["head"].as_u64(), Some(head));
+    unsafe_sigterm(&node.child);
+    node.child.wait().unwrap();
 }
 
 /// SIGTERM without libc: `kill -TERM`.

@@ -7,37 +7,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use jsonrpsee_http_client::HttpClient;
 use serde_json::Value;
+use verinfer_e2e::play::*;
 use verinfer_e2e::*;
 use verinfer_prover::dispute::DisputeProver;
-use verinfer_prover::game::agent::challenger_move;
-use verinfer_prover::game::tx::{Move, MoveKind, SignedTx, Tx};
+use verinfer_prover::game::tx::{SignedTx, Tx};
 use verinfer_prover::game::types::{AccountId, Side};
-use verinfer_prover::game::view::GameView;
 use verinfer_rpc::api::{InferApiClient, ModelApiClient, SettlementApiClient};
-use verinfer_rpc::error::{self as codes, ApiError};
-use verinfer_rpc::jsonrpsee::core::ClientError;
+use verinfer_rpc::error as codes;
 use verinfer_rpc::jsonrpsee::core::client::ClientT;
-use verinfer_rpc::tensor::{Encoding, WireTensor};
 use verinfer_rpc::types::*;
 use verinfer_sequencer::{FastExecutor, NodeConfig, RunningNode};
 use verinfer_state::hash::Hash32;
-use verinfer_state::receipt::{Receipt, Status};
-use verinfer_state::record::InferenceRecord;
+use verinfer_state::receipt::Status;
 use verinfer_state::tensor::Tensor;
 
 /// A fault in mlp that reaches its outputs (docs/settlement.md's report
 /// pins the first random one here): node 4 (`Add`), element 42, step 0.
 const FAULT: (u32, u64, u64) = (4, 42, 0);
-
-fn api_err(e: ClientError) -> ApiError {
-    match e {
-        ClientError::Call(obj) => ApiError::from(obj),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 /// Short window and clocks, fast ticks.
 fn short(c: &mut NodeConfig, window_ms: u64, clock_ms: u64) {
@@ -48,114 +35,6 @@ fn short(c: &mut NodeConfig, window_ms: u64, clock_ms: u64) {
 
 fn fault_spec() -> String {
     format!("request=1,node={},element={},step={}", FAULT.0, FAULT.1, FAULT.2)
-}
-
-async fn submit_mlp(c: &HttpClient, model_id: Hash32, x: &Tensor) -> InferenceRecord {
-    let r = c
-        .submit(SubmitRequest { model_id, inputs: vec![WireTensor::b64(x)], output_encoding: Encoding::B64 })
-        .await
-        .expect("submit");
-    r.record
-}
-
-async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..400 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn wait_batched(c: &HttpClient, id: Hash32) -> Receipt {
-    wait_for("the record to be batched", async || {
-        let r = c.receipt(id).await.expect("receipt");
-        (r.status != Status::Pending).then_some(r)
-    })
-    .await
-}
-
-async fn wait_posted(c: &HttpClient, number: u64) -> Value {
-    wait_for("the batch to be posted", async || c.batch(number).await.ok()).await
-}
-
-/// An account of the test (a challenger).
-struct Player {
-    key: SigningKey,
-    chain_id: u64,
-}
-
-impl Player {
-    async fn new(c: &HttpClient, seed: u8, funds: u64) -> Self {
-        let info = SettlementApiClient::info(c).await.expect("info");
-        let chain_id = info["params"]["chain_id"].as_u64().expect("chain id");
-        let p = Self { key: SigningKey::from_bytes(&[seed; 32]), chain_id };
-        c.faucet(p.id().to_string(), funds).await.expect("faucet");
-        p
-    }
-
-    fn id(&self) -> AccountId {
-        AccountId::of_key(&self.key.verifying_key())
-    }
-
-    async fn account(&self, c: &HttpClient) -> Value {
-        c.account(self.id().to_string()).await.expect("account")
-    }
-
-    async fn send(&self, c: &HttpClient, tx: Tx) -> Result<Value, ApiError> {
-        let nonce = self.account(c).await["nonce"].as_u64().expect("nonce");
-        let stx = SignedTx::sign(&self.key, self.chain_id, nonce, tx);
-        c.submit_tx(hex::encode(borsh::to_vec(&stx).expect("encode"))).await.map_err(api_err)
-    }
-
-    /// Opens a dispute on `record` (batched as `receipt`); returns the game id.
-    async fn open(&self, c: &HttpClient, record: &InferenceRecord, receipt: &Receipt) -> u64 {
-        let inc = receipt.inclusion.clone().expect("batched");
-        wait_posted(c, inc.batch).await;
-        let r = self
-            .send(c, Tx::OpenDispute { batch: inc.batch, index: inc.index(), record: *record, proof: inc.proof })
-            .await
-            .expect("dispute opens");
-        r["events"]
-            .as_array()
-            .and_then(|v| v.iter().find(|e| e["event"] == "dispute_opened"))
-            .and_then(|e| e["game"].as_u64())
-            .expect("a dispute_opened event with the game id")
-    }
-}
-
-async fn game(c: &HttpClient, id: u64) -> GameView {
-    serde_json::from_value(c.game(id).await.expect("game")).expect("a GameView")
-}
-
-/// Plays the challenger's side until the game ends or `max_moves` of its
-/// moves were made: the honest strategy, or — when it finds no difference
-/// (an honest record) — always the first child / element, which is valid
-/// but wrong.
-async fn play(c: &HttpClient, p: &Player, id: u64, honest: &DisputeProver, max_moves: usize) -> GameView {
-    let mut moves = 0;
-    for _ in 0..2000 {
-        let v = game(c, id).await;
-        if v.resolution.is_some() || moves == max_moves {
-            return v;
-        }
-        if v.to_move == Some(Side::Challenger) {
-            let mv = match challenger_move(&v, honest).expect("challenger move") {
-                Some(mv) => mv,
-                None => match v.awaiting {
-                    Some(MoveKind::Pick) => Move::Pick { child: 0 },
-                    Some(MoveKind::PickElement) => Move::PickElement { offset: 0 },
-                    other => panic!("challenger to move but awaiting {other:?}"),
-                },
-            };
-            p.send(c, v.tx(mv)).await.expect("challenger move accepted");
-            moves += 1;
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    panic!("game {id} did not end");
 }
 
 struct Setup {
@@ -462,5 +341,87 @@ async fn defender_keeps_answering_after_a_restart_mid_game() {
     let b2 = r2.inclusion.unwrap().batch;
     let posted = wait_posted(&c, b2).await;
     assert_eq!(posted["number"].as_u64(), Some(b2));
+    node.stop().await;
+}
+
+/// The value of the sample `name` (with its labels, e.g.
+/// `x{outcome="won"}`) in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_fault_position_is_pinpointed_and_counted_in_metrics() {
+    // No node/element/step: the node picks a random position that changes
+    // the outputs (seeded, so a failure reproduces).
+    let mut node = TestNode::start_settled(|c| {
+        short(c, 30_000, 30_000);
+        c.dev_options.inject_fault = Some("request=1,seed=7".into());
+    })
+    .await;
+    let c = node.http();
+    let metrics = node.running().metrics_addr.expect("metrics enabled");
+    let text = http_get(metrics, "/metrics").await.expect("metrics").body;
+    for name in [
+        "verinfer_settlement_batches_posted",
+        "verinfer_settlement_last_posted_batch",
+        "verinfer_settlement_games_open",
+        "verinfer_settlement_sequencer_bond",
+        "verinfer_settlement_sequencer_free",
+        "verinfer_settlement_log_entries",
+    ] {
+        assert!(sample(&text, name).is_some(), "{name} missing from /metrics:\n{text}");
+    }
+    assert_eq!(sample(&text, "verinfer_settlement_games_open"), Some(0.0));
+
+    let s = setup(&node).await;
+    let rec = submit_mlp(&c, s.model_id, &s.x).await;
+    assert_ne!(rec.output_root, s.honest.claim().unwrap().output_root, "the node corrupted request 1");
+    let stored = node
+        .running()
+        .node
+        .store
+        .settlement_get(&verinfer_sequencer::fault::fault_key(&rec.input_root, &rec.output_root))
+        .expect("store")
+        .expect("the injected fault is stored under the record's roots");
+    let fault: verinfer_prover::dispute::Fault = borsh::from_slice(&stored).expect("a Fault");
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let p = Player::new(&c, 14, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    let text = http_get(metrics, "/metrics").await.expect("metrics").body;
+    assert_eq!(sample(&text, "verinfer_settlement_games_open"), Some(1.0), "{text}");
+    let v = play(&c, &p, id, &s.honest, usize::MAX).await;
+
+    let res = v.resolution.clone().expect("resolved");
+    assert_eq!(res.winner, Side::Challenger, "{res:?}");
+    let pin = &res.pinpoint;
+    assert_eq!((pin.node, pin.element, pin.step), (Some(fault.node), Some(fault.element), Some(fault.step)), "{pin:?} vs {fault:?}");
+    // Inside the program: a real node, one of its output elements, one of
+    // that element's fold steps.
+    let program = &node.running().node.model(&s.model_id).expect("loaded").program;
+    let n = program.nodes.get(fault.node as usize).expect("the pinned node is in the program");
+    assert!(fault.element < n.output.shape.iter().product::<u64>(), "{fault:?}");
+    let (states, _) = s.honest.states(fault.node, fault.element).expect("states");
+    assert!(fault.step < states.len() as u64 - 1, "{fault:?}");
+    let inc = receipt.inclusion.clone().unwrap();
+    assert_eq!(c.record_status(inc.batch, inc.index()).await.unwrap()["void"], true);
+
+    // The metrics follow the referee: one game lost, none open, the bond
+    // and balance the referee reports, every batch posted.
+    let seq = SettlementApiClient::info(&c).await.unwrap()["sequencer"].as_str().unwrap().to_string();
+    let acct = c.account(seq).await.unwrap();
+    let head = verinfer_rpc::api::ExplorerApiClient::head(&c).await.unwrap().head.expect("a head").number;
+    wait_posted(&c, head).await;
+    let text = http_get(metrics, "/metrics").await.expect("metrics").body;
+    let m = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+    assert_eq!(m("verinfer_settlement_games_open"), 0.0);
+    assert_eq!(m("verinfer_settlement_defender_games{outcome=\"lost\"}"), 1.0);
+    assert_eq!(m("verinfer_settlement_defender_games{outcome=\"won\"}"), 0.0);
+    assert_eq!(m("verinfer_settlement_sequencer_bond"), sequencer_bond(&acct) as f64);
+    assert_eq!(m("verinfer_settlement_sequencer_free"), acct["free"].as_u64().unwrap() as f64);
+    assert!(m("verinfer_settlement_last_posted_batch") >= head as f64);
+    assert!(m("verinfer_settlement_batches_posted") >= head as f64);
+    // The log tail since the last snapshot (one every 64 entries).
+    assert!(m("verinfer_settlement_log_entries") < verinfer_sequencer::settlement::SNAPSHOT_EVERY as f64);
     node.stop().await;
 }
