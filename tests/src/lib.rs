@@ -6,6 +6,8 @@
 //! crate also builds `e2e-node` (a node process for the crash test) and
 //! `loadbench` (the load benchmark).
 
+pub mod gate;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

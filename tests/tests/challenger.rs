@@ -436,7 +436,10 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     let c = node.http();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = challenger_cfg(&node, dir.path());
-    let ch = RunningChallenger::start(cfg.clone()).await.expect("starts");
+    // Through a gate that forwards the dispute and the first move and holds
+    // the next: the stop lands mid-game however fast the game runs.
+    let gate = verinfer_e2e::gate::SubmitGate::start(node.running().rpc_addr, 2).await;
+    let ch = RunningChallenger::start(Config { rpc: gate.url(), ..cfg.clone() }).await.expect("starts");
     let account = ch.account;
     let m = register(&c, "lenet5").await;
     let mut ids = Vec::new();
@@ -444,15 +447,17 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
         ids.push(submit(&c, &m, "lenet5", i).await);
     }
     let bad = placed(&c, ids[2]).await;
-    // Kill it once it has made at least one move in the game.
+    // Kill it once it has made a move in the game and its next is held.
     wait_for("the challenger's first pick", Duration::from_secs(30), || async {
-        games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
+        gate.holding()
+            && games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
     })
     .await;
     ch.stop();
     drop(ch);
+    drop(gate);
     let g = games_on(&c, bad.0).await.remove(0);
-    assert!(g.resolution.is_none(), "killed mid-game");
+    assert!(g.resolution.is_none(), "killed mid-game: {} moves, {:?}", g.moves, g.resolution);
     let moves_at_kill = g.moves;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Restart on the same datadir and key.
