@@ -177,12 +177,21 @@ fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_node_many_batches_no_dispute_everything_final() {
     init_logs();
-    let node = TestNode::start_settled(|c| settle_cfg(c, None)).await;
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, None);
+        // mobilenetv2's ONNX is ~14 MB, over the default request limit.
+        c.rpc.max_request_body_bytes = 64 << 20;
+    })
+    .await;
     let c = node.http();
     let cdir = tempfile::tempdir().expect("tmp");
     let ch = RunningChallenger::start(challenger_cfg(&node, cdir.path())).await.expect("challenger starts");
     let before = free(&c, &ch.account).await;
+    let t_start = Instant::now();
     let models = [("mlp", register(&c, "mlp").await), ("lenet5", register(&c, "lenet5").await)];
+    // A few records of a real-size model too (its program is served and
+    // planned like the small ones; re-execution ~20 ms a record).
+    let mobilenet = register(&c, "mobilenetv2").await;
     // model_program serves the exact program the records name.
     for (_, m) in &models {
         let p = ModelApiClient::model_program(&c, m.model_id).await.expect("program");
@@ -194,6 +203,9 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
             for k in 0..3 {
                 ids.push(submit(&c, m, name, round * 3 + k).await);
             }
+        }
+        if round % 2 == 0 {
+            ids.push(submit(&c, &mobilenet, "mobilenetv2", round).await);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -223,6 +235,7 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
     let r = raw_get(m, "/metrics").await;
     assert!(r.contains("verinfer_challenger_records_verified_total{verdict=\"correct\"}"), "{r}");
     conservation(&node);
+    eprintln!("{} records (3 mobilenetv2) in {:.1} s", ids.len(), t_start.elapsed().as_secs_f64());
 }
 
 async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
