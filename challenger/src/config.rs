@@ -34,9 +34,17 @@ pub struct Config {
     /// Dev nodes only: at start, top the free balance up to `max(bond, 10 ×
     /// challenger_bond)` from `settlement_faucet`.
     pub dev_faucet: bool,
-    /// How often to poll open games (ms). Moves cost our clock from the
-    /// moment the turn passes to us, so this bounds what a move costs.
+    /// Fallback period for reading open games (ms). Players are woken by
+    /// `settlement_subscribeEvents` notifications of their game; this poll
+    /// only bounds what a missed event (a dropped subscription) can cost
+    /// our clock.
     pub poll_ms: u64,
+    /// In-process attempts at opening one dispute (a bond we cannot afford
+    /// yet, a send lost on the network) before giving up until a restart.
+    pub dispute_retries: u32,
+    /// Longest delay between two such attempts (ms); the first is
+    /// `reconnect_min_ms`, doubling.
+    pub dispute_retry_max_ms: u64,
     /// First reconnect delay after the WebSocket drops (ms); doubles up to
     /// `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
@@ -65,7 +73,9 @@ impl Default for Config {
             sample: 1.0,
             metrics: None,
             dev_faucet: false,
-            poll_ms: 200,
+            poll_ms: 2_000,
+            dispute_retries: 10,
+            dispute_retry_max_ms: 60_000,
             reconnect_min_ms: 250,
             reconnect_max_ms: 10_000,
             models_dir: None,
@@ -88,6 +98,9 @@ impl Config {
         if self.poll_ms == 0 || self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
             return Err("poll_ms and reconnect_min_ms must be > 0 and reconnect_max_ms ≥ reconnect_min_ms".into());
         }
+        if self.dispute_retries == 0 {
+            return Err("dispute_retries must be ≥ 1 (the first attempt counts)".into());
+        }
         if !matches!(self.log_format.as_str(), "plain" | "json") {
             return Err(format!("log_format: {:?}: expected plain or json", self.log_format));
         }
@@ -100,6 +113,15 @@ impl Config {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
             self.concurrency
+        }
+    }
+
+    /// How disputes are retried in-process.
+    pub fn retry_policy(&self) -> crate::solver::RetryPolicy {
+        crate::solver::RetryPolicy {
+            max_attempts: self.dispute_retries,
+            min_ms: self.reconnect_min_ms,
+            max_ms: self.dispute_retry_max_ms.max(self.reconnect_min_ms),
         }
     }
 

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use jsonrpsee_ws_client::WsClientBuilder;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 use verinfer_prover::dispute::DisputeProver;
 use verinfer_prover::game::tx::{Move, SignedTx, Tx};
 use verinfer_prover::game::types::AccountId;
-use verinfer_rpc::api::ExplorerApiClient;
+use verinfer_rpc::api::{ExplorerApiClient, SettlementApiClient};
 use verinfer_state::hash::Hash32;
 
 use crate::chain::{Chain, CheckedBody, SettlementParams, opened_game};
@@ -38,7 +38,7 @@ use crate::db::{Db, GameEntry};
 use crate::error::{ChallengerError, Result};
 use crate::exec::{ModelCache, Prepared};
 use crate::metrics::Metrics;
-use crate::solver::{self, GameAction, Outcome, Progress, RecordAction, RecordFacts, Verdict};
+use crate::solver::{self, DisputeFailure, GameAction, Outcome, Progress, RecordAction, RecordFacts, RetryDecision, Verdict};
 
 /// `explorer_batches` returns at most this many headers per call.
 const MAX_RANGE: u64 = 1000;
@@ -134,6 +134,12 @@ struct Shared {
     nonce: tokio::sync::Mutex<Option<u64>>,
     /// Games being played by this process.
     playing: Mutex<HashSet<u64>>,
+    /// Wakes the player of each game we play: an event of that game, or a
+    /// resubscription after which events may have been missed.
+    wakers: Mutex<HashMap<u64, Arc<Notify>>>,
+    /// Notified when one of our games ends (its bond is free again), so a
+    /// dispute waiting for funds retries at once.
+    funds: Notify,
     locked: AtomicU64,
     watermark: AtomicU64,
     tasks: Mutex<JoinSet<()>>,
@@ -192,6 +198,8 @@ impl RunningChallenger {
             metrics,
             nonce: Default::default(),
             playing: Default::default(),
+            wakers: Default::default(),
+            funds: Notify::new(),
             locked: AtomicU64::new(0),
             watermark: AtomicU64::new(watermark),
             tasks: Default::default(),
@@ -199,7 +207,9 @@ impl RunningChallenger {
             cfg,
         });
         shared.fund_and_check().await?;
+        shared.spawn(shared.clone().events());
         shared.clone().resume_games().await?;
+        shared.spawn(shared.clone().resume_intents());
         let (btx, brx) = mpsc::channel::<u64>(1024);
         shared.spawn(shared.clone().follow(btx, watermark + 1));
         shared.spawn(shared.clone().pipeline(brx, watermark));
@@ -540,7 +550,7 @@ impl Shared {
         match self.db.verdict(b, i) {
             Ok(Some(Verdict::Wrong { ours, game: None })) => {
                 // Meant to dispute before a restart; see whether it opened.
-                self.reconcile_or_open(&ctx, i, ours).await;
+                self.dispute(&ctx, i, ours, true).await;
                 return b;
             }
             Ok(Some(_)) => return b,
@@ -598,36 +608,105 @@ impl Shared {
                     error!(batch = b, index = i, error = %e, "cannot persist dispute intent; not disputing");
                     return b;
                 }
-                self.open_dispute(&ctx, i, ours).await;
+                self.dispute(&ctx, i, ours, false).await;
             }
         }
         b
     }
 
-    /// A dispute we meant to open before a restart: if the referee has a
-    /// game of ours on the record, adopt it; otherwise open it now.
-    async fn reconcile_or_open(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) {
+    /// Opens a dispute on record `i` of `ctx` — after looking for one
+    /// already open when `reconcile` (a send whose answer was lost, a
+    /// restart) — and, when that fails for a reason that may pass (no funds
+    /// yet, a lost send), retries it in the background with the solver's
+    /// backoff.
+    async fn dispute(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32, reconcile: bool) {
+        let r = if reconcile { self.reconcile_or_open(ctx, i, ours).await } else { self.open_dispute(ctx, i, ours).await };
+        if let Err((f, why)) = r
+            && let Some(delay) = self.retry_decision(ctx, i, 1, &f, &why)
+        {
+            self.spawn(self.clone().retry_dispute(ctx.clone(), i, ours, f, delay));
+        }
+    }
+
+    /// Asks the solver whether to retry after the `attempt`-th failure and
+    /// logs the answer; `Some(delay_ms)` to retry.
+    fn retry_decision(&self, ctx: &BatchCtx, i: u64, attempt: u32, f: &DisputeFailure, why: &str) -> Option<u64> {
+        let b = ctx.number;
+        match solver::dispute_retry(&self.cfg.retry_policy(), attempt, f, ctx.referee_now(), ctx.window_end_ms) {
+            RetryDecision::RetryIn { delay_ms } => {
+                warn!(batch = b, index = i, attempt, retry_in_ms = delay_ms,
+                      "record {} of batch {b}: dispute not opened ({why}); retrying in {delay_ms} ms", i + 1);
+                Some(delay_ms)
+            }
+            RetryDecision::GiveUp(reason) => {
+                if let DisputeFailure::Rejected(r) = f {
+                    warn!(batch = b, index = i, reason = %r, "dispute on record {} of batch {b} rejected by the referee", i + 1);
+                    let _ = self.db.put_verdict(b, i, &Verdict::Unverifiable { reason: format!("dispute rejected: {r}") });
+                } else {
+                    // The intent stays recorded: a restart tries again.
+                    error!(batch = b, index = i, attempt, "record {} of batch {b} is wrong but not disputed ({why}); giving up until a restart: {reason}", i + 1);
+                }
+                None
+            }
+        }
+    }
+
+    /// Retries a failed dispute until it opens or the solver gives up.
+    async fn retry_dispute(self: Arc<Self>, ctx: Arc<BatchCtx>, i: u64, ours: Hash32, mut last: DisputeFailure, mut delay_ms: u64) {
+        let mut attempt = 1;
+        loop {
+            // A game of ours ending frees its bond: no need to wait out the
+            // backoff when funds were what was missing.
+            let unaffordable = last == DisputeFailure::Unaffordable;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+                _ = self.funds.notified(), if unaffordable => {}
+            }
+            attempt += 1;
+            // A lost send may have applied: look for the game before sending
+            // again.
+            let r = if last == DisputeFailure::SendFailed {
+                self.reconcile_or_open(&ctx, i, ours).await
+            } else {
+                self.open_dispute(&ctx, i, ours).await
+            };
+            match r {
+                Ok(()) => return,
+                Err((f, why)) => match self.retry_decision(&ctx, i, attempt, &f, &why) {
+                    Some(d) => (last, delay_ms) = (f, d),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// A dispute that may already be open (its send's answer was lost, or
+    /// the process restarted after recording the intent): if the referee
+    /// has a game of ours on the record, adopt it; otherwise open it now.
+    async fn reconcile_or_open(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) -> Result<(), (DisputeFailure, String)> {
         if let Ok(games) = self.chain.games_of(&self.me, false).await
             && let Some(v) = games.iter().find(|g| g.batch == ctx.number && g.index == i && g.challenger == self.me)
         {
-            info!(game = v.id, batch = ctx.number, index = i, "found the dispute opened before the restart");
+            info!(game = v.id, batch = ctx.number, index = i, "found the dispute already open");
             self.adopt_game(ctx, i, ours, v.id);
-            return;
+            return Ok(());
         }
-        self.open_dispute(ctx, i, ours).await;
+        self.open_dispute(ctx, i, ours).await
     }
 
-    async fn open_dispute(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) {
+    /// One attempt at opening a dispute on record `i`: `Ok` when a game is
+    /// open and being played (or there is nothing a retry could fix),
+    /// otherwise why not.
+    async fn open_dispute(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) -> Result<(), (DisputeFailure, String)> {
         let b = ctx.number;
-        let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return };
+        let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return Ok(()) };
         let bond = self.params.challenger_bond;
         match self.chain.account(&self.me).await {
             Ok(a) => {
                 self.metrics.balance.set(a.free as i64);
                 if let Err(budget) = solver::can_afford(a.free, bond, self.locked.load(Ordering::SeqCst), self.cfg.bond) {
                     let e = ChallengerError::InsufficientBond { account: self.me.to_string(), free: a.free, bond, budget };
-                    error!(batch = b, index = i, "record {} of batch {b} is wrong but not disputed: {e}", i + 1);
-                    return;
+                    return Err((DisputeFailure::Unaffordable, e.to_string()));
                 }
             }
             Err(e) => warn!(error = %e, "settlement_account failed; trying the dispute anyway"),
@@ -635,8 +714,8 @@ impl Shared {
         let proof = match ctx.checked.tree.proof(i) {
             Ok(p) => p,
             Err(e) => {
-                error!(batch = b, index = i, error = %e, "cannot build the inclusion proof");
-                return;
+                error!(batch = b, index = i, error = %e, "cannot build the inclusion proof; not disputing");
+                return Ok(());
             }
         };
         let tx = Tx::OpenDispute { batch: b, index: i, record: entry.record, proof };
@@ -653,20 +732,60 @@ impl Shared {
                         self.metrics.opened.inc();
                         info!(game = id, batch = b, index = i, bond, "dispute opened on record {} of batch {b}: game {id}", i + 1);
                         self.adopt_game(ctx, i, ours, id);
+                        Ok(())
                     }
-                    None => error!(batch = b, index = i, ?events, "dispute applied but no game id in its events"),
+                    // Applied, but we cannot tell the game: the retry looks
+                    // it up in `settlement_games` before sending anything.
+                    None => Err((DisputeFailure::SendFailed, format!("applied but no game id in its events: {events}"))),
                 }
             }
-            Err(ChallengerError::TxRejected { reason, .. }) => {
-                warn!(batch = b, index = i, %reason, "dispute on record {} of batch {b} rejected by the referee", i + 1);
-                let _ = self.db.put_verdict(b, i, &Verdict::Unverifiable { reason: format!("dispute rejected: {reason}") });
-            }
+            Err(ChallengerError::TxRejected { reason, .. }) => Err((DisputeFailure::Rejected(reason.clone()), reason)),
+            // The transaction may have applied with the answer lost; the
+            // intent stays in the database and the retry reconciles first.
+            Err(e) => Err((DisputeFailure::SendFailed, e.to_string())),
+        }
+    }
+
+    /// Disputes recorded as intended but never opened in batches already
+    /// below the watermark (the process stopped before a retry succeeded):
+    /// reconciled or opened again. Intents above the watermark are met again
+    /// by the pipeline.
+    async fn resume_intents(self: Arc<Self>) {
+        let w = self.watermark.load(Ordering::SeqCst);
+        let intents = match self.db.unopened_disputes() {
+            Ok(v) => v,
             Err(e) => {
-                // The transaction may have applied with the answer lost; the
-                // intent stays in the database and a restart reconciles it.
-                error!(batch = b, index = i, error = %e, "sending the dispute failed; will reconcile on restart");
+                error!(error = %e, "cannot read pending disputes");
+                return;
+            }
+        };
+        for (b, i) in intents.into_iter().filter(|&(b, _)| b <= w) {
+            let Ok(Some(Verdict::Wrong { ours, game: None })) = self.db.verdict(b, i) else { continue };
+            match self.batch_ctx(b).await {
+                Ok(ctx) => {
+                    info!(batch = b, index = i, "resuming the dispute on record {} of batch {b} intended before the restart", i + 1);
+                    self.dispute(&ctx, i, ours, true).await;
+                }
+                Err(e) => error!(batch = b, index = i, error = %e, "cannot reload the batch of a pending dispute"),
             }
         }
+    }
+
+    /// Loads batch `n` (body checked against the referee's header, window
+    /// end, referee time) outside the pipeline.
+    async fn batch_ctx(&self, n: u64) -> Result<Arc<BatchCtx>> {
+        let checked = self.chain.body(n).await?;
+        let sb = self.chain.settlement_batch(n).await?;
+        if let Some(h) = sb.hash
+            && h != checked.header.hash()
+        {
+            return Err(ChallengerError::BadResponse {
+                method: "explorer_batchBody",
+                message: format!("batch {n}: the explorer serves another header than the referee holds"),
+            });
+        }
+        let referee_now_ms = self.chain.info().await?.now_ms;
+        Ok(Arc::new(BatchCtx { number: n, checked, window_end_ms: sb.window_end_ms, referee_now_ms, loaded_at: Instant::now() }))
     }
 
     /// Records game `id` and starts playing it.
@@ -715,7 +834,11 @@ impl Shared {
         self.locked.fetch_add(self.params.challenger_bond, Ordering::SeqCst);
         self.metrics.locked.set(self.locked.load(Ordering::SeqCst) as i64);
         self.metrics.open_games.inc();
-        self.spawn(self.clone().play(g, inputs));
+        // Registered before the player's first read, so no event of the game
+        // can fall between the two.
+        let waker = Arc::new(Notify::new());
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner).insert(g.id, waker.clone());
+        self.spawn(self.clone().play(g, inputs, waker));
     }
 
     /// Builds our honest prover for a game's record.
@@ -743,27 +866,40 @@ impl Shared {
             .map_err(|e| ChallengerError::Db(format!("prover task: {e}")))?
     }
 
-    /// Plays game `g` to its end.
-    async fn play(self: Arc<Self>, g: GameEntry, inputs: Option<Vec<verinfer_state::tensor::Tensor>>) {
+    /// Plays game `g` to its end: reads the referee's view, asks the solver,
+    /// acts, and sleeps until an event of the game (`waker`), the
+    /// defender's clock running out, or the fallback poll.
+    async fn play(self: Arc<Self>, g: GameEntry, inputs: Option<Vec<verinfer_state::tensor::Tensor>>, waker: Arc<Notify>) {
         let id = g.id;
         let what = format!("game {id} (record {} of batch {})", g.index + 1, g.batch);
-        let poll = Duration::from_millis(self.cfg.poll_ms);
+        // Errors (node unreachable, a bad answer) back off from
+        // reconnect_min_ms up to the fallback poll; any success resets it.
+        let (min_ms, poll_ms) = (self.cfg.reconnect_min_ms, self.cfg.poll_ms.max(self.cfg.reconnect_min_ms));
+        let mut backoff = min_ms;
+        let failed = |b: &mut u64| {
+            let d = *b;
+            *b = (*b * 2).min(poll_ms);
+            d
+        };
         let prover = loop {
             match self.honest_prover(&g, inputs.clone()).await {
                 Ok(p) => break Arc::new(p),
                 Err(e) => {
-                    error!(game = id, error = %e, "{what}: cannot build our prover; retrying");
-                    tokio::time::sleep(poll * 10).await;
+                    let d = failed(&mut backoff);
+                    error!(game = id, error = %e, retry_in_ms = d, "{what}: cannot build our prover; retrying");
+                    tokio::time::sleep(Duration::from_millis(d)).await;
                 }
             }
         };
+        backoff = min_ms;
         let mut said_silent = false;
         loop {
             let view = match self.chain.game(id).await {
                 Ok(v) => Arc::new(v),
                 Err(e) => {
-                    warn!(game = id, error = %e, "{what}: cannot read the game; retrying");
-                    tokio::time::sleep(poll * 5).await;
+                    let d = failed(&mut backoff);
+                    warn!(game = id, error = %e, retry_in_ms = d, "{what}: cannot read the game; retrying");
+                    nap(&waker, d).await;
                     continue;
                 }
             };
@@ -771,16 +907,19 @@ impl Shared {
             let action = match tokio::task::spawn_blocking(move || solver::solve_game(&v2, &p2)).await {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
-                    error!(game = id, error = %e, "{what}: the solver failed; retrying");
-                    tokio::time::sleep(poll * 5).await;
+                    let d = failed(&mut backoff);
+                    error!(game = id, error = %e, retry_in_ms = d, "{what}: the solver failed; retrying");
+                    nap(&waker, d).await;
                     continue;
                 }
                 Err(e) => {
-                    error!(game = id, error = %e, "{what}: solver task failed");
-                    tokio::time::sleep(poll * 5).await;
+                    let d = failed(&mut backoff);
+                    error!(game = id, error = %e, retry_in_ms = d, "{what}: solver task failed");
+                    nap(&waker, d).await;
                     continue;
                 }
             };
+            backoff = min_ms;
             match action {
                 GameAction::Finished { outcome, reason } => {
                     let pin = view.resolution.as_ref().map(|r| r.pinpoint.clone()).unwrap_or_default();
@@ -799,6 +938,9 @@ impl Shared {
                         error!(game = id, error = %e, "cannot persist the outcome");
                     }
                     self.playing.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    self.wakers.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    // Our bond is free again: a dispute waiting for funds can go.
+                    self.funds.notify_waiters();
                     self.locked.fetch_sub(self.params.challenger_bond.min(self.locked.load(Ordering::SeqCst)), Ordering::SeqCst);
                     self.metrics.locked.set(self.locked.load(Ordering::SeqCst) as i64);
                     self.metrics.open_games.dec();
@@ -821,30 +963,85 @@ impl Shared {
                         t => t.name().to_string(),
                     };
                     match self.send(tx).await {
+                        // Read the game again at once: the defender answers
+                        // within its tick, and its move's event wakes us.
                         Ok(_) => info!(game = id, seq = view.moves, "{what}: {desc}"),
                         // Usually a stale view (the defender moved, the clock
-                        // ran out in between): read the game again.
+                        // ran out in between): read the game again, after a
+                        // short pause so a persistent rejection cannot spin.
                         Err(ChallengerError::TxRejected { reason, .. }) => {
                             debug!(game = id, %reason, "{what}: move rejected; re-reading the game");
-                            tokio::time::sleep(poll).await;
+                            nap(&waker, min_ms).await;
                         }
                         Err(e) => {
-                            warn!(game = id, error = %e, "{what}: sending failed; retrying");
-                            tokio::time::sleep(poll).await;
+                            let d = failed(&mut backoff);
+                            warn!(game = id, error = %e, retry_in_ms = d, "{what}: sending failed; retrying");
+                            nap(&waker, d).await;
                         }
                     }
                 }
-                GameAction::Wait { defender_left_ms } => {
-                    tokio::time::sleep(poll.min(Duration::from_millis(defender_left_ms.max(1)))).await;
-                }
-                GameAction::Silent => {
+                a @ GameAction::Wait { .. } => nap(&waker, solver::wake_after(&a, poll_ms)).await,
+                a @ GameAction::Silent => {
                     if !said_silent {
                         warn!(game = id, "{what}: no difference found at our turn — we were wrong to dispute; staying silent");
                         said_silent = true;
                     }
-                    tokio::time::sleep(poll * 5).await;
+                    nap(&waker, solver::wake_after(&a, poll_ms)).await;
                 }
             }
+        }
+    }
+
+    /// Follows `settlement_subscribeEvents` and wakes the player of each game
+    /// an event names. After every (re)subscription every player is woken
+    /// once, since events may have been missed in between; players also
+    /// read their game every `poll_ms`, so a dead subscription only slows
+    /// them down. Reconnects with the same backoff as the batch follower.
+    async fn events(self: Arc<Self>) {
+        let mut delay = self.cfg.reconnect_min_ms;
+        loop {
+            let sub = match WsClientBuilder::default().build(self.cfg.ws_url()).await {
+                Ok(ws) => SettlementApiClient::subscribe_events(&ws).await.map(|s| (ws, s)).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match sub {
+                Ok((_ws, mut sub)) => {
+                    delay = self.cfg.reconnect_min_ms;
+                    debug!("subscribed to settlement events");
+                    self.wake_all();
+                    while let Some(item) = sub.next().await {
+                        match item {
+                            Ok(note) => {
+                                if let Some(game) = solver::event_game(&note) {
+                                    self.wake(game);
+                                }
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "malformed settlement event; resubscribing");
+                                break;
+                            }
+                        }
+                    }
+                    debug!("settlement event subscription closed; reconnecting");
+                }
+                Err(e) => debug!(error = %e, retry_in_ms = delay, "cannot subscribe to settlement events; games are polled meanwhile"),
+            }
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            delay = (delay * 2).min(self.cfg.reconnect_max_ms);
+        }
+    }
+
+    fn wake(&self, game: u64) {
+        if let Some(w) = self.wakers.lock().unwrap_or_else(PoisonError::into_inner).get(&game) {
+            // `notify_one` keeps a permit when the player is not waiting yet
+            // (it is reading or solving), so the event is not lost.
+            w.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in self.wakers.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            w.notify_one();
         }
     }
 
@@ -871,5 +1068,13 @@ impl Shared {
                 self.metrics.balance.set(a.free as i64);
             }
         }
+    }
+}
+
+/// Sleeps `ms`, or less if `waker` is notified (an event of the game).
+async fn nap(waker: &Notify, ms: u64) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+        _ = waker.notified() => {}
     }
 }

@@ -211,6 +211,108 @@ pub fn can_afford(free: u64, challenger_bond: u64, locked: u64, budget: u64) -> 
     Ok(())
 }
 
+/// Why an attempt to open a dispute did not open a game.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisputeFailure {
+    /// The free balance (or the `--bond` budget) cannot cover the bond now;
+    /// a game of ours ending, or a deposit, may change that.
+    Unaffordable,
+    /// The transaction may not have reached the referee (transport error,
+    /// timeout, node restarting): it may or may not have applied.
+    SendFailed,
+    /// The referee refused it, with its reason.
+    Rejected(String),
+}
+
+/// Bounds on retrying a dispute in-process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after which we stop (the intent stays recorded; a restart
+    /// tries again).
+    pub max_attempts: u32,
+    /// First delay (ms); doubles per failure.
+    pub min_ms: u64,
+    /// Longest delay (ms).
+    pub max_ms: u64,
+}
+
+/// What to do after a failed dispute attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Try again after this long.
+    RetryIn {
+        /// Delay (ms).
+        delay_ms: u64,
+    },
+    /// Stop retrying, for this reason (for the log).
+    GiveUp(String),
+}
+
+/// Whether and when to retry a dispute after its `attempt`-th failure
+/// (1-based), at referee time `now_ms`, for a batch whose window ends at
+/// `window_end_ms`.
+///
+/// A referee rejection is final (the record is already void, the window
+/// closed, …) except a nonce mismatch, which only means another sender
+/// used our key in between: the next attempt re-reads the nonce. The other
+/// failures back off exponentially, never past the window end (the referee
+/// would refuse a late dispute): when the window closes before the next
+/// backoff, the retry is pulled in to half the time left, and when less
+/// than `min_ms` is left there is no point trying.
+pub fn dispute_retry(
+    policy: &RetryPolicy,
+    attempt: u32,
+    failure: &DisputeFailure,
+    now_ms: u64,
+    window_end_ms: Option<u64>,
+) -> RetryDecision {
+    if let DisputeFailure::Rejected(reason) = failure
+        && !reason.starts_with("nonce ")
+    {
+        return RetryDecision::GiveUp(format!("the referee rejected it: {reason}"));
+    }
+    if attempt >= policy.max_attempts {
+        return RetryDecision::GiveUp(format!("{attempt} attempts failed"));
+    }
+    let shift = attempt.saturating_sub(1).min(32);
+    let backoff = policy.min_ms.saturating_mul(1u64 << shift).min(policy.max_ms.max(policy.min_ms));
+    match window_end_ms {
+        Some(end) => {
+            let left = end.saturating_sub(now_ms);
+            if left <= policy.min_ms {
+                RetryDecision::GiveUp(format!("the challenge window closes in {left} ms"))
+            } else {
+                RetryDecision::RetryIn { delay_ms: backoff.min(left / 2).max(1) }
+            }
+        }
+        None => RetryDecision::RetryIn { delay_ms: backoff },
+    }
+}
+
+/// The game an event notification (`settlement_subscribeEvents`, `{at_ms,
+/// event: {event, game, …}}`, or a bare event) is about, if any: players
+/// are woken by the events of their game.
+pub fn event_game(note: &serde_json::Value) -> Option<u64> {
+    let e = match note.get("event") {
+        Some(inner) if inner.is_object() => inner,
+        _ => note,
+    };
+    e.get("game")?.as_u64()
+}
+
+/// How long a player waits before reading its game again after `action`,
+/// unless an event of its game wakes it first. Events do not announce a
+/// clock running out, so while the defender is to move the player also
+/// wakes when the defender's clock reaches 0 (to claim the timeout);
+/// otherwise `fallback_ms` bounds what a missed event can cost.
+pub fn wake_after(action: &GameAction, fallback_ms: u64) -> u64 {
+    match action {
+        GameAction::Wait { defender_left_ms } => fallback_ms.min((*defender_left_ms).max(1)),
+        GameAction::Finished { .. } => 0,
+        GameAction::Send(_) | GameAction::Silent => fallback_ms,
+    }
+}
+
 /// Tracks which batches are fully judged and the contiguous watermark
 /// below which every batch is (what the database persists as progress).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

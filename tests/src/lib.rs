@@ -6,6 +6,7 @@
 //! crate also builds `e2e-node` (a node process for the crash test) and
 //! `loadbench` (the load benchmark).
 
+pub mod gate;
 pub mod play;
 
 use std::net::SocketAddr;

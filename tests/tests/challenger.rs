@@ -177,12 +177,21 @@ fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_node_many_batches_no_dispute_everything_final() {
     init_logs();
-    let node = TestNode::start_settled(|c| settle_cfg(c, None)).await;
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, None);
+        // mobilenetv2's ONNX is ~14 MB, over the default request limit.
+        c.rpc.max_request_body_bytes = 64 << 20;
+    })
+    .await;
     let c = node.http();
     let cdir = tempfile::tempdir().expect("tmp");
     let ch = RunningChallenger::start(challenger_cfg(&node, cdir.path())).await.expect("challenger starts");
     let before = free(&c, &ch.account).await;
+    let t_start = Instant::now();
     let models = [("mlp", register(&c, "mlp").await), ("lenet5", register(&c, "lenet5").await)];
+    // A few records of a real-size model too (its program is served and
+    // planned like the small ones; re-execution ~20 ms a record).
+    let mobilenet = register(&c, "mobilenetv2").await;
     // model_program serves the exact program the records name.
     for (_, m) in &models {
         let p = ModelApiClient::model_program(&c, m.model_id).await.expect("program");
@@ -194,6 +203,9 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
             for k in 0..3 {
                 ids.push(submit(&c, m, name, round * 3 + k).await);
             }
+        }
+        if round % 2 == 0 {
+            ids.push(submit(&c, &mobilenet, "mobilenetv2", round).await);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -223,6 +235,7 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
     let r = raw_get(m, "/metrics").await;
     assert!(r.contains("verinfer_challenger_records_verified_total{verdict=\"correct\"}"), "{r}");
     conservation(&node);
+    eprintln!("{} records (3 mobilenetv2) in {:.1} s", ids.len(), t_start.elapsed().as_secs_f64());
 }
 
 async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -436,7 +449,10 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     let c = node.http();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = challenger_cfg(&node, dir.path());
-    let ch = RunningChallenger::start(cfg.clone()).await.expect("starts");
+    // Through a gate that forwards the dispute and the first move and holds
+    // the next: the stop lands mid-game however fast the game runs.
+    let gate = verinfer_e2e::gate::SubmitGate::start(node.running().rpc_addr, 2).await;
+    let ch = RunningChallenger::start(Config { rpc: gate.url(), ..cfg.clone() }).await.expect("starts");
     let account = ch.account;
     let m = register(&c, "lenet5").await;
     let mut ids = Vec::new();
@@ -444,15 +460,17 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
         ids.push(submit(&c, &m, "lenet5", i).await);
     }
     let bad = placed(&c, ids[2]).await;
-    // Kill it once it has made at least one move in the game.
+    // Kill it once it has made a move in the game and its next is held.
     wait_for("the challenger's first pick", Duration::from_secs(30), || async {
-        games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
+        gate.holding()
+            && games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
     })
     .await;
     ch.stop();
     drop(ch);
+    drop(gate);
     let g = games_on(&c, bad.0).await.remove(0);
-    assert!(g.resolution.is_none(), "killed mid-game");
+    assert!(g.resolution.is_none(), "killed mid-game: {} moves, {:?}", g.moves, g.resolution);
     let moves_at_kill = g.moves;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Restart on the same datadir and key.

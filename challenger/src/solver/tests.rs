@@ -178,3 +178,55 @@ fn bonds_and_budgets() {
     assert!(can_afford(1000, 100, 200, 300).is_ok());
     assert!(can_afford(1000, 100, 300, 300).is_err());
 }
+
+const POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, min_ms: 250, max_ms: 4_000 };
+
+#[test]
+fn failed_disputes_back_off_exponentially_within_bounds() {
+    let f = DisputeFailure::SendFailed;
+    let delays: Vec<RetryDecision> = (1..=4).map(|a| dispute_retry(&POLICY, a, &f, 0, None)).collect();
+    let want: Vec<RetryDecision> = [250, 500, 1000, 2000].iter().map(|&d| RetryDecision::RetryIn { delay_ms: d }).collect();
+    assert_eq!(delays, want);
+    // Capped at max_ms, and bounded in attempts.
+    let long = RetryPolicy { max_attempts: 100, ..POLICY };
+    assert_eq!(dispute_retry(&long, 40, &f, 0, None), RetryDecision::RetryIn { delay_ms: 4_000 });
+    assert!(matches!(dispute_retry(&POLICY, 5, &f, 0, None), RetryDecision::GiveUp(_)));
+    // Not affording the bond is retried the same way (a game may end).
+    assert_eq!(dispute_retry(&POLICY, 1, &DisputeFailure::Unaffordable, 0, None), RetryDecision::RetryIn { delay_ms: 250 });
+}
+
+#[test]
+fn dispute_retries_never_outlive_the_window() {
+    let f = DisputeFailure::Unaffordable;
+    // Plenty of time: the plain backoff.
+    assert_eq!(dispute_retry(&POLICY, 3, &f, 1_000, Some(100_000)), RetryDecision::RetryIn { delay_ms: 1_000 });
+    // The window closes before the backoff: pulled in to half the time left.
+    assert_eq!(dispute_retry(&POLICY, 3, &f, 1_000, Some(1_600)), RetryDecision::RetryIn { delay_ms: 300 });
+    // Too little left, or already closed: give up.
+    assert!(matches!(dispute_retry(&POLICY, 1, &f, 1_000, Some(1_200)), RetryDecision::GiveUp(_)));
+    assert!(matches!(dispute_retry(&POLICY, 1, &f, 5_000, Some(1_000)), RetryDecision::GiveUp(_)));
+}
+
+#[test]
+fn referee_rejections_are_final_except_a_stale_nonce() {
+    let final_ = DisputeFailure::Rejected("record 1 of batch 3 is already void".into());
+    assert!(matches!(dispute_retry(&POLICY, 1, &final_, 0, None), RetryDecision::GiveUp(_)));
+    let nonce = DisputeFailure::Rejected("nonce 3, expected 4".into());
+    assert_eq!(dispute_retry(&POLICY, 1, &nonce, 0, None), RetryDecision::RetryIn { delay_ms: 250 });
+}
+
+#[test]
+fn events_name_their_game_and_players_wake_on_time() {
+    let wrapped = serde_json::json!({"at_ms": 5, "event": {"event": "move_made", "game": 4, "seq": 2}});
+    assert_eq!(event_game(&wrapped), Some(4));
+    assert_eq!(event_game(&serde_json::json!({"event": "game_resolved", "game": 9})), Some(9));
+    assert_eq!(event_game(&serde_json::json!({"at_ms": 5, "event": {"event": "batch_posted", "number": 3}})), None);
+    assert_eq!(event_game(&serde_json::json!("junk")), None);
+    assert_eq!(event_game(&serde_json::json!({"event": {"event": "move_made", "game": "x"}})), None);
+    // The defender's clock bounds the wait (to claim its timeout on time);
+    // otherwise the fallback poll.
+    assert_eq!(wake_after(&GameAction::Wait { defender_left_ms: 300 }, 2_000), 300);
+    assert_eq!(wake_after(&GameAction::Wait { defender_left_ms: 0 }, 2_000), 1);
+    assert_eq!(wake_after(&GameAction::Wait { defender_left_ms: 60_000 }, 2_000), 2_000);
+    assert_eq!(wake_after(&GameAction::Silent, 2_000), 2_000);
+}
