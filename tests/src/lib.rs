@@ -40,6 +40,19 @@ pub fn model_input(name: &str) -> Tensor {
     verinfer_state::npy::read_tensor(&b).expect("fixture input decodes")
 }
 
+/// Every input of a corpus model (`input_0.npy`, `input_1.npy`, …), in order.
+pub fn model_inputs(name: &str) -> Vec<Tensor> {
+    let dir = repo_root().join("fixtures/models").join(name);
+    (0..)
+        .map(|k| dir.join(format!("input_{k}.npy")))
+        .take_while(|p| p.exists())
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+            verinfer_state::npy::read_tensor(&b).expect("fixture input decodes")
+        })
+        .collect()
+}
+
 /// `model_register` parameters for a corpus model.
 pub fn register_request(name: &str) -> RegisterModel {
     RegisterModel {

@@ -61,14 +61,17 @@ fn challenger_cfg(node: &TestNode, dir: &std::path::Path) -> Config {
 
 /// Input `i` of a model: its fixture input with element 0 nudged, so every
 /// request is a different computation.
-fn input(name: &str, i: usize) -> Tensor {
-    let mut t = model_input(name);
-    if let TensorData::F32(v) = t.data_mut()
-        && let Some(x) = v.first_mut()
-    {
+/// The model's fixture inputs, the first f32 value nudged by `i` so that
+/// records differ (models with only integer inputs repeat the same inputs).
+fn inputs(name: &str, i: usize) -> Vec<Tensor> {
+    let mut ts = model_inputs(name);
+    if let Some(x) = ts.iter_mut().find_map(|t| match t.data_mut() {
+        TensorData::F32(v) => v.first_mut(),
+        _ => None,
+    }) {
         *x += i as f32 * 0.125;
     }
-    t
+    ts
 }
 
 async fn register(c: &HttpClient, name: &str) -> ModelInfo {
@@ -76,7 +79,7 @@ async fn register(c: &HttpClient, name: &str) -> ModelInfo {
 }
 
 async fn submit(c: &HttpClient, m: &ModelInfo, name: &str, i: usize) -> Hash32 {
-    let req = SubmitRequest { model_id: m.model_id, inputs: vec![WireTensor::b64(&input(name, i))], output_encoding: Default::default() };
+    let req = SubmitRequest { model_id: m.model_id, inputs: inputs(name, i).iter().map(WireTensor::b64).collect(), output_encoding: Default::default() };
     InferApiClient::submit(c, req).await.expect("submits").request_id
 }
 
@@ -149,7 +152,7 @@ fn sequencer_bond(node: &TestNode) -> u64 {
 /// step. Computed here with the prover so the test knows what to expect.
 fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
     let m = verinfer_prover::load_model(&model_bytes(name), &LoadOptions { name: name.into(), ..Default::default() }).expect("loads");
-    let inputs = vec![input(name, i)];
+    let inputs = inputs(name, i);
     let honest = DisputeProver::new(m.program.clone(), inputs.clone(), None).expect("prover");
     let outs = |all: &[Tensor]| tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>());
     let h = outs(&execute_all(&m.program, &inputs, None).expect("runs"));
@@ -505,7 +508,7 @@ async fn report_time_to_verdict_and_throughput() {
     init_logs();
     let models: Vec<&str> = std::env::var("VERINFER_REPORT_MODELS")
         .map(|s| s.split(',').map(|x| Box::leak(x.to_string().into_boxed_str()) as &str).collect())
-        .unwrap_or_else(|_| vec!["mlp", "lenet5", "mobilenetv2"]);
+        .unwrap_or_else(|_| vec!["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"]);
     println!("| model | records | node submit s | node records/s | challenger verify s | challenger records/s | re-execution only records/s | posted → verdict s | pinned node/element/step |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in models {
