@@ -56,10 +56,8 @@ pub fn compile(args: CompileArgs) -> Result<()> {
         *ops.entry(n.op.name()).or_default() += 1;
     }
     if args.json {
-        let io = |v: Vec<(String, String, Vec<u64>)>| -> Vec<serde_json::Value> {
-            v.into_iter().map(|(n, d, s)| json!({"name": n, "dtype": d, "shape": s})).collect()
-        };
-        let inputs = io(program.inputs.iter().map(|i| (i.name.clone(), i.dtype.to_string(), i.shape.clone())).collect());
+        let inputs: Vec<_> =
+            program.inputs.iter().map(|i| json!({"name": i.name, "dtype": i.dtype, "shape": i.shape})).collect();
         println!(
             "{}",
             json!({

@@ -33,11 +33,14 @@ pub fn model_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
+fn read_npy(p: &Path) -> Tensor {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    verinfer_state::npy::read_tensor(&b).expect("fixture input decodes")
+}
+
 /// A corpus model's first input.
 pub fn model_input(name: &str) -> Tensor {
-    let p = repo_root().join("fixtures/models").join(name).join("input_0.npy");
-    let b = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-    verinfer_state::npy::read_tensor(&b).expect("fixture input decodes")
+    read_npy(&repo_root().join("fixtures/models").join(name).join("input_0.npy"))
 }
 
 /// Every input of a corpus model (`input_0.npy`, `input_1.npy`, …), in order.
@@ -46,10 +49,7 @@ pub fn model_inputs(name: &str) -> Vec<Tensor> {
     (0..)
         .map(|k| dir.join(format!("input_{k}.npy")))
         .take_while(|p| p.exists())
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-            verinfer_state::npy::read_tensor(&b).expect("fixture input decodes")
-        })
+        .map(|p| read_npy(&p))
         .collect()
 }
 

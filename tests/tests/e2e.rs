@@ -9,13 +9,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use jsonrpsee_http_client::HttpClient;
 use serde_json::json;
+use verinfer_e2e::play::api_err;
 use verinfer_e2e::*;
 use verinfer_prover::ProverError;
 use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
 use verinfer_prover::program::Program;
 use verinfer_rpc::api::{ExplorerApiClient, InferApiClient, ModelApiClient};
-use verinfer_rpc::error::{self as codes, ApiError};
-use verinfer_rpc::jsonrpsee::core::ClientError;
+use verinfer_rpc::error as codes;
 use verinfer_rpc::tensor::{Encoding, WireTensor};
 use verinfer_rpc::types::*;
 use verinfer_sequencer::exec::{Executor, Prepared};
@@ -25,12 +25,6 @@ use verinfer_state::receipt::{Receipt, Status};
 use verinfer_state::store::{RocksStore, StoreOptions};
 use verinfer_state::tensor::{DType, Tensor};
 
-fn api_err(e: ClientError) -> ApiError {
-    match e {
-        ClientError::Call(obj) => ApiError::from(obj),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 async fn register_mlp(c: &HttpClient) -> ModelInfo {
     c.register_model(register_request("mlp")).await.expect("mlp registers")

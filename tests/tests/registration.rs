@@ -5,20 +5,14 @@
 
 use std::sync::Arc;
 
+use verinfer_e2e::play::api_err;
 use verinfer_e2e::*;
 use verinfer_prover::frontend::{LoadOptions, load_model};
 use verinfer_rpc::api::ModelApiClient;
-use verinfer_rpc::error::{self as codes, ApiError};
-use verinfer_rpc::jsonrpsee::core::ClientError;
+use verinfer_rpc::error as codes;
 use verinfer_sequencer::node::CompileCheck;
 use verinfer_state::hash::Hash32;
 
-fn api_err(e: ClientError) -> ApiError {
-    match e {
-        ClientError::Call(obj) => ApiError::from(obj),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 /// A guard that compiles in-process (agrees), flips a bit of the root
 /// (disagrees) or fails.
