@@ -44,12 +44,12 @@ use verinfer_prover::program::Program;
 use verinfer_rpc::error::{self as codes, ApiError};
 use verinfer_rpc::tensor::{Encoding, WireTensor};
 use verinfer_rpc::types::*;
-use verinfer_state::batch::{BatchBody, BatchHeader, Inclusion, SealedBatch};
+use verinfer_state::batch::{BatchBody, BatchHeader, Inclusion, SealedRecords};
 use verinfer_state::hash::Hash32;
 use verinfer_state::model::{MAX_NAME_BYTES, ModelEntry, TensorSpec};
 use verinfer_state::receipt::Receipt;
 use verinfer_state::record::InferenceRecord;
-use verinfer_state::store::{RocksStore, SealParams, StoreError, StoreOptions, Submission};
+use verinfer_state::store::{PreparedAccept, RocksStore, SealParams, StoreError, StoreOptions, Submission};
 use verinfer_state::tensor::Tensor;
 
 use crate::config::NodeConfig;
@@ -72,10 +72,13 @@ pub trait BatchPoster: Send + Sync + 'static {
     /// stored batch after it, so a crash between seal and post loses no post.
     fn posted_head(&self) -> Option<u64>;
 
-    /// Posts one sealed batch (header and body, for data availability).
-    /// Batches are posted in order, each exactly once per successful call;
-    /// an error makes the node retry the same batch later.
-    fn post(&self, header: &BatchHeader, body: &BatchBody) -> Result<(), String>;
+    /// Posts one sealed batch: its header, and its body (for data
+    /// availability) if the settlement layer takes one. `body` assembles
+    /// the body from the store (every record's inputs), so a poster that
+    /// does not need it does not pay for it. Batches are posted in order,
+    /// each exactly once per successful call; an error makes the node retry
+    /// the same batch later.
+    fn post(&self, header: &BatchHeader, body: &dyn Fn() -> Result<BatchBody, String>) -> Result<(), String>;
 }
 
 /// An in-process poster that records posted headers (until the embedded
@@ -102,7 +105,7 @@ impl BatchPoster for StubPoster {
         None
     }
 
-    fn post(&self, header: &BatchHeader, _body: &BatchBody) -> Result<(), String> {
+    fn post(&self, header: &BatchHeader, _body: &dyn Fn() -> Result<BatchBody, String>) -> Result<(), String> {
         self.headers.lock().unwrap_or_else(PoisonError::into_inner).push(*header);
         Ok(())
     }
@@ -158,7 +161,7 @@ enum WorkMsg {
 }
 
 enum CommitMsg {
-    Accept { sub: Submission, outputs: Vec<WireTensor>, reply: oneshot::Sender<Result<SubmitResponse, ApiError>> },
+    Accept { sub: PreparedAccept, outputs: Vec<WireTensor>, reply: oneshot::Sender<Result<SubmitResponse, ApiError>> },
     Stop,
 }
 
@@ -205,15 +208,15 @@ impl Events {
         }
     }
 
-    fn sealed(&self, batch: &SealedBatch) {
+    fn sealed(&self, batch: &SealedRecords) {
         let _ = self.batches.send(BatchSummary { hash: batch.header.hash(), header: batch.header });
         let w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         if w.is_empty() {
             return;
         }
         let ids: Vec<(u64, Hash32)> = batch
-            .body
-            .records()
+            .records
+            .iter()
             .enumerate()
             .filter(|(_, r)| w.contains_key(&r.request_id))
             .map(|(i, r)| (i as u64, r.request_id))
@@ -691,6 +694,16 @@ impl Node {
             }
             let wire: Vec<WireTensor> = outputs.iter().map(|t| WireTensor::encode(t, encoding)).collect();
             let sub = Submission { model_id: model.entry.model_id, inputs, outputs, accepted_at_ms };
+            // Check, hash and encode here, in parallel across workers; the
+            // committer only assigns the sequence and writes.
+            let sub = match self.store.prepare_accept(sub) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "accept failed");
+                    let _ = reply.send(Err(store_err(e)));
+                    continue;
+                }
+            };
             if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
                 // The committer is gone (shutdown): the reply is dropped and
                 // the caller gets an internal error; nothing was accepted.
@@ -743,7 +756,7 @@ impl Node {
                 match msg {
                     CommitMsg::Stop => stop = true,
                     CommitMsg::Accept { sub, outputs, reply } => {
-                        let r = self.store.accept(sub).map(|record: InferenceRecord| SubmitResponse {
+                        let r = self.store.accept_prepared(sub).map(|record: InferenceRecord| SubmitResponse {
                             request_id: record.request_id,
                             status: verinfer_state::receipt::Status::Pending,
                             record,
@@ -772,7 +785,7 @@ impl Node {
     }
 
     /// Seals one batch (at most `max_records`) if anything is pending.
-    pub fn seal_once(&self) -> Result<Option<SealedBatch>, StoreError> {
+    pub fn seal_once(&self) -> Result<Option<SealedRecords>, StoreError> {
         let t0 = std::time::Instant::now();
         let head_ts = self.store.head().map_or(0, |h| h.timestamp_ms);
         let params = SealParams {
@@ -802,11 +815,16 @@ impl Node {
         let head = self.store.head().map_or(0, |h| h.number);
         while *next_to_post <= head {
             let n = *next_to_post;
-            let (Ok(Some(h)), Ok(Some(b))) = (self.store.header(n), self.store.body(n)) else {
+            let Ok(Some(h)) = self.store.header(n) else {
                 tracing::error!(batch = n, "cannot read batch to post");
                 return;
             };
-            if let Err(e) = poster.post(&h, &b) {
+            let body = || match self.store.body(n) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => Err(format!("batch {n} has no body")),
+                Err(e) => Err(format!("reading batch {n}'s body: {e}")),
+            };
+            if let Err(e) = poster.post(&h, &body) {
                 tracing::warn!(batch = n, error = %e, "posting batch failed; will retry");
                 return;
             }

@@ -41,6 +41,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use verinfer_prover::dispute::{DisputeProver, Fault};
 use verinfer_prover::game::agent::defender_move;
 use verinfer_prover::game::view::GameView;
+use verinfer_prover::game::types::Sig64;
 use verinfer_settlement::{AccountId, Event, Params, Settlement, SignedTx, Side, Tx, TxError};
 use verinfer_state::batch::{BatchBody, BatchHeader};
 use verinfer_state::receipt::Status;
@@ -92,7 +93,7 @@ pub enum SettlementError {
     Params(String),
 }
 
-/// An input to the referee, as logged.
+/// An input to the referee.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 enum Input {
     /// Privileged credit (dev faucet, genesis allocation).
@@ -105,10 +106,67 @@ enum Input {
     Tick,
 }
 
+/// An input as the log keeps it: an [`Input`], or the compact form of the
+/// sequencer's own batch posts. The first three variants encode exactly as
+/// [`Input`]'s, so entries written before the compact form existed decode.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+enum LoggedInput {
+    /// [`Input::Deposit`].
+    Deposit { account: AccountId, amount: u64 },
+    /// [`Input::Signed`].
+    Signed(Box<SignedTx>),
+    /// [`Input::Tick`].
+    Tick,
+    /// The sequencer's own signed `PostBatch` without its body: the body is
+    /// every record's inputs, which the store already holds, and
+    /// [`verinfer_state::store::Store::body`] assembles the same bytes again
+    /// on replay (docs/decisions/0013). Logged whole, it wrote every input
+    /// a second time.
+    OwnPost { signer: AccountId, nonce: u64, header: BatchHeader, signature: Sig64 },
+}
+
+impl Input {
+    /// The compact log form of a `PostBatch` signed by `own`; `None` for
+    /// every other input, which is logged as it is.
+    fn compact(&self, own: &AccountId) -> Option<LoggedInput> {
+        match self {
+            Input::Signed(stx) if &stx.signer == own => match &stx.tx {
+                Tx::PostBatch { header, .. } => Some(LoggedInput::OwnPost {
+                    signer: stx.signer,
+                    nonce: stx.nonce,
+                    header: *header,
+                    signature: stx.signature,
+                }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl LoggedInput {
+    /// The input it logs; an [`LoggedInput::OwnPost`] gets its body back
+    /// from the store.
+    fn restore(self, store: &RocksStore) -> Result<Input, String> {
+        match self {
+            LoggedInput::Deposit { account, amount } => Ok(Input::Deposit { account, amount }),
+            LoggedInput::Signed(stx) => Ok(Input::Signed(stx)),
+            LoggedInput::Tick => Ok(Input::Tick),
+            LoggedInput::OwnPost { signer, nonce, header, signature } => {
+                let body = store
+                    .body(header.number)
+                    .map_err(|e| format!("batch {}'s body: {e}", header.number))?
+                    .ok_or_else(|| format!("batch {} is not in the store", header.number))?;
+                Ok(Input::Signed(Box::new(SignedTx { signer, nonce, tx: Tx::PostBatch { header, body }, signature })))
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 struct LogEntry {
     now_ms: u64,
-    input: Input,
+    input: LoggedInput,
 }
 
 fn log_key(seq: u64) -> Vec<u8> {
@@ -284,7 +342,8 @@ fn load_state(store: &RocksStore, params: &Params) -> Result<Inner, SettlementEr
             return Err(corrupt(format!("log entry {seq} follows {next_seq}: a gap")));
         }
         let e: LogEntry = borsh::from_slice(&v).map_err(|e| corrupt(format!("log entry {seq}: {e}")))?;
-        apply_input(&mut state, e.now_ms, &e.input).map_err(|err| corrupt(format!("replaying log entry {seq}: {err}")))?;
+        let input = e.input.restore(store).map_err(|err| corrupt(format!("log entry {seq}: {err}")))?;
+        apply_input(&mut state, e.now_ms, &input).map_err(|err| corrupt(format!("replaying log entry {seq}: {err}")))?;
         next_seq += 1;
     }
     Ok(Inner { state, next_seq, snap_seq })
@@ -406,7 +465,12 @@ impl SettlementHost {
         }
         let mut up = SettlementUpdate::new();
         let seq = g.next_seq;
-        up.put(log_key(seq), borsh::to_vec(&LogEntry { now_ms: now, input }).expect("in-memory encoding"));
+        let entry = match input.compact(&self.account) {
+            // The bytes of `LogEntry { now_ms, input }`, without a copy.
+            None => borsh::to_vec(&(now, &input)),
+            Some(compact) => borsh::to_vec(&LogEntry { now_ms: now, input: compact }),
+        };
+        up.put(log_key(seq), entry.expect("in-memory encoding"));
         if let Err(e) = self.store.apply_settlement(up) {
             // Memory must not run ahead of disk: reload what is durable.
             tracing::error!(error = %e, "persisting a settlement input failed; reloading the stored state");
@@ -783,8 +847,8 @@ impl BatchPoster for SettlementPoster {
         Some(self.0.head())
     }
 
-    fn post(&self, header: &BatchHeader, body: &BatchBody) -> Result<(), String> {
-        self.0.post_batch(header, body).map_err(|e| e.to_string())?;
+    fn post(&self, header: &BatchHeader, body: &dyn Fn() -> Result<BatchBody, String>) -> Result<(), String> {
+        self.0.post_batch(header, &body()?).map_err(|e| e.to_string())?;
         tracing::info!(batch = header.number, records = header.record_count, "batch posted to settlement");
         Ok(())
     }
@@ -936,7 +1000,7 @@ mod tests {
         let seal = || {
             let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
             let b = store.seal(&params).expect("seal").expect("a batch");
-            h.post_batch(&b.header, &b.body).expect("post");
+            h.post_batch(&b.header, &store.body(b.header.number).expect("body").expect("stored")).expect("post");
             b
         };
         let recs: Vec<InferenceRecord> = (0..3).map(accept).collect();

@@ -172,27 +172,13 @@ impl BatchBody {
         Ok(MerkleTree::from_leaves(&self.leaves())?)
     }
 
-    /// Checks the body's own rules: non-empty, within the size limit,
-    /// sequences strictly increasing, every record's id derived and its
-    /// inputs hashing to its input root.
+    /// Checks the body's own rules: the record rules of
+    /// [`check_records`], and every record's inputs hashing to its input
+    /// root.
     pub fn check_entries(&self) -> Result<(), BodyError> {
-        let n = self.entries.len() as u64;
-        if n == 0 {
-            return Err(BodyError::Empty);
-        }
-        if n > MAX_BATCH_RECORDS {
-            return Err(BodyError::TooManyRecords(n));
-        }
-        let mut prev: Option<u64> = None;
+        check_records(self.records())?;
         for (i, e) in self.entries.iter().enumerate() {
-            let index = i as u64;
-            let seq = e.record.sequence;
-            if prev.is_some_and(|p| seq <= p) {
-                return Err(BodyError::SequenceOrder { index, sequence: seq });
-            }
-            prev = Some(seq);
-            e.record.check_id().map_err(|source| BodyError::Record { index, source })?;
-            e.record.check_inputs(&e.inputs).map_err(|source| BodyError::Record { index, source })?;
+            e.record.check_inputs(&e.inputs).map_err(|source| BodyError::Record { index: i as u64, source })?;
         }
         Ok(())
     }
@@ -213,8 +199,76 @@ impl BatchBody {
     }
 }
 
-/// A batch as built by the sealer: header, body and the records tree (kept
-/// for proofs).
+/// The rules a batch's records follow on their own: non-empty, within
+/// [`MAX_BATCH_RECORDS`], sequences strictly increasing, every record's id
+/// derived from its fields.
+pub fn check_records<'a>(records: impl ExactSizeIterator<Item = &'a InferenceRecord>) -> Result<(), BodyError> {
+    let n = records.len() as u64;
+    if n == 0 {
+        return Err(BodyError::Empty);
+    }
+    if n > MAX_BATCH_RECORDS {
+        return Err(BodyError::TooManyRecords(n));
+    }
+    let mut prev: Option<u64> = None;
+    for (i, r) in records.enumerate() {
+        let index = i as u64;
+        if prev.is_some_and(|p| r.sequence <= p) {
+            return Err(BodyError::SequenceOrder { index, sequence: r.sequence });
+        }
+        prev = Some(r.sequence);
+        r.check_id().map_err(|source| BodyError::Record { index, source })?;
+    }
+    Ok(())
+}
+
+/// A sealed batch without its inputs: the header, its records in leaf
+/// order and the records tree (kept for proofs). This is what the store
+/// seals: the inputs stay where acceptance wrote them, and the body is
+/// assembled from there only when someone needs it (posting, the explorer).
+#[derive(Clone, Debug)]
+pub struct SealedRecords {
+    /// The header.
+    pub header: BatchHeader,
+    /// The records, in leaf order.
+    pub records: Vec<InferenceRecord>,
+    /// The tree over the records' leaves.
+    pub tree: MerkleTree,
+}
+
+impl SealedRecords {
+    /// Builds batch `number` on top of `parent_hash` from `records`, after
+    /// checking them with [`check_records`]. Does not look at inputs.
+    pub fn build(
+        number: u64,
+        parent_hash: Hash32,
+        timestamp_ms: u64,
+        sequencer: Hash32,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Self, BodyError> {
+        check_records(records.iter())?;
+        let leaves: Vec<Hash32> = records.iter().map(InferenceRecord::leaf_hash).collect();
+        let tree = MerkleTree::from_leaves(&leaves)?;
+        let header = BatchHeader {
+            number,
+            parent_hash,
+            records_root: tree.root(),
+            record_count: tree.leaf_count(),
+            timestamp_ms,
+            sequencer,
+        };
+        header.validate().map_err(BodyError::Header)?;
+        Ok(Self { header, records, tree })
+    }
+
+    /// The inclusion proof of record `index`.
+    pub fn proof(&self, index: u64) -> Result<MerkleProof, MerkleError> {
+        self.tree.proof(index)
+    }
+}
+
+/// A whole batch: header, body (records with their inputs) and the records
+/// tree. What a settlement layer receives; tests build it directly.
 #[derive(Clone, Debug)]
 pub struct SealedBatch {
     /// The header.
@@ -237,17 +291,8 @@ impl SealedBatch {
     ) -> Result<Self, BodyError> {
         let body = BatchBody { entries };
         body.check_entries()?;
-        let tree = body.tree()?;
-        let header = BatchHeader {
-            number,
-            parent_hash,
-            records_root: tree.root(),
-            record_count: tree.leaf_count(),
-            timestamp_ms,
-            sequencer,
-        };
-        header.validate().map_err(BodyError::Header)?;
-        Ok(Self { header, body, tree })
+        let s = SealedRecords::build(number, parent_hash, timestamp_ms, sequencer, body.records().copied().collect())?;
+        Ok(Self { header: s.header, body, tree: s.tree })
     }
 
     /// The inclusion proof of record `index`.

@@ -8,10 +8,10 @@
 //! onnx         model_id                  → ONNX bytes
 //! programs     model_id                  → program bytes (opaque here)
 //! records      request_id                → InferenceRecord     (every accepted request)
-//! tensors      request_id                → RecordTensors       (inputs and outputs)
+//! tensors      sequence:u64be            → RecordTensors       (inputs and outputs)
 //! pending      sequence:u64be            → request_id          (the pending log)
 //! headers      number:u64be              → BatchHeader
-//! bodies       number:u64be              → BatchBody
+//! bodies       (empty since schema 2; schema 1 kept a copy of every batch body here)
 //! batch_index  number:u64be‖index:u64be  → request_id
 //! receipts     request_id                → Receipt
 //! settlement   opaque                    → opaque              (the settlement state machine's)
@@ -19,23 +19,33 @@
 //! Values are versioned messages ([`crate::codec`]); index values are raw
 //! 32-byte ids. Big-endian numbers make key order numeric order.
 //!
+//! ## Inputs are written once (schema 2, docs/decisions/0013)
+//! A request's tensors are written at acceptance and never copied: a batch
+//! body ([`Store::body`]) is assembled on demand from the batch index, the
+//! records and the tensors, and a seal writes only the header, the index,
+//! the receipts and the pending-log removals. Tensors are keyed by
+//! sequence, so they arrive in key order and RocksDB's compactions move
+//! their files instead of rewriting them. [`Store::open`] migrates a
+//! schema-1 store in place (re-keys the tensors, drops the body copies).
+//!
 //! ## Acknowledgement and durability (docs/decisions/0003)
 //! * [`Store::accept`] writes the record, its tensors, its pending-log entry
 //!   and a `Pending` receipt in one atomic batch **without fsync**. When it
 //!   returns, the request survives a crash of the process (kill, panic,
 //!   OOM) but not a power loss. This is the point at which the RPC
 //!   acknowledges a submission.
-//! * [`Store::commit_seal`] writes a whole batch (header, body, index,
-//!   receipts with proofs, and the removal of its records from the pending
-//!   log) as **one** atomic batch with one WAL fsync.
+//! * [`Store::commit_seal`] writes a whole batch (header, index, receipts
+//!   with proofs, and the removal of its records from the pending log) as
+//!   **one** atomic batch with one WAL fsync. The fsync also covers every
+//!   acceptance written before it (one WAL).
 //! * After reopening, the store is exactly at the last committed batch plus
 //!   the pending log; [`Store::pending_records`] returns the pending records
 //!   in acceptance order and the next seal takes them, unchanged.
 //!
 //! ## Invariants (checked by [`Store::fsck`])
 //! * Batches are numbered from [`FIRST_BATCH`] without gaps, each names its
-//!   parent's hash, timestamps never decrease, and every body recomputes to
-//!   its header.
+//!   parent's hash, timestamps never decrease, and every body (as
+//!   assembled) recomputes to its header.
 //! * Sequences are contiguous from 0: batched records in batch and leaf
 //!   order, then the pending log. A seal always takes a prefix of the
 //!   pending log.
@@ -63,7 +73,7 @@ pub use rocks::RocksKv;
 
 use crate::batch::{
     BatchBody, BatchHeader, BodyEntry, BodyError, FIRST_BATCH, GENESIS_PARENT, Inclusion,
-    InclusionError, MAX_BATCH_RECORDS, SealedBatch,
+    InclusionError, MAX_BATCH_RECORDS, SealedRecords,
 };
 use crate::codec::{DecodeError, Malformed, Message, decode, encode};
 use crate::hash::Hash32;
@@ -73,8 +83,9 @@ use crate::receipt::{Receipt, Status};
 use crate::record::{InferenceRecord, RecordError, RecordTensors, tensors_root};
 use crate::tensor::Tensor;
 
-/// The on-disk schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The on-disk schema version this build reads and writes. Version 1
+/// (tensors keyed by request id, a copy of every body) is migrated on open.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 
@@ -355,6 +366,30 @@ pub struct Submission {
     pub accepted_at_ms: u64,
 }
 
+/// A submission checked, hashed and encoded by [`Store::prepare_accept`],
+/// waiting for its sequence.
+#[derive(Clone, Debug)]
+pub struct PreparedAccept {
+    model_id: Hash32,
+    program_root: Hash32,
+    input_root: Hash32,
+    output_root: Hash32,
+    accepted_at_ms: u64,
+    tensors: Vec<u8>,
+}
+
+impl PreparedAccept {
+    /// The inputs' root (the record's `input_root`).
+    pub fn input_root(&self) -> Hash32 {
+        self.input_root
+    }
+
+    /// The outputs' root (the record's `output_root`).
+    pub fn output_root(&self) -> Hash32 {
+        self.output_root
+    }
+}
+
 /// Parameters of a seal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealParams {
@@ -369,7 +404,7 @@ pub struct SealParams {
 /// A batch built from the pending log, ready to commit.
 #[derive(Debug)]
 pub struct PreparedBatch {
-    sealed: SealedBatch,
+    sealed: SealedRecords,
     parent: Option<ChainHead>,
     writes: WriteBatch,
 }
@@ -380,9 +415,9 @@ impl PreparedBatch {
         &self.sealed.header
     }
 
-    /// The body it will commit.
-    pub fn body(&self) -> &BatchBody {
-        &self.sealed.body
+    /// The records it will commit, in leaf order.
+    pub fn records(&self) -> &[InferenceRecord] {
+        &self.sealed.records
     }
 
     /// Bytes the commit will write (keys and values).
@@ -468,6 +503,40 @@ pub struct Store<K: KvStore> {
     models: RwLock<HashMap<Hash32, ModelEntry>>,
 }
 
+/// Tensors migrated per write during the schema-1 migration.
+const MIGRATE_CHUNK: usize = 256;
+
+/// Migrates a schema-1 store to schema 2: moves every record's tensors from
+/// its request id to its sequence, drops the copies of the bodies, then
+/// records version 2. Each step is idempotent (a tensor under an 8-byte key
+/// is already moved) and the version is written last, so a crash in the
+/// middle leaves a store the next open migrates again.
+fn migrate_v1<K: KvStore>(kv: &K) -> Result<(), StoreError> {
+    // Both backends' scans see the data as of the scan's start, so writing
+    // while iterating is safe.
+    let mut b = WriteBatch::new();
+    for item in kv.scan(Cf::Tensors, KeyRange::all(), false)? {
+        let (k, v) = item?;
+        if k.len() == 8 {
+            continue;
+        }
+        let id = key_hash(Cf::Tensors, &k)?;
+        let bytes = kv.get(Cf::Records, &id.0)?.ok_or(Corruption::MissingRecord(id))?;
+        let r: InferenceRecord = dec(Cf::Records, &bytes)?;
+        b.put(Cf::Tensors, be(r.sequence), v);
+        b.delete(Cf::Tensors, k);
+        if b.len() >= 2 * MIGRATE_CHUNK {
+            kv.write(std::mem::take(&mut b), false)?;
+        }
+    }
+    for item in kv.scan(Cf::Bodies, KeyRange::all(), false)? {
+        b.delete(Cf::Bodies, item?.0);
+    }
+    b.put(Cf::Meta, META_SCHEMA, SCHEMA_VERSION.to_le_bytes());
+    kv.write(b, true)?;
+    Ok(())
+}
+
 fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
@@ -534,7 +603,9 @@ impl<K: KvStore> Store<K> {
                             detail: format!("{} bytes, expected 4", bytes.len()),
                         },
                     })?;
-                if found != SCHEMA_VERSION {
+                if found == 1 {
+                    migrate_v1(&kv)?;
+                } else if found != SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch { found, expected: SCHEMA_VERSION });
                 }
             }
@@ -669,36 +740,50 @@ impl<K: KvStore> Store<K> {
 
     // ----- acceptance ---------------------------------------------------
 
-    /// Accepts a request: checks it against the model's signature, assigns
-    /// the next sequence, and writes the record, its tensors, its pending-log
-    /// entry and a `Pending` receipt atomically, without fsync. When this
-    /// returns the request survives a process crash (see the module docs).
+    /// Accepts a request: [`Store::prepare_accept`] then
+    /// [`Store::accept_prepared`]. When this returns the request survives a
+    /// process crash (see the module docs).
     pub fn accept(&self, sub: Submission) -> Result<InferenceRecord, StoreError> {
+        self.accept_prepared(self.prepare_accept(sub)?)
+    }
+
+    /// The part of acceptance that needs no ordering: checks the submission
+    /// against the model's signature, hashes its tensors and encodes them.
+    /// Callers run it on their own threads, so that only the sequence
+    /// assignment and the write are serialised.
+    pub fn prepare_accept(&self, sub: Submission) -> Result<PreparedAccept, StoreError> {
         let model = self.model(&sub.model_id)?.ok_or(StoreError::UnknownModel(sub.model_id))?;
         check_signature(&model.inputs, &sub.inputs)
             .map_err(|source| StoreError::Signature { role: TensorRole::Input, source })?;
         check_signature(&model.outputs, &sub.outputs)
             .map_err(|source| StoreError::Signature { role: TensorRole::Output, source })?;
-        // Hash and encode outside the writer lock: only the sequence
-        // assignment and the write need to be serialised.
-        let input_root = tensors_root(&sub.inputs);
-        let output_root = tensors_root(&sub.outputs);
-        let tensors = encode(&RecordTensors { inputs: sub.inputs, outputs: sub.outputs });
+        Ok(PreparedAccept {
+            model_id: sub.model_id,
+            program_root: model.program_root,
+            input_root: tensors_root(&sub.inputs),
+            output_root: tensors_root(&sub.outputs),
+            accepted_at_ms: sub.accepted_at_ms,
+            tensors: encode(&RecordTensors { inputs: sub.inputs, outputs: sub.outputs }),
+        })
+    }
 
+    /// Assigns the next sequence and writes the record, its tensors, its
+    /// pending-log entry and a `Pending` receipt atomically, without fsync.
+    pub fn accept_prepared(&self, p: PreparedAccept) -> Result<InferenceRecord, StoreError> {
         let mut w = self.lock();
         let seq = w.next_sequence;
         let record = InferenceRecord::from_roots(
-            sub.model_id,
-            model.program_root,
-            input_root,
-            output_root,
+            p.model_id,
+            p.program_root,
+            p.input_root,
+            p.output_root,
             seq,
-            sub.accepted_at_ms,
+            p.accepted_at_ms,
         );
         let id = record.request_id.0;
         let mut b = WriteBatch::new();
         b.put(Cf::Records, id, encode(&record));
-        b.put(Cf::Tensors, id, tensors);
+        b.put(Cf::Tensors, be(seq), p.tensors);
         b.put(Cf::Pending, be(seq), id);
         b.put(Cf::Receipts, id, encode(&Receipt::pending(record.request_id)));
         self.kv.write(b, false)?;
@@ -753,7 +838,7 @@ impl<K: KvStore> Store<K> {
             });
         }
         let max = params.max_records.clamp(1, MAX_BATCH_RECORDS) as usize;
-        let mut entries = Vec::new();
+        let mut records = Vec::new();
         let mut pending_keys = Vec::new();
         for item in self.kv.scan(Cf::Pending, KeyRange::all(), false)?.take(max) {
             let (k, v) = item?;
@@ -764,24 +849,23 @@ impl<K: KvStore> Store<K> {
             if record.sequence != seq {
                 return Err(Corruption::RecordMismatch(id).into());
             }
-            let tensors: RecordTensors =
-                self.get_msg(Cf::Tensors, &id.0)?.ok_or(Corruption::MissingTensors(id))?;
-            entries.push(BodyEntry { record, inputs: tensors.inputs });
+            records.push(record);
             pending_keys.push(k);
         }
-        if entries.is_empty() {
+        if records.is_empty() {
             return Ok(None);
         }
+        // The inputs are not read: acceptance hashed them into each record's
+        // input root, and they stay where acceptance wrote them.
         let sealed =
-            SealedBatch::build(number, parent_hash, params.timestamp_ms, params.sequencer, entries)?;
+            SealedRecords::build(number, parent_hash, params.timestamp_ms, params.sequencer, records)?;
 
         let nk = be(number);
         let mut b = WriteBatch::new();
         b.put(Cf::Headers, nk, encode(&sealed.header));
-        b.put(Cf::Bodies, nk, encode(&sealed.body));
-        for (i, (entry, pk)) in sealed.body.entries.iter().zip(pending_keys).enumerate() {
+        for (i, (r, pk)) in sealed.records.iter().zip(pending_keys).enumerate() {
             let i = i as u64;
-            let id = entry.record.request_id;
+            let id = r.request_id;
             let inclusion = Inclusion { batch: number, proof: sealed.tree.proof(i)? };
             b.put(Cf::BatchIndex, index_key(number, i), id.0);
             b.put(Cf::Receipts, id.0, encode(&Receipt::batched(id, inclusion)));
@@ -794,7 +878,7 @@ impl<K: KvStore> Store<K> {
     /// [`StoreOptions::sync_seals`] is off. Fails with
     /// [`StoreError::HeadMoved`] if another batch was committed since it was
     /// prepared.
-    pub fn commit_seal(&self, prepared: PreparedBatch) -> Result<SealedBatch, StoreError> {
+    pub fn commit_seal(&self, prepared: PreparedBatch) -> Result<SealedRecords, StoreError> {
         let mut w = self.lock();
         if w.head != prepared.parent {
             return Err(StoreError::HeadMoved {
@@ -809,7 +893,7 @@ impl<K: KvStore> Store<K> {
     }
 
     /// Prepares and commits the next batch; `None` if nothing is pending.
-    pub fn seal(&self, params: &SealParams) -> Result<Option<SealedBatch>, StoreError> {
+    pub fn seal(&self, params: &SealParams) -> Result<Option<SealedRecords>, StoreError> {
         match self.prepare_seal(params)? {
             None => Ok(None),
             Some(p) => self.commit_seal(p).map(Some),
@@ -828,9 +912,23 @@ impl<K: KvStore> Store<K> {
         self.get_msg(Cf::Headers, &be(number))
     }
 
-    /// Batch `number`'s body.
+    /// Batch `number`'s body, assembled from its records and their stored
+    /// inputs (linear in the batch's input bytes; nothing is cached).
     pub fn body(&self, number: u64) -> Result<Option<BatchBody>, StoreError> {
-        self.get_msg(Cf::Bodies, &be(number))
+        let Some(h) = self.header(number)? else { return Ok(None) };
+        let mut entries = Vec::with_capacity(h.record_count.min(MAX_BATCH_RECORDS) as usize);
+        for item in self.records_in_batch(number, 0)? {
+            let (index, record) = item?;
+            if index != entries.len() as u64 {
+                return Err(Corruption::IndexEntry { number, index: entries.len() as u64 }.into());
+            }
+            let t = self.tensors_at(&record)?;
+            entries.push(BodyEntry { record, inputs: t.inputs });
+        }
+        if entries.len() as u64 != h.record_count {
+            return Err(Corruption::IndexEntry { number, index: entries.len() as u64 }.into());
+        }
+        Ok(Some(BatchBody { entries }))
     }
 
     /// Headers with numbers in `range`, ascending (descending if `newest_first`).
@@ -861,7 +959,15 @@ impl<K: KvStore> Store<K> {
 
     /// A record's inputs and outputs.
     pub fn record_tensors(&self, request_id: &Hash32) -> Result<Option<RecordTensors>, StoreError> {
-        self.get_msg(Cf::Tensors, &request_id.0)
+        match self.record(request_id)? {
+            None => Ok(None),
+            Some(r) => self.tensors_at(&r).map(Some),
+        }
+    }
+
+    /// The tensors stored for `record` (under its sequence).
+    fn tensors_at(&self, record: &InferenceRecord) -> Result<RecordTensors, StoreError> {
+        self.get_msg(Cf::Tensors, &be(record.sequence))?.ok_or(Corruption::MissingTensors(record.request_id).into())
     }
 
     /// A request's receipt.

@@ -7,6 +7,12 @@
 //! before returning (`manual_wal_flush` stays off), so they survive a
 //! process crash; only power loss can drop them.
 //!
+//! ## Files
+//! Flush and compaction write SST files with direct I/O where the
+//! filesystem supports `O_DIRECT` (probed at open), so the bulk of the bytes
+//! (request tensors) skip the page cache. The `tensors` family is not
+//! compressed (see [`family_options`]).
+//!
 //! ## Recovery
 //! WAL recovery mode is point-in-time: after a crash RocksDB replays the WAL
 //! up to the last complete record. A batch torn by a kill mid-write was never
@@ -52,6 +58,45 @@ fn cf_options() -> Options {
     o
 }
 
+/// Options of one family. `tensors` holds the bulk of the bytes (every
+/// request's inputs and outputs, written once, keyed by sequence): it is
+/// not compressed, because tensor bytes barely compress and compressing
+/// them cost more CPU per request than anything else in the store, and
+/// because with the same (no) compression on every level RocksDB can
+/// compact its sequential files by moving them instead of rewriting them.
+fn family_options(name: &str) -> Options {
+    let mut o = cf_options();
+    if name == Cf::Tensors.name() {
+        o.set_compression_type(DBCompressionType::None);
+        o.set_bottommost_compression_type(DBCompressionType::None);
+    }
+    o
+}
+
+/// Whether files in `dir` can be opened with `O_DIRECT` (tmpfs, for one,
+/// refuses); RocksDB would otherwise fail its first flush.
+fn direct_io_supported(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let probe = dir.join(".direct-io-probe");
+        let ok = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe)
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
 impl RocksKv {
     /// Opens (creating if missing) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, KvError> {
@@ -64,6 +109,13 @@ impl RocksKv {
         opts.set_manual_wal_flush(false);
         opts.set_paranoid_checks(true);
         opts.increase_parallelism(2);
+        // SST files (flush and compaction output) bypass the page cache when
+        // the filesystem allows it: every input tensor passes through a
+        // flush, and copying it into the page cache cost more CPU per
+        // request than the flush itself (docs/decisions/0013). The WAL stays
+        // buffered (RocksDB has no direct WAL writes).
+        let direct = direct_io_supported(&path);
+        opts.set_use_direct_io_for_flush_and_compaction(direct);
         let mut names: Vec<String> = Cf::ALL.iter().map(|c| c.name().to_string()).collect();
         // A missing database has no families to list; that error is expected.
         if let Ok(existing) = DB::list_cf(&opts, &path) {
@@ -73,7 +125,10 @@ impl RocksKv {
                 }
             }
         }
-        let descriptors = names.into_iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options()));
+        let descriptors = names.into_iter().map(|n| {
+            let o = family_options(&n);
+            ColumnFamilyDescriptor::new(n, o)
+        });
         let db = DB::open_cf_descriptors(&opts, &path, descriptors).map_err(backend)?;
         Ok(Self { db, path })
     }

@@ -45,10 +45,11 @@ fn schema_is_written_and_checked() {
     Store::open(kv.clone(), StoreOptions::default()).unwrap();
     assert_eq!(kv.get(Cf::Meta, META_SCHEMA).unwrap(), Some(SCHEMA_VERSION.to_le_bytes().to_vec()));
     Store::open(kv.clone(), StoreOptions::default()).unwrap();
-    kv.put(Cf::Meta, META_SCHEMA, &2u32.to_le_bytes(), true).unwrap();
+    let newer = SCHEMA_VERSION + 1;
+    kv.put(Cf::Meta, META_SCHEMA, &newer.to_le_bytes(), true).unwrap();
     assert_eq!(
         Store::open(kv.clone(), StoreOptions::default()).err(),
-        Some(StoreError::SchemaMismatch { found: 2, expected: SCHEMA_VERSION })
+        Some(StoreError::SchemaMismatch { found: newer, expected: SCHEMA_VERSION })
     );
     kv.put(Cf::Meta, META_SCHEMA, &[1, 0], true).unwrap();
     assert!(matches!(
@@ -153,7 +154,14 @@ fn seal_reopen_and_read() {
     assert_eq!(in2[0], (3, accepted[13]));
     assert_eq!(s.record_at(1, 9).unwrap(), Some(accepted[9]));
     assert_eq!(s.record_at(1, 10).unwrap(), None);
-    assert_eq!(s.body(2).unwrap().unwrap(), b2.body);
+    // The body is assembled from the records and the inputs written at
+    // acceptance, and recomputes to the header.
+    let body2 = s.body(2).unwrap().unwrap();
+    body2.verify(&b2.header).unwrap();
+    assert_eq!(body2.records().copied().collect::<Vec<_>>(), b2.records);
+    assert_eq!(body2.entries[0].inputs, sub(10).inputs);
+    assert_eq!(s.body(3).unwrap(), None);
+    assert_eq!(kv.scan(Cf::Bodies, KeyRange::all(), false).unwrap().count(), 0, "no copy of the inputs");
 
     // Reopen: same head, same pending log, same next sequence.
     let summary = s.fsck().unwrap();
@@ -166,8 +174,7 @@ fn seal_reopen_and_read() {
     assert_eq!(s.pending_count(), 5);
     assert_eq!(s.fsck().unwrap(), summary);
     let b3 = s.seal(&params(11, 100)).unwrap().unwrap();
-    let in3: Vec<InferenceRecord> = b3.body.records().copied().collect();
-    assert_eq!(in3, accepted[20..].to_vec());
+    assert_eq!(b3.records, accepted[20..].to_vec());
     // Reopen with nothing pending: the next sequence comes from the head batch.
     let s = Store::open(kv, StoreOptions::default()).unwrap();
     assert_eq!(s.next_sequence(), 25);
@@ -240,12 +247,13 @@ fn fsck_finds_tampering() {
     s.seal(&params(2, 2)).unwrap();
     s.fsck().unwrap();
 
-    // A body whose input was swapped for another tensor.
+    // A stored input swapped for another tensor.
     let snap = kv.snapshot();
     let s2 = Store::open(snap.clone(), StoreOptions::default()).unwrap();
-    let mut body = s2.body(1).unwrap().unwrap();
-    body.entries[1].inputs[0] = Tensor::from_f32(vec![2], vec![9.0, 9.0]).unwrap();
-    snap.put(Cf::Bodies, &be(1), &encode(&body), false).unwrap();
+    let r1 = s2.record_at(1, 1).unwrap().unwrap();
+    let mut t = s2.record_tensors(&r1.request_id).unwrap().unwrap();
+    t.inputs[0] = Tensor::from_f32(vec![2], vec![9.0, 9.0]).unwrap();
+    snap.put(Cf::Tensors, &be(r1.sequence), &encode(&t), false).unwrap();
     assert!(matches!(
         s2.fsck(),
         Err(StoreError::Corrupt(Corruption::Body { number: 1, source: BodyError::Record { index: 1, .. } }))
@@ -290,4 +298,41 @@ fn fsck_finds_tampering() {
         s.checkpoint(Path::new("/nonexistent/x")),
         Err(StoreError::Kv(KvError::Unsupported(_)))
     ));
+}
+
+/// Moves a schema-2 store's tensors to the schema-1 keys (request ids) and
+/// marks it version 1; the caller adds the body copies.
+fn downgrade_to_v1(kv: &MemKv) {
+    for item in kv.scan(Cf::Records, KeyRange::all(), false).unwrap() {
+        let (id, bytes) = item.unwrap();
+        let r: InferenceRecord = decode(&bytes).unwrap();
+        let t = kv.get(Cf::Tensors, &be(r.sequence)).unwrap().unwrap();
+        kv.delete(Cf::Tensors, &be(r.sequence), false).unwrap();
+        kv.put(Cf::Tensors, &id, &t, false).unwrap();
+    }
+    kv.put(Cf::Meta, META_SCHEMA, &1u32.to_le_bytes(), true).unwrap();
+}
+
+#[test]
+fn schema_1_store_is_migrated_on_open() {
+    let (kv, s) = fresh();
+    let accepted: Vec<InferenceRecord> = (0..7).map(|i| s.accept(sub(i)).unwrap()).collect();
+    let b1 = s.seal(&params(1, 4)).unwrap().unwrap();
+    let bodies: Vec<BatchBody> = vec![s.body(1).unwrap().unwrap()];
+    let summary = s.fsck().unwrap();
+    drop(s);
+    // The schema-1 layout: tensors under request ids, bodies copied.
+    downgrade_to_v1(&kv);
+    kv.put(Cf::Bodies, &be(1), &encode(&bodies[0]), false).unwrap();
+    assert_eq!(kv.scan(Cf::Tensors, KeyRange::all(), false).unwrap().filter(|e| e.as_ref().unwrap().0.len() == 32).count(), 7);
+
+    let s = Store::open(kv.clone(), StoreOptions::default()).unwrap();
+    assert_eq!(kv.get(Cf::Meta, META_SCHEMA).unwrap(), Some(SCHEMA_VERSION.to_le_bytes().to_vec()));
+    assert_eq!(kv.scan(Cf::Bodies, KeyRange::all(), false).unwrap().count(), 0);
+    assert!(kv.scan(Cf::Tensors, KeyRange::all(), false).unwrap().all(|e| e.unwrap().0.len() == 8));
+    assert_eq!(s.fsck().unwrap(), summary);
+    assert_eq!(s.body(1).unwrap().unwrap(), bodies[0]);
+    assert_eq!(s.seal(&params(2, 10)).unwrap().unwrap().records, accepted[4..].to_vec());
+    assert_eq!(b1.records, accepted[..4].to_vec());
+    s.fsck().unwrap();
 }
