@@ -1007,6 +1007,15 @@ mod tests {
         let b1 = seal();
         let later = accept(3);
         seal();
+        // The log keeps the sequencer's own posts without their bodies
+        // (decision 0013); the reopenings below replay them from the store.
+        let own_posts = store
+            .settlement_scan(LOG_PREFIX)
+            .expect("scan")
+            .map(|kv| borsh::from_slice::<LogEntry>(&kv.expect("entry").1).expect("decodes"))
+            .filter(|e| matches!(e.input, LoggedInput::OwnPost { .. }))
+            .count();
+        assert_eq!(own_posts, 2);
 
         let challenger = SigningKey::from_bytes(&[9; 32]);
         let cid = AccountId::of_key(&challenger.verifying_key());

@@ -73,8 +73,9 @@ fn family_options(name: &str) -> Options {
     o
 }
 
-/// Whether files in `dir` can be opened with `O_DIRECT` (tmpfs, for one,
-/// refuses); RocksDB would otherwise fail its first flush.
+/// Whether files in `dir` can be opened with `O_DIRECT` (some filesystems
+/// refuse it, e.g. tmpfs before Linux 6.6); RocksDB would otherwise fail its
+/// first flush.
 fn direct_io_supported(dir: &Path) -> bool {
     #[cfg(target_os = "linux")]
     {

@@ -116,3 +116,45 @@ fn checkpoint_is_a_consistent_store() {
     // An existing directory is refused.
     assert!(s.checkpoint(&snap_path).is_err());
 }
+
+/// Writes enough to fill a memtable (64 MB) so RocksDB flushes an SST file,
+/// then reopens and reads everything back. On a filesystem that accepts
+/// `O_DIRECT` the flush uses direct I/O; where it is refused (tmpfs before
+/// Linux 6.6, some network filesystems) the open-time probe must fall back
+/// to buffered writes instead of failing the flush.
+fn flush_and_reopen(dir: &std::path::Path) {
+    let value = |i: u64| -> Vec<u8> { (0..1_000_000u64).map(|j| (j.wrapping_mul(31).wrapping_add(i)) as u8).collect() };
+    {
+        let kv = RocksKv::open(dir).unwrap();
+        for i in 0..80u64 {
+            kv.put(Cf::Tensors, &i.to_be_bytes(), &value(i), false).unwrap();
+        }
+        // The flush runs in the background; wait for its file.
+        let sst = || {
+            std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sst")).count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while sst() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(sst() > 0, "80 MB should have flushed at least one SST file");
+    }
+    let kv = RocksKv::open(dir).unwrap();
+    for i in [0u64, 41, 79] {
+        assert_eq!(kv.get(Cf::Tensors, &i.to_be_bytes()).unwrap(), Some(value(i)));
+    }
+}
+
+#[test]
+fn large_writes_flush_and_reopen_with_or_without_direct_io() {
+    let dir = tempfile::tempdir().unwrap();
+    flush_and_reopen(dir.path());
+    // tmpfs: O_DIRECT is refused by older kernels, accepted by newer ones;
+    // either way the store must work there.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        flush_and_reopen(d.path());
+    }
+}
