@@ -29,13 +29,16 @@ pub enum Cf {
     Programs,
     /// `request_id → InferenceRecord`, for every accepted request.
     Records,
-    /// `request_id → RecordTensors` (inputs and outputs).
+    /// `sequence:u64be → RecordTensors` (inputs and outputs; schema 1 keyed
+    /// them by request id).
     Tensors,
     /// The pending log: `sequence:u64be → request_id`.
     Pending,
     /// `number:u64be → BatchHeader`.
     Headers,
-    /// `number:u64be → BatchBody`.
+    /// Empty since schema 2 (schema 1: `number:u64be → BatchBody`, a copy of
+    /// every body; bodies are now assembled from `Tensors`). Kept for the
+    /// schema-1 migration, which empties it.
     Bodies,
     /// `number:u64be || index:u64be → request_id`.
     BatchIndex,
