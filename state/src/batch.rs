@@ -169,7 +169,7 @@ impl BatchBody {
 
     /// The records tree.
     pub fn tree(&self) -> Result<MerkleTree, BodyError> {
-        Ok(MerkleTree::from_leaves(&self.leaves())?)
+        records_tree(self.records())
     }
 
     /// Checks the body's own rules: the record rules of
@@ -222,6 +222,12 @@ pub fn check_records<'a>(records: impl ExactSizeIterator<Item = &'a InferenceRec
     Ok(())
 }
 
+/// The tree over `records`' leaf hashes.
+fn records_tree<'a>(records: impl Iterator<Item = &'a InferenceRecord>) -> Result<MerkleTree, BodyError> {
+    let leaves: Vec<Hash32> = records.map(InferenceRecord::leaf_hash).collect();
+    Ok(MerkleTree::from_leaves(&leaves)?)
+}
+
 /// A sealed batch without its inputs: the header, its records in leaf
 /// order and the records tree (kept for proofs). This is what the store
 /// seals: the inputs stay where acceptance wrote them, and the body is
@@ -247,8 +253,18 @@ impl SealedRecords {
         records: Vec<InferenceRecord>,
     ) -> Result<Self, BodyError> {
         check_records(records.iter())?;
-        let leaves: Vec<Hash32> = records.iter().map(InferenceRecord::leaf_hash).collect();
-        let tree = MerkleTree::from_leaves(&leaves)?;
+        Self::assemble(number, parent_hash, timestamp_ms, sequencer, records)
+    }
+
+    /// [`SealedRecords::build`] for records already checked.
+    fn assemble(
+        number: u64,
+        parent_hash: Hash32,
+        timestamp_ms: u64,
+        sequencer: Hash32,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Self, BodyError> {
+        let tree = records_tree(records.iter())?;
         let header = BatchHeader {
             number,
             parent_hash,
@@ -291,7 +307,7 @@ impl SealedBatch {
     ) -> Result<Self, BodyError> {
         let body = BatchBody { entries };
         body.check_entries()?;
-        let s = SealedRecords::build(number, parent_hash, timestamp_ms, sequencer, body.records().copied().collect())?;
+        let s = SealedRecords::assemble(number, parent_hash, timestamp_ms, sequencer, body.records().copied().collect())?;
         Ok(Self { header: s.header, body, tree: s.tree })
     }
 

@@ -378,18 +378,6 @@ pub struct PreparedAccept {
     tensors: Vec<u8>,
 }
 
-impl PreparedAccept {
-    /// The inputs' root (the record's `input_root`).
-    pub fn input_root(&self) -> Hash32 {
-        self.input_root
-    }
-
-    /// The outputs' root (the record's `output_root`).
-    pub fn output_root(&self) -> Hash32 {
-        self.output_root
-    }
-}
-
 /// Parameters of a seal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealParams {
@@ -1186,7 +1174,7 @@ impl<K: KvStore> Store<K> {
     }
 
     fn check_tensors(&self, r: &InferenceRecord) -> Result<(), StoreError> {
-        let t = self.record_tensors(&r.request_id)?.ok_or(Corruption::MissingTensors(r.request_id))?;
+        let t = self.tensors_at(r)?;
         t.check(r).map_err(|source| Corruption::Tensors { request_id: r.request_id, source })?;
         Ok(())
     }
