@@ -112,9 +112,9 @@ impl RocksKv {
         opts.increase_parallelism(2);
         // SST files (flush and compaction output) bypass the page cache when
         // the filesystem allows it: every input tensor passes through a
-        // flush, and copying it into the page cache cost more CPU per
-        // request than the flush itself (docs/decisions/0013). The WAL stays
-        // buffered (RocksDB has no direct WAL writes).
+        // flush, and at the node's ceiling (null executor) the page-cache
+        // copy was the largest cost per request (docs/decisions/0013). The
+        // WAL stays buffered (RocksDB has no direct WAL writes).
         let direct = direct_io_supported(&path);
         opts.set_use_direct_io_for_flush_and_compaction(direct);
         let mut names: Vec<String> = Cf::ALL.iter().map(|c| c.name().to_string()).collect();
