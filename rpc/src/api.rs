@@ -106,7 +106,8 @@ pub trait ExplorerApi {
 ///
 /// Transactions are submitted signed, as hex of the borsh encoding of a
 /// `SignedTx` (ed25519 over `"verinfer/settlement/tx/v1" || chain_id ||
-/// borsh(signer, nonce, tx)`); the referee applies them at the node's clock.
+/// borsh(signer, nonce, tx)`, a `PostBatch` over its header instead:
+/// decision 0014); the referee applies them at the node's clock.
 #[rpc(server, client, namespace = "settlement")]
 pub trait SettlementApi {
     /// Parameters (chain id, window, clocks, bonds, dissection exponent) and

@@ -721,7 +721,7 @@ impl SettlementHost {
     }
 
     /// Posts one sealed batch; a no-op if the referee already holds it.
-    pub fn post_batch(&self, header: &BatchHeader, body: &BatchBody) -> Result<(), SettlementError> {
+    pub fn post_batch(&self, header: &BatchHeader, body: BatchBody) -> Result<(), SettlementError> {
         if let Some(b) = self.lock().state.batch(header.number) {
             if b.hash == header.hash() {
                 return Ok(());
@@ -733,7 +733,7 @@ impl SettlementHost {
                 header.hash()
             )));
         }
-        self.submit_own(Tx::PostBatch { header: *header, body: body.clone() })?;
+        self.submit_own(Tx::PostBatch { header: *header, body })?;
         Ok(())
     }
 
@@ -848,7 +848,7 @@ impl BatchPoster for SettlementPoster {
     }
 
     fn post(&self, header: &BatchHeader, body: &dyn Fn() -> Result<BatchBody, String>) -> Result<(), String> {
-        self.0.post_batch(header, &body()?).map_err(|e| e.to_string())?;
+        self.0.post_batch(header, body()?).map_err(|e| e.to_string())?;
         tracing::info!(batch = header.number, records = header.record_count, "batch posted to settlement");
         Ok(())
     }
@@ -1000,7 +1000,7 @@ mod tests {
         let seal = || {
             let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
             let b = store.seal(&params).expect("seal").expect("a batch");
-            h.post_batch(&b.header, &store.body(b.header.number).expect("body").expect("stored")).expect("post");
+            h.post_batch(&b.header, store.body(b.header.number).expect("body").expect("stored")).expect("post");
             b
         };
         let recs: Vec<InferenceRecord> = (0..3).map(accept).collect();

@@ -32,6 +32,7 @@
 pub mod batch;
 pub mod codec;
 pub mod hash;
+mod hash_many;
 pub mod merkle;
 pub mod model;
 pub mod npy;

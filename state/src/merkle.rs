@@ -368,7 +368,41 @@ impl MerkleTree {
 
 /// The bound root of `leaves`.
 pub fn merkle_root(leaves: &[Hash32]) -> Result<Hash32, MerkleError> {
-    Ok(MerkleTree::from_leaves(leaves)?.root())
+    let n = leaves.len() as u64;
+    if n > MAX_LEAVES {
+        return Err(MerkleError::TooManyLeaves(n));
+    }
+    Ok(root_of_leaves(leaves.to_vec()))
+}
+
+/// The bound root of at most [`MAX_LEAVES`] leaves, layer by layer with the
+/// inner hashes four at a time, keeping no tree. The same shape as
+/// [`MerkleTree`] (pairs left to right, an odd last node promoted), which
+/// the tests check.
+pub(crate) fn root_of_leaves(mut layer: Vec<Hash32>) -> Hash32 {
+    let n = layer.len() as u64;
+    debug_assert!(n <= MAX_LEAVES);
+    let mut next = Vec::with_capacity(layer.len().div_ceil(2));
+    while layer.len() > 1 {
+        next.clear();
+        let pairs = layer.len() / 2;
+        let prev = &layer;
+        crate::hash_many::tagged_many(
+            Domain::MerkleInner as u8,
+            64,
+            pairs,
+            |i, dst| {
+                dst[..32].copy_from_slice(&prev[2 * i].0);
+                dst[32..].copy_from_slice(&prev[2 * i + 1].0);
+            },
+            &mut next,
+        );
+        if layer.len() % 2 == 1 {
+            next.push(layer[layer.len() - 1]);
+        }
+        std::mem::swap(&mut layer, &mut next);
+    }
+    bind_root(n, &layer.first().copied().unwrap_or(Hash32::ZERO))
 }
 
 #[cfg(test)]
@@ -395,6 +429,15 @@ mod tests {
                 assert_eq!(p.path, rs_path, "n={n} i={i}");
                 verify(&t.root(), &l[i], &p).unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn root_without_tree_equals_tree_root() {
+        for n in (0..70).chain([127, 128, 129, 255, 256, 257, 1000, 2345]) {
+            let l = leaves(n);
+            let tree = MerkleTree::from_leaves(&l).expect("tree");
+            assert_eq!(merkle_root(&l), Ok(tree.root()), "{n} leaves");
         }
     }
 

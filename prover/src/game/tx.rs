@@ -4,9 +4,14 @@
 //! (`verinfer_settlement::Settlement::apply_signed`): the signature is ed25519
 //! (`verify_strict`) over [`SignedTx::signing_bytes`] =
 //! `"verinfer/settlement/tx/v1" || chain_id:u64le || borsh(signer, nonce, tx)`,
-//! and `nonce` must equal the signer's next nonce. A nonce is consumed only
-//! by a transaction that applies; a rejected one changes nothing, its nonce
-//! included.
+//! except that a `PostBatch` is signed over its header alone,
+//! `"verinfer/settlement/post-batch/v2" || chain_id:u64le || borsh(signer,
+//! nonce, header)` (decision 0014: the header commits to every byte of the
+//! body, and the referee rejects a body that does not match it, so hashing
+//! tens of megabytes of inputs into each signature bought nothing; the full
+//! form stays valid for batches signed before). `nonce` must equal the
+//! signer's next nonce. A nonce is consumed only by a transaction that
+//! applies; a rejected one changes nothing, its nonce included.
 
 use crate::dispute::{NodeReveal, OneStep, StatesCommit, TraceCommit};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -180,8 +185,11 @@ impl Tx {
     }
 }
 
-/// The prefix of every signed message.
+/// The prefix of every signed message but a `PostBatch`'s.
 pub const TX_SIGNING_TAG: &[u8] = b"verinfer/settlement/tx/v1";
+
+/// The prefix of a `PostBatch`'s signed message (header only).
+pub const POST_BATCH_SIGNING_TAG: &[u8] = b"verinfer/settlement/post-batch/v2";
 
 /// A transaction signed by its sender.
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
@@ -197,8 +205,27 @@ pub struct SignedTx {
 }
 
 impl SignedTx {
-    /// The bytes signed: tag, chain id, borsh of `(signer, nonce, tx)`.
+    /// The bytes signed: for a `PostBatch`, its tag, the chain id and borsh
+    /// of `(signer, nonce, header)`; for any other transaction
+    /// [`SignedTx::full_signing_bytes`].
     pub fn signing_bytes(chain_id: u64, signer: &AccountId, nonce: u64, tx: &Tx) -> Vec<u8> {
+        match tx {
+            Tx::PostBatch { header, .. } => {
+                let mut out = Vec::with_capacity(POST_BATCH_SIGNING_TAG.len() + 8 + 32 + 8 + 160);
+                out.extend_from_slice(POST_BATCH_SIGNING_TAG);
+                out.extend_from_slice(&chain_id.to_le_bytes());
+                borsh::to_writer(&mut out, &(signer, nonce, header)).expect("in-memory encoding");
+                out
+            }
+            _ => Self::full_signing_bytes(chain_id, signer, nonce, tx),
+        }
+    }
+
+    /// The v1 message: tag, chain id, borsh of `(signer, nonce, tx)`, a
+    /// `PostBatch`'s body included. Every transaction but a `PostBatch` is
+    /// signed over it; a `PostBatch` signed this way (before decision 0014)
+    /// still verifies, so settlement logs replay unchanged.
+    pub fn full_signing_bytes(chain_id: u64, signer: &AccountId, nonce: u64, tx: &Tx) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(TX_SIGNING_TAG);
         out.extend_from_slice(&chain_id.to_le_bytes());
@@ -217,8 +244,17 @@ impl SignedTx {
     pub fn verify_signature(&self, chain_id: u64) -> Result<(), BadSignature> {
         let key = VerifyingKey::from_bytes(&self.signer.0).map_err(|_| BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&Self::signing_bytes(chain_id, &self.signer, self.nonce, &self.tx), &sig)
-            .map_err(|_| BadSignature)
+        if key.verify_strict(&Self::signing_bytes(chain_id, &self.signer, self.nonce, &self.tx), &sig).is_ok() {
+            return Ok(());
+        }
+        // A batch signed over its body (v1). The body is checked against the
+        // header either way, so both messages attest to the same batch.
+        if matches!(self.tx, Tx::PostBatch { .. }) {
+            return key
+                .verify_strict(&Self::full_signing_bytes(chain_id, &self.signer, self.nonce, &self.tx), &sig)
+                .map_err(|_| BadSignature);
+        }
+        Err(BadSignature)
     }
 }
 

@@ -552,6 +552,52 @@ fn rule_signed_transactions_check_signature_chain_and_nonce() {
     assert_eq!(serde_json::from_str::<SignedTx>(&json).expect("parse"), good);
 }
 
+/// A `PostBatch` is signed over its header (decision 0014); the referee
+/// binds the body to the header itself. So a body swapped in flight passes
+/// the signature and is rejected by the body check, with the nonce unspent;
+/// and a batch signed the v1 way (over its body) still applies.
+#[test]
+fn rule_signed_post_batch_binds_header_and_referee_binds_body() {
+    let mut s = GameBuilder::toy().no_dispute().build();
+    let chain_id = s.chain.params().chain_id;
+    let entries = s.sealed.body.entries.clone();
+    let next = SealedBatch::build(2, s.sealed.header.hash(), 901, s.sequencer.id.as_hash(), entries).expect("batch");
+    let post = Tx::PostBatch { header: next.header, body: next.body.clone() };
+    let good = SignedTx::sign(&s.sequencer.key, chain_id, 0, post.clone());
+    let message = SignedTx::signing_bytes(chain_id, &s.sequencer.id, 0, &post);
+    assert!(message.starts_with(verinfer_settlement::tx::POST_BATCH_SIGNING_TAG));
+    assert!(message.len() < 300, "the body is not in the signed message");
+    // Another header: bad signature.
+    let mut t = good.clone();
+    if let Tx::PostBatch { header, .. } = &mut t.tx {
+        header.timestamp_ms += 1;
+    }
+    assert_eq!(s.chain.apply_signed(&t), Err(TxError::BadSignature));
+    // Another body under the same header: the signature holds, the body
+    // check rejects it, nothing is spent.
+    let mut t = good.clone();
+    if let Tx::PostBatch { body, .. } = &mut t.tx {
+        body.entries[0].inputs[0] = body.entries[0].inputs[0].clone().reshaped(vec![body.entries[0].inputs[0].len()]).expect("reshape");
+    }
+    assert!(matches!(s.chain.apply_signed(&t), Err(TxError::Body(_))));
+    assert_eq!(s.chain.st.account(&s.sequencer.id).nonce, 0);
+    // A v1 signature (over the body) verifies, and binds the body.
+    let v1 = |tx: &Tx| {
+        use ed25519_dalek::Signer as _;
+        let sig = s.sequencer.key.sign(&SignedTx::full_signing_bytes(chain_id, &s.sequencer.id, 0, tx));
+        SignedTx { signer: s.sequencer.id, nonce: 0, tx: tx.clone(), signature: verinfer_settlement::types::Sig64(sig.to_bytes()) }
+    };
+    let legacy = v1(&post);
+    legacy.verify_signature(chain_id).expect("v1 verifies");
+    let mut t = legacy.clone();
+    if let Tx::PostBatch { body, .. } = &mut t.tx {
+        body.entries.pop();
+    }
+    assert_eq!(t.verify_signature(chain_id), Err(verinfer_settlement::tx::BadSignature));
+    s.chain.apply_signed(&legacy).expect("a v1-signed batch applies");
+    assert_eq!(s.chain.st.batch(2).map(|b| b.hash), Some(next.header.hash()));
+}
+
 #[test]
 fn rule_a_whole_game_can_be_played_with_signed_moves() {
     let mut s = faulty();

@@ -51,6 +51,15 @@ fn backend(e: rocksdb::Error) -> KvError {
     KvError::Backend(e.into_string())
 }
 
+/// Live WAL bytes after which RocksDB flushes the families that pin the
+/// oldest WAL file. Without a bound, WAL files live until every family has
+/// flushed on its own, which for the small families takes gigabytes of
+/// inputs: every WAL byte then lands on a fresh page-cache page, and on this
+/// VM a page the guest has not touched lately costs a hypervisor fault
+/// (about 1 ms per 600 KB request, docs/node.md). Bounded, deleted WAL pages
+/// are reused while still mapped. Four tensor memtables (64 MiB each) fit.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
 fn cf_options() -> Options {
     let mut o = Options::default();
     o.set_compression_type(DBCompressionType::Lz4);
@@ -117,6 +126,7 @@ impl RocksKv {
         // WAL stays buffered (RocksDB has no direct WAL writes).
         let direct = direct_io_supported(&path);
         opts.set_use_direct_io_for_flush_and_compaction(direct);
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         let mut names: Vec<String> = Cf::ALL.iter().map(|c| c.name().to_string()).collect();
         // A missing database has no families to list; that error is expected.
         if let Ok(existing) = DB::list_cf(&opts, &path) {

@@ -66,7 +66,26 @@ impl Executor for NullExec {
     }
 }
 
+const USAGE: &str = "usage: loadbench [--model mlp|lenet5|mobilenetv2]... [--clients N] [--seconds S] [--workers N]
+                 [--b64] [--null-exec] [--max-records N] [--interval-ms MS] [--settlement]";
+
+/// Parses the command line; a bad argument prints the usage and exits 2.
 fn parse() -> Opts {
+    match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(msg) => {
+            if msg.is_empty() {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            eprintln!("loadbench: {msg}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `Err("")` for `--help`.
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Opts, String> {
     let mut o = Opts {
         models: vec![],
         clients: 64,
@@ -78,26 +97,32 @@ fn parse() -> Opts {
         interval_ms: None,
         settlement: false,
     };
-    let mut it = std::env::args().skip(1);
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+        v.parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+    }
     while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
-            "--model" => o.models.push(val()),
-            "--clients" => o.clients = val().parse().expect("--clients N"),
-            "--seconds" => o.seconds = val().parse().expect("--seconds S"),
-            "--workers" => o.workers = val().parse().expect("--workers N"),
+            "--model" => o.models.push(it.next().ok_or("--model needs a value")?),
+            "--clients" => o.clients = num("--clients", it.next())?,
+            "--seconds" => o.seconds = num("--seconds", it.next())?,
+            "--workers" => o.workers = num("--workers", it.next())?,
             "--b64" => o.b64 = true,
             "--null-exec" => o.null_exec = true,
-            "--max-records" => o.max_records = Some(val().parse().expect("--max-records N")),
-            "--interval-ms" => o.interval_ms = Some(val().parse().expect("--interval-ms MS")),
+            "--max-records" => o.max_records = Some(num("--max-records", it.next())?),
+            "--interval-ms" => o.interval_ms = Some(num("--interval-ms", it.next())?),
             "--settlement" => o.settlement = true,
-            other => panic!("unknown argument {other}"),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if let Some(m) = o.models.iter().find(|m| !["mlp", "lenet5", "mobilenetv2"].contains(&m.as_str())) {
+        return Err(format!("--model: unknown model {m:?}"));
     }
     if o.models.is_empty() {
         o.models = vec!["mlp".into(), "mobilenetv2".into()];
     }
-    o
+    Ok(o)
 }
 
 /// Runs the bare executor the node uses (the fast planned executor) on
