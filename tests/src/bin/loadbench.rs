@@ -366,9 +366,17 @@ fn run_model(o: &Opts, model: &str) {
         "node CPU efficiency (bare CPU per run / node CPU per request): {:.3}  (contention-independent estimate of node/bare throughput)",
         bare_cpu / node_cpu.max(1e-12)
     );
-    println!("load average after: {}", loadavg());
+    println!("load average after: {}  peak RSS of the process so far: {}", loadavg(), peak_rss());
     println!("node / bare executor throughput: {:.3} ({:+.1}%)", rps / bare_rps, (rps / bare_rps - 1.0) * 100.0);
     println!();
+}
+
+/// `VmHWM` from /proc (the process's peak resident set), as printed there.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string())))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// CPU seconds (user + system) of the process or of the calling thread,
