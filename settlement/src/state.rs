@@ -180,7 +180,7 @@ impl Settlement {
         if stx.nonce != expected {
             return Err(TxError::BadNonce { expected, got: stx.nonce });
         }
-        let events = self.apply(now_ms, stx.signer, stx.tx.clone())?;
+        let events = self.apply_tx(now_ms, stx.signer, &stx.tx)?;
         self.accounts.entry(stx.signer).or_default().nonce = expected + 1;
         Ok(events)
     }
@@ -188,15 +188,24 @@ impl Settlement {
     /// Applies `tx` from `sender` without a signature (in-process callers
     /// that authenticated the sender themselves, and tests). No nonce.
     pub fn apply(&mut self, now_ms: u64, sender: AccountId, tx: Tx) -> Result<Vec<Event>, TxError> {
+        self.apply_tx(now_ms, sender, &tx)
+    }
+
+    /// [`Settlement::apply`] by reference: a `PostBatch`'s body is only
+    /// checked, never kept (decision 0012), so it is never copied; cloning
+    /// the signed transaction here used to copy every batch's inputs.
+    fn apply_tx(&mut self, now_ms: u64, sender: AccountId, tx: &Tx) -> Result<Vec<Event>, TxError> {
         self.check_time(now_ms)?;
         let events = match tx {
-            Tx::Withdraw { amount } => self.withdraw(sender, amount)?,
-            Tx::BondSequencer { amount } => self.bond(sender, amount)?,
+            Tx::Withdraw { amount } => self.withdraw(sender, *amount)?,
+            Tx::BondSequencer { amount } => self.bond(sender, *amount)?,
             Tx::Unbond => self.unbond(now_ms, sender)?,
-            Tx::PostBatch { header, body } => self.post_batch(now_ms, sender, header, body)?,
-            Tx::OpenDispute { batch, index, record, proof } => self.open_dispute(now_ms, sender, batch, index, record, proof)?,
-            Tx::Move { game, seq, mv } => self.make_move(now_ms, sender, game, seq, mv)?,
-            Tx::ClaimTimeout { game } => self.claim_timeout(now_ms, game)?,
+            Tx::PostBatch { header, body } => self.post_batch(now_ms, sender, *header, body)?,
+            Tx::OpenDispute { batch, index, record, proof } => {
+                self.open_dispute(now_ms, sender, *batch, *index, *record, proof.clone())?
+            }
+            Tx::Move { game, seq, mv } => self.make_move(now_ms, sender, *game, *seq, mv.clone())?,
+            Tx::ClaimTimeout { game } => self.claim_timeout(now_ms, *game)?,
         };
         self.now_ms = now_ms;
         Ok(events)
@@ -280,7 +289,7 @@ impl Settlement {
         Ok(vec![Event::Transfer { from: Holder::Bond { account: sender }, to: Holder::Free { account: sender }, amount }])
     }
 
-    fn post_batch(&mut self, now_ms: u64, sender: AccountId, header: BatchHeader, body: BatchBody) -> Result<Vec<Event>, TxError> {
+    fn post_batch(&mut self, now_ms: u64, sender: AccountId, header: BatchHeader, body: &BatchBody) -> Result<Vec<Event>, TxError> {
         let s = self.sequencers.get(&sender).filter(|s| s.bond > 0).ok_or(TxError::NotSequencer(sender))?;
         if s.bond < self.params.min_sequencer_bond {
             return Err(TxError::BondBelowMinimum { bond: s.bond, min: self.params.min_sequencer_bond });

@@ -429,14 +429,18 @@ impl TensorData {
                 got: bytes.len() as u64,
             });
         }
+        // On a little-endian host the canonical bytes are the storage: one
+        // copy (memcpy speed) instead of an element-by-element conversion;
+        // every stored or received tensor is decoded through here.
         macro_rules! conv {
             ($t:ty, $var:ident) => {
-                TensorData::$var(
-                    bytes
-                        .chunks_exact(sz)
-                        .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
-                        .collect(),
-                )
+                TensorData::$var(if cfg!(target_endian = "little") {
+                    let mut v: Vec<$t> = vec![0 as $t; bytes.len() / sz];
+                    bytemuck::cast_slice_mut::<$t, u8>(&mut v).copy_from_slice(bytes);
+                    v
+                } else {
+                    bytes.chunks_exact(sz).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size"))).collect()
+                })
             };
         }
         Ok(match dtype {

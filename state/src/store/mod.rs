@@ -659,7 +659,9 @@ impl<K: KvStore> Store<K> {
     }
 
     fn get_msg<T: Message>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.kv.get(cf, key)?.map(|b| dec(cf, &b)).transpose()
+        let mut out = None;
+        self.kv.visit(cf, key, &mut |b| out = Some(dec(cf, b)))?;
+        out.transpose()
     }
 
     // ----- models -------------------------------------------------------

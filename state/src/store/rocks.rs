@@ -167,6 +167,16 @@ impl KvStore for RocksKv {
         self.db.get_cf(self.cf(cf)?, key).map_err(backend)
     }
 
+    fn visit(&self, cf: Cf, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, KvError> {
+        match self.db.get_pinned_cf(self.cf(cf)?, key).map_err(backend)? {
+            Some(v) => {
+                f(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), KvError> {
         let mut wb = rocksdb::WriteBatch::default();
         for op in batch.ops() {
