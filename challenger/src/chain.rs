@@ -103,7 +103,6 @@ fn bad(method: &'static str, e: impl std::fmt::Display) -> ChallengerError {
     ChallengerError::BadResponse { method, message: e.to_string() }
 }
 
-
 impl Chain {
     /// A client for `url` with limits large enough for model programs.
     pub fn connect(url: &str) -> Result<Self> {
@@ -160,7 +159,8 @@ impl Chain {
     pub async fn program(&self, model_id: Hash32, program_root: Hash32) -> Result<Program> {
         const M: &str = "model_program";
         let p = ModelApiClient::model_program(&self.http, model_id).await.map_err(rpc_err(M))?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(p.program_b64.as_bytes()).map_err(|e| bad(M, e))?;
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(p.program_b64.as_bytes()).map_err(|e| bad(M, e))?;
         let program = tokio::task::spawn_blocking(move || Program::from_bytes(&bytes))
             .await
             .map_err(|e| bad(M, e))?

@@ -74,10 +74,8 @@ impl ModelCache {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path().join("model.onnx");
             let Ok(bytes) = std::fs::read(&path) else { continue };
-            let opts = verinfer_prover::frontend::LoadOptions {
-                name: path.display().to_string(),
-                ..Default::default()
-            };
+            let opts =
+                verinfer_prover::frontend::LoadOptions { name: path.display().to_string(), ..Default::default() };
             match verinfer_prover::load_model(&bytes, &opts) {
                 Ok(m) => {
                     let root = m.program_root;

@@ -18,9 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -67,7 +65,10 @@ impl Metrics {
         }
         let p = "verinfer_challenger_";
         let m = Self {
-            records: reg!(IntCounterVec::new(Opts::new(format!("{p}records_verified_total"), "Records judged, by verdict"), &["verdict"])),
+            records: reg!(IntCounterVec::new(
+                Opts::new(format!("{p}records_verified_total"), "Records judged, by verdict"),
+                &["verdict"]
+            )),
             reexec: reg!(Histogram::with_opts(
                 HistogramOpts::new(format!("{p}reexecution_seconds"), "Re-execution time of one record").buckets(vec![
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
@@ -80,7 +81,10 @@ impl Metrics {
             won: reg!(IntCounter::new(format!("{p}disputes_won_total"), "Games won")),
             lost: reg!(IntCounter::new(format!("{p}disputes_lost_total"), "Games lost")),
             open_games: reg!(IntGauge::new(format!("{p}games_open"), "Games being played")),
-            moves: reg!(IntCounterVec::new(Opts::new(format!("{p}moves_total"), "Transactions sent, by kind"), &["kind"])),
+            moves: reg!(IntCounterVec::new(
+                Opts::new(format!("{p}moves_total"), "Transactions sent, by kind"),
+                &["kind"]
+            )),
             balance: reg!(IntGauge::new(format!("{p}balance"), "Free balance at the referee")),
             locked: reg!(IntGauge::new(format!("{p}bond_locked"), "Challenger bonds locked in open games")),
             registry,
@@ -146,7 +150,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
 
 /// Binds `addr` and serves metrics on it in a background task; returns the
 /// bound address (useful with port 0).
-pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn spawn(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let l = TcpListener::bind(addr).await?;
     let local = l.local_addr()?;
     Ok((local, tokio::spawn(serve(l, metrics))))

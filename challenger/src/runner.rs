@@ -38,7 +38,9 @@ use crate::db::{Db, GameEntry};
 use crate::error::{ChallengerError, Result};
 use crate::exec::{ModelCache, Prepared};
 use crate::metrics::Metrics;
-use crate::solver::{self, DisputeFailure, GameAction, Outcome, Progress, RecordAction, RecordFacts, RetryDecision, Verdict};
+use crate::solver::{
+    self, DisputeFailure, GameAction, Outcome, Progress, RecordAction, RecordFacts, RetryDecision, Verdict,
+};
 
 /// `explorer_batches` returns at most this many headers per call.
 const MAX_RANGE: u64 = 1000;
@@ -50,8 +52,9 @@ pub fn load_or_create_key(path: &std::path::Path) -> Result<SigningKey> {
             let t = text.trim();
             let t = t.strip_prefix("0x").unwrap_or(t);
             let mut seed = [0u8; 32];
-            hex::decode_to_slice(t, &mut seed)
-                .map_err(|e| ChallengerError::Config(format!("{}: expected 64 hex characters ({e})", path.display())))?;
+            hex::decode_to_slice(t, &mut seed).map_err(|e| {
+                ChallengerError::Config(format!("{}: expected 64 hex characters ({e})", path.display()))
+            })?;
             Ok(SigningKey::from_bytes(&seed))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -166,7 +169,8 @@ impl RunningChallenger {
         let db = Db::open(&cfg.datadir.join("db"))?;
         let key = load_or_create_key(&cfg.key_path())?;
         let me = AccountId::of_key(&key.verifying_key());
-        let salt: [u8; 32] = Sha256::new().chain_update(b"verinfer/challenger/salt/v1").chain_update(key.to_bytes()).finalize().into();
+        let salt: [u8; 32] =
+            Sha256::new().chain_update(b"verinfer/challenger/salt/v1").chain_update(key.to_bytes()).finalize().into();
         let chain = Chain::connect(&cfg.rpc)?;
         let info = retry_forever("settlement_info", &cfg, || chain.info()).await;
         let params = info.params;
@@ -287,7 +291,12 @@ impl Shared {
         }
         self.metrics.balance.set(acct.free as i64);
         if let Err(budget) = solver::can_afford(acct.free, bond, 0, self.cfg.bond) {
-            return Err(ChallengerError::InsufficientBond { account: self.me.to_string(), free: acct.free, bond, budget });
+            return Err(ChallengerError::InsufficientBond {
+                account: self.me.to_string(),
+                free: acct.free,
+                bond,
+                budget,
+            });
         }
         info!(free = acct.free, bond, disputes_affordable = acct.free / bond.max(1), "balance covers dispute bonds");
         Ok(())
@@ -373,7 +382,9 @@ impl Shared {
                     }
                     warn!("batch subscription closed (node restarted, or we fell behind); reconnecting");
                 }
-                Err(e) => warn!(error = %e, retry_in_ms = delay, url = %self.cfg.ws_url(), "cannot subscribe to batches; retrying"),
+                Err(e) => {
+                    warn!(error = %e, retry_in_ms = delay, url = %self.cfg.ws_url(), "cannot subscribe to batches; retrying")
+                }
             }
             tokio::time::sleep(Duration::from_millis(delay)).await;
             delay = (delay * 2).min(self.cfg.reconnect_max_ms);
@@ -512,7 +523,13 @@ impl Shared {
         }
         let referee_now_ms = self.chain.info().await.map(|i| i.now_ms).unwrap_or(0);
         let count = checked.body.entries.len();
-        let ctx = Arc::new(BatchCtx { number: n, checked, window_end_ms: sb.window_end_ms, referee_now_ms, loaded_at: Instant::now() });
+        let ctx = Arc::new(BatchCtx {
+            number: n,
+            checked,
+            window_end_ms: sb.window_end_ms,
+            referee_now_ms,
+            loaded_at: Instant::now(),
+        });
         debug!(batch = n, records = count, window_end_ms = ?ctx.window_end_ms, "batch loaded");
         remaining.insert(n, count);
         for i in 0..count as u64 {
@@ -579,16 +596,23 @@ impl Shared {
         } else {
             None
         };
-        let facts = RecordFacts { record, recomputed, now_ms: ctx.referee_now(), window_end_ms: ctx.window_end_ms, forced };
+        let facts =
+            RecordFacts { record, recomputed, now_ms: ctx.referee_now(), window_end_ms: ctx.window_end_ms, forced };
         match solver::judge_record(&facts) {
             RecordAction::Settle(v) => {
                 match &v {
-                    Verdict::Correct => debug!(batch = b, index = i, "record {} of batch {b}: output root matches", i + 1),
+                    Verdict::Correct => {
+                        debug!(batch = b, index = i, "record {} of batch {b}: output root matches", i + 1)
+                    }
                     Verdict::Unverifiable { reason } => {
                         warn!(batch = b, index = i, %reason, "record {} of batch {b}: cannot verify", i + 1)
                     }
-                    Verdict::WindowClosed => warn!(batch = b, index = i,
-                        "record {} of batch {b}: output root differs but the window has closed; nothing to do", i + 1),
+                    Verdict::WindowClosed => warn!(
+                        batch = b,
+                        index = i,
+                        "record {} of batch {b}: output root differs but the window has closed; nothing to do",
+                        i + 1
+                    ),
                     _ => {}
                 }
                 self.metrics.records.with_label_values(&[v.name()]).inc();
@@ -599,7 +623,12 @@ impl Shared {
             RecordAction::Dispute { ours } => {
                 self.metrics.records.with_label_values(&["wrong"]).inc();
                 if forced && ours == record.output_root {
-                    warn!(batch = b, index = i, "record {} of batch {b} of {total}: forced dispute on a record we find correct (drill); expect to lose the bond", i + 1);
+                    warn!(
+                        batch = b,
+                        index = i,
+                        "record {} of batch {b} of {total}: forced dispute on a record we find correct (drill); expect to lose the bond",
+                        i + 1
+                    );
                 } else {
                     info!(batch = b, index = i, ours = %ours, committed = %record.output_root,
                           "record {} of batch {b} (of {total}): output root differs; opening dispute", i + 1);
@@ -620,7 +649,8 @@ impl Shared {
     /// yet, a lost send), retries it in the background with the solver's
     /// backoff.
     async fn dispute(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32, reconcile: bool) {
-        let r = if reconcile { self.reconcile_or_open(ctx, i, ours).await } else { self.open_dispute(ctx, i, ours).await };
+        let r =
+            if reconcile { self.reconcile_or_open(ctx, i, ours).await } else { self.open_dispute(ctx, i, ours).await };
         if let Err((f, why)) = r
             && let Some(delay) = self.retry_decision(ctx, i, 1, &f, &why)
         {
@@ -634,17 +664,30 @@ impl Shared {
         let b = ctx.number;
         match solver::dispute_retry(&self.cfg.retry_policy(), attempt, f, ctx.referee_now(), ctx.window_end_ms) {
             RetryDecision::RetryIn { delay_ms } => {
-                warn!(batch = b, index = i, attempt, retry_in_ms = delay_ms,
-                      "record {} of batch {b}: dispute not opened ({why}); retrying in {delay_ms} ms", i + 1);
+                warn!(
+                    batch = b,
+                    index = i,
+                    attempt,
+                    retry_in_ms = delay_ms,
+                    "record {} of batch {b}: dispute not opened ({why}); retrying in {delay_ms} ms",
+                    i + 1
+                );
                 Some(delay_ms)
             }
             RetryDecision::GiveUp(reason) => {
                 if let DisputeFailure::Rejected(r) = f {
                     warn!(batch = b, index = i, reason = %r, "dispute on record {} of batch {b} rejected by the referee", i + 1);
-                    let _ = self.db.put_verdict(b, i, &Verdict::Unverifiable { reason: format!("dispute rejected: {r}") });
+                    let _ =
+                        self.db.put_verdict(b, i, &Verdict::Unverifiable { reason: format!("dispute rejected: {r}") });
                 } else {
                     // The intent stays recorded: a restart tries again.
-                    error!(batch = b, index = i, attempt, "record {} of batch {b} is wrong but not disputed ({why}); giving up until a restart: {reason}", i + 1);
+                    error!(
+                        batch = b,
+                        index = i,
+                        attempt,
+                        "record {} of batch {b} is wrong but not disputed ({why}); giving up until a restart: {reason}",
+                        i + 1
+                    );
                 }
                 None
             }
@@ -652,7 +695,14 @@ impl Shared {
     }
 
     /// Retries a failed dispute until it opens or the solver gives up.
-    async fn retry_dispute(self: Arc<Self>, ctx: Arc<BatchCtx>, i: u64, ours: Hash32, mut last: DisputeFailure, mut delay_ms: u64) {
+    async fn retry_dispute(
+        self: Arc<Self>,
+        ctx: Arc<BatchCtx>,
+        i: u64,
+        ours: Hash32,
+        mut last: DisputeFailure,
+        mut delay_ms: u64,
+    ) {
         let mut attempt = 1;
         loop {
             // A game of ours ending frees its bond: no need to wait out the
@@ -683,7 +733,12 @@ impl Shared {
     /// A dispute that may already be open (its send's answer was lost, or
     /// the process restarted after recording the intent): if the referee
     /// has a game of ours on the record, adopt it; otherwise open it now.
-    async fn reconcile_or_open(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) -> Result<(), (DisputeFailure, String)> {
+    async fn reconcile_or_open(
+        self: &Arc<Self>,
+        ctx: &Arc<BatchCtx>,
+        i: u64,
+        ours: Hash32,
+    ) -> Result<(), (DisputeFailure, String)> {
         if let Ok(games) = self.chain.games_of(&self.me, false).await
             && let Some(v) = games.iter().find(|g| g.batch == ctx.number && g.index == i && g.challenger == self.me)
         {
@@ -697,15 +752,22 @@ impl Shared {
     /// One attempt at opening a dispute on record `i`: `Ok` when a game is
     /// open and being played (or there is nothing a retry could fix),
     /// otherwise why not.
-    async fn open_dispute(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32) -> Result<(), (DisputeFailure, String)> {
+    async fn open_dispute(
+        self: &Arc<Self>,
+        ctx: &Arc<BatchCtx>,
+        i: u64,
+        ours: Hash32,
+    ) -> Result<(), (DisputeFailure, String)> {
         let b = ctx.number;
         let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return Ok(()) };
         let bond = self.params.challenger_bond;
         match self.chain.account(&self.me).await {
             Ok(a) => {
                 self.metrics.balance.set(a.free as i64);
-                if let Err(budget) = solver::can_afford(a.free, bond, self.locked.load(Ordering::SeqCst), self.cfg.bond) {
-                    let e = ChallengerError::InsufficientBond { account: self.me.to_string(), free: a.free, bond, budget };
+                if let Err(budget) = solver::can_afford(a.free, bond, self.locked.load(Ordering::SeqCst), self.cfg.bond)
+                {
+                    let e =
+                        ChallengerError::InsufficientBond { account: self.me.to_string(), free: a.free, bond, budget };
                     return Err((DisputeFailure::Unaffordable, e.to_string()));
                 }
             }
@@ -730,13 +792,22 @@ impl Shared {
                 match id {
                     Some(id) => {
                         self.metrics.opened.inc();
-                        info!(game = id, batch = b, index = i, bond, "dispute opened on record {} of batch {b}: game {id}", i + 1);
+                        info!(
+                            game = id,
+                            batch = b,
+                            index = i,
+                            bond,
+                            "dispute opened on record {} of batch {b}: game {id}",
+                            i + 1
+                        );
                         self.adopt_game(ctx, i, ours, id);
                         Ok(())
                     }
                     // Applied, but we cannot tell the game: the retry looks
                     // it up in `settlement_games` before sending anything.
-                    None => Err((DisputeFailure::SendFailed, format!("applied but no game id in its events: {events}"))),
+                    None => {
+                        Err((DisputeFailure::SendFailed, format!("applied but no game id in its events: {events}")))
+                    }
                 }
             }
             Err(ChallengerError::TxRejected { reason, .. }) => Err((DisputeFailure::Rejected(reason.clone()), reason)),
@@ -763,7 +834,12 @@ impl Shared {
             let Ok(Some(Verdict::Wrong { ours, game: None })) = self.db.verdict(b, i) else { continue };
             match self.batch_ctx(b).await {
                 Ok(ctx) => {
-                    info!(batch = b, index = i, "resuming the dispute on record {} of batch {b} intended before the restart", i + 1);
+                    info!(
+                        batch = b,
+                        index = i,
+                        "resuming the dispute on record {} of batch {b} intended before the restart",
+                        i + 1
+                    );
                     self.dispute(&ctx, i, ours, true).await;
                 }
                 Err(e) => error!(batch = b, index = i, error = %e, "cannot reload the batch of a pending dispute"),
@@ -785,7 +861,13 @@ impl Shared {
             });
         }
         let referee_now_ms = self.chain.info().await?.now_ms;
-        Ok(Arc::new(BatchCtx { number: n, checked, window_end_ms: sb.window_end_ms, referee_now_ms, loaded_at: Instant::now() }))
+        Ok(Arc::new(BatchCtx {
+            number: n,
+            checked,
+            window_end_ms: sb.window_end_ms,
+            referee_now_ms,
+            loaded_at: Instant::now(),
+        }))
     }
 
     /// Records game `id` and starts playing it.
@@ -842,7 +924,11 @@ impl Shared {
     }
 
     /// Builds our honest prover for a game's record.
-    async fn honest_prover(&self, g: &GameEntry, inputs: Option<Vec<verinfer_state::tensor::Tensor>>) -> Result<DisputeProver> {
+    async fn honest_prover(
+        &self,
+        g: &GameEntry,
+        inputs: Option<Vec<verinfer_state::tensor::Tensor>>,
+    ) -> Result<DisputeProver> {
         let inputs = match inputs {
             Some(i) => i,
             None => {
@@ -869,7 +955,12 @@ impl Shared {
     /// Plays game `g` to its end: reads the referee's view, asks the solver,
     /// acts, and sleeps until an event of the game (`waker`), the
     /// defender's clock running out, or the fallback poll.
-    async fn play(self: Arc<Self>, g: GameEntry, inputs: Option<Vec<verinfer_state::tensor::Tensor>>, waker: Arc<Notify>) {
+    async fn play(
+        self: Arc<Self>,
+        g: GameEntry,
+        inputs: Option<Vec<verinfer_state::tensor::Tensor>>,
+        waker: Arc<Notify>,
+    ) {
         let id = g.id;
         let what = format!("game {id} (record {} of batch {})", g.index + 1, g.batch);
         // Errors (node unreachable, a bad answer) back off from
@@ -941,7 +1032,10 @@ impl Shared {
                     self.wakers.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
                     // Our bond is free again: a dispute waiting for funds can go.
                     self.funds.notify_waiters();
-                    self.locked.fetch_sub(self.params.challenger_bond.min(self.locked.load(Ordering::SeqCst)), Ordering::SeqCst);
+                    self.locked.fetch_sub(
+                        self.params.challenger_bond.min(self.locked.load(Ordering::SeqCst)),
+                        Ordering::SeqCst,
+                    );
                     self.metrics.locked.set(self.locked.load(Ordering::SeqCst) as i64);
                     self.metrics.open_games.dec();
                     if let Ok(a) = self.chain.account(&self.me).await {
@@ -952,10 +1046,9 @@ impl Shared {
                 GameAction::Send(tx) => {
                     let tx = *tx;
                     let desc = match &tx {
-                        Tx::Move { mv: Move::Pick { child }, .. } => format!(
-                            "pick child {child} at {:?} (our computation differs there)",
-                            view.level
-                        ),
+                        Tx::Move { mv: Move::Pick { child }, .. } => {
+                            format!("pick child {child} at {:?} (our computation differs there)", view.level)
+                        }
                         Tx::Move { mv: Move::PickElement { offset }, .. } => {
                             format!("pick element {offset} of chunk {:?} of node {:?}", view.chunk, view.node)
                         }
@@ -983,7 +1076,10 @@ impl Shared {
                 a @ GameAction::Wait { .. } => nap(&waker, solver::wake_after(&a, poll_ms)).await,
                 a @ GameAction::Silent => {
                     if !said_silent {
-                        warn!(game = id, "{what}: no difference found at our turn — we were wrong to dispute; staying silent");
+                        warn!(
+                            game = id,
+                            "{what}: no difference found at our turn — we were wrong to dispute; staying silent"
+                        );
                         said_silent = true;
                     }
                     nap(&waker, solver::wake_after(&a, poll_ms)).await;
@@ -1024,7 +1120,9 @@ impl Shared {
                     }
                     debug!("settlement event subscription closed; reconnecting");
                 }
-                Err(e) => debug!(error = %e, retry_in_ms = delay, "cannot subscribe to settlement events; games are polled meanwhile"),
+                Err(e) => {
+                    debug!(error = %e, retry_in_ms = delay, "cannot subscribe to settlement events; games are polled meanwhile")
+                }
             }
             tokio::time::sleep(Duration::from_millis(delay)).await;
             delay = (delay * 2).min(self.cfg.reconnect_max_ms);
@@ -1060,8 +1158,14 @@ impl Shared {
                 let rate = (done - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
                 last = (Instant::now(), done);
                 if head > w + 1 {
-                    info!(verified = w, head, lag = head - w, records_per_s = format!("{rate:.1}"),
-                          "catching up: batch {w} of {head} verified ({} behind, {rate:.1} records/s)", head - w);
+                    info!(
+                        verified = w,
+                        head,
+                        lag = head - w,
+                        records_per_s = format!("{rate:.1}"),
+                        "catching up: batch {w} of {head} verified ({} behind, {rate:.1} records/s)",
+                        head - w
+                    );
                 }
             }
             if let Ok(a) = self.chain.account(&self.me).await {

@@ -111,7 +111,11 @@ pub fn sampled(salt: &[u8; 32], request_id: &Hash32, rate: f64) -> bool {
     if rate <= 0.0 {
         return false;
     }
-    let d = Sha256::new().chain_update(b"verinfer/challenger/sample/v1").chain_update(salt).chain_update(request_id.0).finalize();
+    let d = Sha256::new()
+        .chain_update(b"verinfer/challenger/sample/v1")
+        .chain_update(salt)
+        .chain_update(request_id.0)
+        .finalize();
     let mut w = [0u8; 8];
     w.copy_from_slice(&d[..8]);
     // Uniform in [0, 1) with 53 bits.

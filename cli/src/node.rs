@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use verinfer_rpc::tensor::WireTensor;
 use verinfer_sequencer::config::LogFormat;
-use verinfer_sequencer::{NodeConfig, FastExecutor, RunningNode};
+use verinfer_sequencer::{FastExecutor, NodeConfig, RunningNode};
 use verinfer_state::npy;
 
 /// The demo models, embedded so that `--dev` works from any directory.
@@ -167,10 +167,7 @@ fn first_inference(dir: &Path, rpc: SocketAddr, model_id: &str, input_npy: &[u8]
     });
     let path = dir.join("mlp-request.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&req)?).with_context(|| format!("writing {}", path.display()))?;
-    Ok(format!(
-        "curl -s -X POST -H 'Content-Type: application/json' --data @{} http://{rpc}",
-        path.display()
-    ))
+    Ok(format!("curl -s -X POST -H 'Content-Type: application/json' --data @{} http://{rpc}", path.display()))
 }
 
 /// Runs `verinfer node`.
@@ -204,7 +201,8 @@ pub fn run(args: NodeArgs) -> Result<()> {
                     .map_err(|e| anyhow::anyhow!("registering {name}: {}", e.message))?;
                 println!("model {name}: {} (program {})", info.model_id, info.program_root);
                 if name == "mlp" {
-                    let dir = tmp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_else(|| node.node.cfg.datadir.clone());
+                    let dir =
+                        tmp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_else(|| node.node.cfg.datadir.clone());
                     curl = Some(first_inference(&dir, node.rpc_addr, &info.model_id.to_string(), input)?);
                 }
             }
@@ -217,7 +215,10 @@ pub fn run(args: NodeArgs) -> Result<()> {
             }
             println!("then: verinfer receipt <request_id> --rpc http://{}", node.rpc_addr);
             if let Some(h) = &node.settlement {
-                println!("settlement: sequencer {} (settlement_info, settlement_games; docs/rpc.md#settlement)", h.account());
+                println!(
+                    "settlement: sequencer {} (settlement_info, settlement_games; docs/rpc.md#settlement)",
+                    h.account()
+                );
             }
         }
         wait_for_signal().await;

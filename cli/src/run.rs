@@ -138,7 +138,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(tr) = &trace {
         println!("trace root    {}", tr.root);
         for (i, (n, r)) in program.nodes.iter().zip(&tr.node_roots).enumerate() {
-            println!("  #{i:<4} {:<16} {:<5}{:<18} {}  {}", n.op.name(), n.output.dtype.name(), format!("{:?}", n.output.shape), r, n.name);
+            println!(
+                "  #{i:<4} {:<16} {:<5}{:<18} {}  {}",
+                n.op.name(),
+                n.output.dtype.name(),
+                format!("{:?}", n.output.shape),
+                r,
+                n.name
+            );
         }
     }
     Ok(())

@@ -139,10 +139,13 @@ fn input(i: usize) -> Tensor {
 /// longest game), at its middle step.
 fn find_fault(i: usize) -> (u32, u64, u64) {
     let onnx = std::fs::read(root().join("fixtures/models").join(MODEL).join("model.onnx")).expect("fixture model");
-    let m = verinfer_prover::load_model(&onnx, &LoadOptions { name: MODEL.into(), ..Default::default() }).expect("loads");
+    let m =
+        verinfer_prover::load_model(&onnx, &LoadOptions { name: MODEL.into(), ..Default::default() }).expect("loads");
     let inputs = vec![input(i)];
     let honest = DisputeProver::new(m.program.clone(), inputs.clone(), None).expect("prover");
-    let outs = |all: &[Tensor]| tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>());
+    let outs = |all: &[Tensor]| {
+        tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>())
+    };
     let h = outs(&execute_all(&m.program, &inputs, None).expect("runs"));
     let mut best: Option<(u64, (u32, u64, u64))> = None;
     for node in 0..m.program.nodes.len() as u32 {
@@ -217,8 +220,16 @@ tick_ms = 100
     std::fs::write(d.join("node.toml"), node_toml).expect("write config");
     let spec = format!("request=2,model={MODEL},node={},element={},step={}", at.0, at.1, at.2);
     let s = |x: &str| x.to_string();
-    let node_args =
-        vec![s("node"), s("--dev"), s("--config"), d.join("node.toml").display().to_string(), s("--metrics-addr"), s("off"), s("--inject-fault"), spec];
+    let node_args = vec![
+        s("node"),
+        s("--dev"),
+        s("--config"),
+        d.join("node.toml").display().to_string(),
+        s("--metrics-addr"),
+        s("off"),
+        s("--inject-fault"),
+        spec,
+    ];
     let mut node = Proc::spawn("node", &node_args, &d.join("node.log"));
     let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(60));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
@@ -251,14 +262,23 @@ tick_ms = 100
     // Three requests; the node corrupts the second.
     let mut ids = Vec::new();
     for i in 0..3 {
-        let req = SubmitRequest { model_id: model, inputs: vec![WireTensor::b64(&input(i))], output_encoding: Default::default() };
+        let req = SubmitRequest {
+            model_id: model,
+            inputs: vec![WireTensor::b64(&input(i))],
+            output_encoding: Default::default(),
+        };
         ids.push(InferApiClient::submit(&c, req).await.expect("submit").request_id);
     }
     let bad_id: Hash32 = ids[1];
-    let (bad_batch, bad_index) = wait_until("the corrupted request to be batched", Duration::from_secs(20), Duration::from_millis(50), || async {
-        let r = InferApiClient::receipt(&c, bad_id).await.expect("receipt");
-        r.inclusion.map(|inc| (inc.batch, inc.proof.index))
-    })
+    let (bad_batch, bad_index) = wait_until(
+        "the corrupted request to be batched",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let r = InferApiClient::receipt(&c, bad_id).await.expect("receipt");
+            r.inclusion.map(|inc| (inc.batch, inc.proof.index))
+        },
+    )
     .await;
 
     // Wait for the game with a challenger move in it and the next move held
@@ -284,16 +304,27 @@ tick_ms = 100
     // Restart on the same datadir (same key, same database).
     let mut ch2 = Proc::spawn("challenger (restarted)", &ch_args, &d.join("challenger-2.log"));
     assert_eq!(ch2.line("challenger account: ", Duration::from_secs(30)), account, "same key after the restart");
-    let done = wait_until("the resumed game to resolve", Duration::from_millis(CLOCK_MS + 10_000), Duration::from_millis(100), || async {
-        games_on(&c, bad_batch).await.into_iter().find(|x| x.id == g.id && x.resolution.is_some())
-    })
+    let done = wait_until(
+        "the resumed game to resolve",
+        Duration::from_millis(CLOCK_MS + 10_000),
+        Duration::from_millis(100),
+        || async { games_on(&c, bad_batch).await.into_iter().find(|x| x.id == g.id && x.resolution.is_some()) },
+    )
     .await;
     let restart_to_verdict = killed_at.elapsed();
 
     let r = done.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, Side::Challenger, "{r:?}");
-    assert!(matches!(r.reason, ResolutionReason::StepChecked { .. }), "won by the one-step check, not a timeout: {:?}", r.reason);
-    assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)), "pinpoint is the injected fault");
+    assert!(
+        matches!(r.reason, ResolutionReason::StepChecked { .. }),
+        "won by the one-step check, not a timeout: {:?}",
+        r.reason
+    );
+    assert_eq!(
+        (r.pinpoint.node, r.pinpoint.element, r.pinpoint.step),
+        (Some(at.0), Some(at.1), Some(at.2)),
+        "pinpoint is the injected fault"
+    );
     assert!(done.clocks.challenger_left_ms > 0, "won before its clock ran out");
     let ours_after = done.transcript.iter().filter(|m| m.side == Side::Challenger).count();
     assert!(ours_after > ours_at_kill, "the restarted process moved ({ours_at_kill} → {ours_after})");

@@ -85,8 +85,9 @@ fn run_writes_outputs_and_reports_bad_input() {
         .output()
         .expect("spawn");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let written = verinfer_state::npy::read_tensor(&std::fs::read(dir.path().join("output_0.npy")).expect("output file"))
-        .expect("npy");
+    let written =
+        verinfer_state::npy::read_tensor(&std::fs::read(dir.path().join("output_0.npy")).expect("output file"))
+            .expect("npy");
     assert_eq!(written.shape(), &[1, 10]);
 
     // A wrong-shaped input is a clear error naming the input, not a panic.
@@ -132,10 +133,9 @@ fn run_writes_outputs_and_reports_bad_input() {
 #[test]
 fn compile_from_stdin_under_generic_isa_gives_the_golden_program_roots() {
     use std::io::Write;
-    let golden: Value = serde_json::from_slice(
-        &std::fs::read(root().join("fixtures/golden/corpus_roots.json")).expect("golden roots"),
-    )
-    .expect("golden json");
+    let golden: Value =
+        serde_json::from_slice(&std::fs::read(root().join("fixtures/golden/corpus_roots.json")).expect("golden roots"))
+            .expect("golden json");
     for model in ["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"] {
         let bytes = std::fs::read(root().join("fixtures/models").join(model).join("model.onnx")).expect("model");
         let mut child = Command::new(env!("CARGO_BIN_EXE_verinfer"))

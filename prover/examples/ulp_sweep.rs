@@ -85,11 +85,7 @@ fn ref_erf(x: f64) -> f64 {
     if a >= 6.0 {
         return 1f64.copysign(x);
     }
-    let v = if a < 1.0 {
-        erf_series(a, a * a)
-    } else {
-        1.0 - erfc_ref(a, a * a)
-    };
+    let v = if a < 1.0 { erf_series(a, a * a) } else { 1.0 - erfc_ref(a, a * a) };
     v.copysign(x)
 }
 
@@ -99,11 +95,7 @@ fn ref_erf(x: f64) -> f64 {
 /// lies on the same side of every f32 midpoint as the exact value.
 fn tiny_half_up(x: f64) -> f64 {
     let v = 0.5 * x;
-    if v > 0.0 {
-        f64::from_bits(v.to_bits() + 1)
-    } else {
-        f64::from_bits(v.to_bits() - 1)
-    }
+    if v > 0.0 { f64::from_bits(v.to_bits() + 1) } else { f64::from_bits(v.to_bits() - 1) }
 }
 
 fn is_tiny(x: f64) -> bool {
@@ -169,11 +161,7 @@ fn ref_silu(x: f64) -> f64 {
 }
 
 fn ref_softplus(x: f64) -> f64 {
-    if x > 0.0 {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
+    if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
 fn ref_rsqrt(x: f64) -> f64 {
@@ -200,17 +188,9 @@ fn ref_log1p(x: f64) -> f64 {
 /// Infinite results count as 2^128 (the first value that rounds to inf).
 fn ulp_err(got: f32, r: f64) -> f64 {
     let lim = 2f64.powi(128);
-    let g = if got.is_infinite() {
-        lim.copysign(got as f64)
-    } else {
-        got as f64
-    };
+    let g = if got.is_infinite() { lim.copysign(got as f64) } else { got as f64 };
     let rc = r.clamp(-lim, lim);
-    let e = if rc == 0.0 {
-        -1000
-    } else {
-        ((rc.abs().to_bits() >> 52) as i64) - 1023
-    };
+    let e = if rc == 0.0 { -1000 } else { ((rc.abs().to_bits() >> 52) as i64) - 1023 };
     let ulp = f64::from_bits(((e.clamp(-126, 127) - 23 + 1023) as u64) << 52);
     (g - rc).abs() / ulp
 }
@@ -262,11 +242,7 @@ impl Acc {
         }
         let want32 = math::canon(want as f32);
         let e = if want.is_nan() || got.is_nan() {
-            if want.is_nan() && got.is_nan() {
-                0.0
-            } else {
-                f64::INFINITY
-            }
+            if want.is_nan() && got.is_nan() { 0.0 } else { f64::INFINITY }
         } else {
             ulp_err(got, want)
         };
@@ -306,11 +282,7 @@ fn sweep1(name: &str, f: F1, r: R1, threads: u32, stride: u64, dump: bool) -> Ac
                         let x = f32::from_bits(b as u32);
                         let got = f(x);
                         let want = r(x as f64);
-                        let exact = if is_rsqrt {
-                            Some(rsqrt_is_cr(x, got))
-                        } else {
-                            None
-                        };
+                        let exact = if is_rsqrt { Some(rsqrt_is_cr(x, got)) } else { None };
                         acc.grade(b, got, want, exact, dump);
                     }
                     c += threads as u64;
@@ -359,14 +331,9 @@ fn hash1(f: F1, threads: u32, stride: u64) -> u64 {
             })
         })
         .collect();
-    let mut all: Vec<(u64, u64)> = handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("hash thread panicked"))
-        .collect();
+    let mut all: Vec<(u64, u64)> = handles.into_iter().flat_map(|h| h.join().expect("hash thread panicked")).collect();
     all.sort();
-    all.iter().fold(FNV_OFFSET, |h, &(_, d)| {
-        fnv(fnv(h, d as u32), (d >> 32) as u32)
-    })
+    all.iter().fold(FNV_OFFSET, |h, &(_, d)| fnv(fnv(h, d as u32), (d >> 32) as u32))
 }
 
 fn hash_pow(samples: u64) -> u64 {
@@ -416,20 +383,11 @@ fn pow_pair(rng: &mut SplitMix) -> (f32, f32) {
             }
         }
     } else if sel < 7 {
-        (
-            (4.0 * rng.unit()) as f32,
-            (-60.0 + 120.0 * rng.unit()) as f32,
-        )
+        ((4.0 * rng.unit()) as f32, (-60.0 + 120.0 * rng.unit()) as f32)
     } else if sel < 9 {
-        (
-            (-4.0 + 8.0 * rng.unit()) as f32,
-            ((rng.next() % 301) as i32 - 150) as f32,
-        )
+        ((-4.0 + 8.0 * rng.unit()) as f32, ((rng.next() % 301) as i32 - 150) as f32)
     } else {
-        (
-            f32::from_bits(rng.next() as u32),
-            f32::from_bits(rng.next() as u32),
-        )
+        (f32::from_bits(rng.next() as u32), f32::from_bits(rng.next() as u32))
     }
 }
 
@@ -439,12 +397,7 @@ fn sweep_pow(samples: u64, threads: u32, dump: bool) -> Acc {
             std::thread::spawn(move || {
                 let mut rng = SplitMix(0x5eed_0000 + t as u64);
                 let mut acc = Acc::default();
-                let n = samples / threads as u64
-                    + if (t as u64) < samples % threads as u64 {
-                        1
-                    } else {
-                        0
-                    };
+                let n = samples / threads as u64 + if (t as u64) < samples % threads as u64 { 1 } else { 0 };
                 for _ in 0..n {
                     let (x, y) = pow_pair(&mut rng);
                     let got = math::pow(x, y);
@@ -495,24 +448,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--threads" => {
-                threads = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--threads N")
-            }
-            "--pow-samples" => {
-                pow_samples = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--pow-samples N")
-            }
-            "--stride" => {
-                stride = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--stride N")
-            }
+            "--threads" => threads = args.next().and_then(|v| v.parse().ok()).expect("--threads N"),
+            "--pow-samples" => pow_samples = args.next().and_then(|v| v.parse().ok()).expect("--pow-samples N"),
+            "--stride" => stride = args.next().and_then(|v| v.parse().ok()).expect("--stride N"),
             "--hash" => hash = true,
             "--dump" => dump_dir = Some(args.next().expect("--dump DIR")),
             _ => only.push(a),
@@ -581,31 +519,15 @@ fn main() {
         }
         let t0 = Instant::now();
         let acc = sweep1(name, f, r, threads, stride, dump_dir.is_some());
-        report(
-            name,
-            &acc,
-            format!("{:e}", f32::from_bits(acc.worst as u32)),
-            t0.elapsed().as_secs_f64(),
-        );
+        report(name, &acc, format!("{:e}", f32::from_bits(acc.worst as u32)), t0.elapsed().as_secs_f64());
         write_dump(name, &acc);
     }
     if want("pow") && pow_samples > 0 {
         let t0 = Instant::now();
         let acc = sweep_pow(pow_samples, threads, dump_dir.is_some());
-        let (wx, wy) = (
-            f32::from_bits((acc.worst >> 32) as u32),
-            f32::from_bits(acc.worst as u32),
-        );
-        report(
-            "pow",
-            &acc,
-            format!("{wx:e},{wy:e}"),
-            t0.elapsed().as_secs_f64(),
-        );
+        let (wx, wy) = (f32::from_bits((acc.worst >> 32) as u32), f32::from_bits(acc.worst as u32));
+        report("pow", &acc, format!("{wx:e},{wy:e}"), t0.elapsed().as_secs_f64());
         write_dump("pow", &acc);
-        println!(
-            "(pow: {} random pairs; worst_x is (x bits << 32 | y bits), the value column shows x,y)",
-            acc.count
-        );
+        println!("(pow: {} random pairs; worst_x is (x bits << 32 | y bits), the value column shows x,y)", acc.count);
     }
 }

@@ -196,7 +196,11 @@ pub fn verify_commit(claim: &Claim, c: &TraceCommit) -> Result<CommitInfo, Dispu
     merkle::verify(&c.trace_root, &binding_leaf(&claim.program_root, &claim.input_root), &c.binding_proof)
         .map_err(merkle_err("trace binding"))?;
     if c.outputs.len() != h.outputs.len() {
-        return Err(DisputeError::Malformed(format!("{} output roots for {} outputs", c.outputs.len(), h.outputs.len())));
+        return Err(DisputeError::Malformed(format!(
+            "{} output roots for {} outputs",
+            c.outputs.len(),
+            h.outputs.len()
+        )));
     }
     for (o, (root, proof)) in h.outputs.iter().zip(&c.outputs) {
         if u64::from(o.node) >= h.nodes {
@@ -294,14 +298,15 @@ pub fn verify_node_reveal(
         return Err(DisputeError::Mismatch("output tensor preimage"));
     }
     let pl = h.program_leaves();
-    let check_in_program = |what: &'static str, leaf: Hash32, index: u64, proof: &MerkleProof| -> Result<(), DisputeError> {
-        check_pos(what, proof, index, pl)?;
-        let bound = root_from_proof(0, &leaf, proof).map_err(merkle_err(what))?;
-        if program_root_of(&bound) != claim.program_root {
-            return Err(DisputeError::Mismatch(what));
-        }
-        Ok(())
-    };
+    let check_in_program =
+        |what: &'static str, leaf: Hash32, index: u64, proof: &MerkleProof| -> Result<(), DisputeError> {
+            check_pos(what, proof, index, pl)?;
+            let bound = root_from_proof(0, &leaf, proof).map_err(merkle_err(what))?;
+            if program_root_of(&bound) != claim.program_root {
+                return Err(DisputeError::Mismatch(what));
+            }
+            Ok(())
+        };
     check_in_program("node descriptor", Program::node_leaf(&r.descriptor), 1 + k, &r.descriptor_proof)?;
     if r.descriptor.output.dtype != r.tensor.dtype || r.descriptor.output.shape != r.tensor.shape {
         return Err(DisputeError::Mismatch("output dtype/shape against descriptor"));
@@ -335,7 +340,13 @@ pub fn verify_node_reveal(
             _ => return Err(DisputeError::Malformed(format!("slot {slot}: evidence does not match the input kind"))),
         }
     }
-    let ctx = NodeContext { node: k as u32, descriptor: r.descriptor.clone(), input_types, const_roots, output: r.tensor.clone() };
+    let ctx = NodeContext {
+        node: k as u32,
+        descriptor: r.descriptor.clone(),
+        input_types,
+        const_roots,
+        output: r.tensor.clone(),
+    };
     ctx.fold()?;
     Ok(ctx)
 }
@@ -345,7 +356,8 @@ pub fn verify_node_reveal(
 
 /// Checks revealed chunk bytes for chunk `c` whose leaf is `leaf`.
 pub fn verify_chunk(ctx: &NodeContext, c: u64, leaf: &Hash32, bytes: &[u8]) -> Result<(), DisputeError> {
-    let total = checked_numel(&ctx.output.shape).map_err(|e| DisputeError::Malformed(e.to_string()))? * ctx.output.dtype.size() as u64;
+    let total = checked_numel(&ctx.output.shape).map_err(|e| DisputeError::Malformed(e.to_string()))?
+        * ctx.output.dtype.size() as u64;
     let start = c * CHUNK_BYTES as u64;
     if start >= total {
         return Err(DisputeError::Malformed("chunk out of range".into()));
@@ -491,25 +503,36 @@ struct ProofReader<'a> {
 
 impl ProofReader<'_> {
     fn root_for(&mut self, slot: u32, ev: &RootEvidence) -> Result<Hash32, DisputeError> {
-        let vref = *self.ctx.descriptor.inputs.get(slot as usize).ok_or_else(|| DisputeError::Operand(format!("no slot {slot}")))?;
+        let vref = *self
+            .ctx
+            .descriptor
+            .inputs
+            .get(slot as usize)
+            .ok_or_else(|| DisputeError::Operand(format!("no slot {slot}")))?;
         let root = match (vref, ev) {
             (ValueRef::Node(j), RootEvidence::Trace { root, proof }) => {
                 check_pos("operand trace leaf", proof, 1 + u64::from(j), self.commit.trace_leaves)?;
-                merkle::verify(&self.commit.trace_root, &node_leaf(u64::from(j), root), proof).map_err(merkle_err("operand trace leaf"))?;
+                merkle::verify(&self.commit.trace_root, &node_leaf(u64::from(j), root), proof)
+                    .map_err(merkle_err("operand trace leaf"))?;
                 *root
             }
             (ValueRef::Input(i), RootEvidence::Input { root, proof }) => {
                 check_pos("operand input", proof, u64::from(i), self.commit.header.inputs.len() as u64)?;
-                merkle::verify(&self.claim.input_root, &tensor_list_leaf(root), proof).map_err(merkle_err("operand input"))?;
+                merkle::verify(&self.claim.input_root, &tensor_list_leaf(root), proof)
+                    .map_err(merkle_err("operand input"))?;
                 *root
             }
-            (ValueRef::Const(_), RootEvidence::Const) => self.ctx.const_roots[slot as usize].ok_or_else(|| DisputeError::Operand("constant root unknown".into()))?,
-            _ => return Err(DisputeError::Operand(format!("slot {slot}: root evidence does not match the input kind"))),
+            (ValueRef::Const(_), RootEvidence::Const) => self.ctx.const_roots[slot as usize]
+                .ok_or_else(|| DisputeError::Operand("constant root unknown".into()))?,
+            _ => {
+                return Err(DisputeError::Operand(format!("slot {slot}: root evidence does not match the input kind")));
+            }
         };
         if let Some(prev) = self.roots.get(&slot)
-            && prev != &root {
-                return Err(DisputeError::Operand(format!("slot {slot}: two different roots")));
-            }
+            && prev != &root
+        {
+            return Err(DisputeError::Operand(format!("slot {slot}: two different roots")));
+        }
         self.roots.insert(slot, root);
         Ok(root)
     }
@@ -518,7 +541,9 @@ impl ProofReader<'_> {
 impl OperandReader for ProofReader<'_> {
     fn read(&mut self, slot: usize, index: u64) -> Result<Scalar, ProverError> {
         let to_err = |e: DisputeError| ProverError::Fold(e.to_string());
-        let op = self.ops.get(self.next).ok_or_else(|| ProverError::Fold(format!("missing operand #{} (slot {slot}, element {index})", self.next)))?;
+        let op = self.ops.get(self.next).ok_or_else(|| {
+            ProverError::Fold(format!("missing operand #{} (slot {slot}, element {index})", self.next))
+        })?;
         self.next += 1;
         if op.slot as usize != slot || op.index != index {
             return Err(ProverError::Fold(format!(
@@ -530,7 +555,8 @@ impl OperandReader for ProofReader<'_> {
         }
         let root = self.root_for(op.slot, &op.root).map_err(to_err)?;
         let ty = &self.ctx.input_types[slot];
-        verify_element(&root, ty.dtype, &ty.shape, index, &op.value, &op.opening).map_err(|e| ProverError::Fold(format!("operand opening: {e}")))?;
+        verify_element(&root, ty.dtype, &ty.shape, index, &op.value, &op.opening)
+            .map_err(|e| ProverError::Fold(format!("operand opening: {e}")))?;
         Ok(op.value)
     }
 }
@@ -567,7 +593,10 @@ pub fn verify_one_step(
 
 /// Index of the first position where `mine` and `theirs` differ.
 pub fn leftmost_difference(mine: &[Hash32], theirs: &[Hash32]) -> Option<usize> {
-    mine.iter().zip(theirs).position(|(a, b)| a != b).or_else(|| (mine.len() != theirs.len()).then(|| mine.len().min(theirs.len())))
+    mine.iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .or_else(|| (mine.len() != theirs.len()).then(|| mine.len().min(theirs.len())))
 }
 
 // ---------------------------------------------------------------------------
@@ -576,7 +605,9 @@ pub fn leftmost_difference(mine: &[Hash32], theirs: &[Hash32]) -> Option<usize> 
 /// A deliberate, consistent lie: the state after step `step` of element
 /// `element` of node `node` has `xor` applied to its first word, and every
 /// later state, the node's output and everything downstream follow from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub struct Fault {
     /// Node index.
     pub node: u32,
@@ -602,9 +633,10 @@ pub fn element_states(
     for t in 0..k {
         s = fold.step(e, t, s, rd)?;
         if let Some((ft, xor)) = fault
-            && ft == t {
-                s.0[0] ^= xor;
-            }
+            && ft == t
+        {
+            s.0[0] ^= xor;
+        }
         out.push(s);
     }
     Ok(out)
@@ -670,7 +702,14 @@ impl DisputeProver {
     pub fn new(program: Program, inputs: Vec<Tensor>, fault: Option<Fault>) -> Result<Self, ProverError> {
         check_inputs(&program, &inputs)?;
         let roots: Vec<Hash32> = inputs.iter().map(Tensor::root).collect();
-        Ok(Self { program_tree: program.tree(), claim_input_root: tensor_list_root(&roots), program, inputs, fault, cache: Mutex::new(None) })
+        Ok(Self {
+            program_tree: program.tree(),
+            claim_input_root: tensor_list_root(&roots),
+            program,
+            inputs,
+            fault,
+            cache: Mutex::new(None),
+        })
     }
 
     /// The program.
@@ -682,7 +721,11 @@ impl DisputeProver {
     pub fn claim(&self) -> Result<Claim, ProverError> {
         let c = self.computed()?;
         let roots: Vec<Hash32> = self.program.outputs.iter().map(|o| c.outputs[o.node as usize].root()).collect();
-        Ok(Claim { program_root: self.program_root(), input_root: self.claim_input_root, output_root: tensor_list_root(&roots) })
+        Ok(Claim {
+            program_root: self.program_root(),
+            input_root: self.claim_input_root,
+            output_root: tensor_list_root(&roots),
+        })
     }
 
     /// The program root.
@@ -703,7 +746,11 @@ impl DisputeProver {
             leaves.push(node_leaf(i as u64, &bind_tensor_root(t.dtype(), &t.shape_u64(), &tree.root())));
         }
         let trace = MerkleTree::from_leaves(&leaves)?;
-        let c = Computed { outputs: std::sync::Arc::new(outputs), trees: std::sync::Arc::new(trees), trace: std::sync::Arc::new(trace) };
+        let c = Computed {
+            outputs: std::sync::Arc::new(outputs),
+            trees: std::sync::Arc::new(trees),
+            trace: std::sync::Arc::new(trace),
+        };
         *g = Some(c.clone());
         Ok(c)
     }
@@ -753,7 +800,10 @@ impl DisputeProver {
             .iter()
             .map(|r| {
                 Ok(match *r {
-                    ValueRef::Node(j) => InputEvidence::Node { descriptor: self.program.nodes[j as usize].clone(), proof: self.program_tree.proof(1 + u64::from(j))? },
+                    ValueRef::Node(j) => InputEvidence::Node {
+                        descriptor: self.program.nodes[j as usize].clone(),
+                        proof: self.program_tree.proof(1 + u64::from(j))?,
+                    },
                     ValueRef::Const(cst) => InputEvidence::Const {
                         tensor: TensorPreimage::of(&self.program.constants[cst as usize]),
                         proof: self.program_tree.proof(1 + n + u64::from(cst))?,
@@ -764,7 +814,11 @@ impl DisputeProver {
             .collect::<Result<Vec<_>, ProverError>>()?;
         Ok(NodeReveal {
             output_root: out.root(),
-            tensor: TensorPreimage { dtype: out.dtype(), shape: out.shape_u64(), chunks_root: c.trees[k as usize].root() },
+            tensor: TensorPreimage {
+                dtype: out.dtype(),
+                shape: out.shape_u64(),
+                chunks_root: c.trees[k as usize].root(),
+            },
             descriptor: node.clone(),
             descriptor_proof: self.program_tree.proof(1 + u64::from(k))?,
             inputs,
@@ -846,11 +900,18 @@ impl DisputeProver {
             let opening = t.open_element(&ctree, index)?;
             let root = match node.inputs[slot] {
                 ValueRef::Node(i) => RootEvidence::Trace { root: t.root(), proof: c.trace.proof(1 + u64::from(i))? },
-                ValueRef::Input(i) => RootEvidence::Input { root: input_roots[i as usize], proof: input_tree.proof(u64::from(i))? },
+                ValueRef::Input(i) => {
+                    RootEvidence::Input { root: input_roots[i as usize], proof: input_tree.proof(u64::from(i))? }
+                }
                 ValueRef::Const(_) => RootEvidence::Const,
             };
             operands.push(OperandOpening { slot: slot as u32, index, value, opening, root });
         }
-        Ok(OneStep { s_prev: states[j as usize - 1], s_prev_proof: tree.proof(j - 1)?, s_next: states[j as usize], operands })
+        Ok(OneStep {
+            s_prev: states[j as usize - 1],
+            s_prev_proof: tree.proof(j - 1)?,
+            s_next: states[j as usize],
+            operands,
+        })
     }
 }

@@ -126,11 +126,8 @@ pub fn execute_with(program: &Program, inputs: &[Tensor], opts: ExecOptions) -> 
             }
         }
     }
-    let outputs: Vec<Tensor> = program
-        .outputs
-        .iter()
-        .map(|o| values[o.node as usize].clone().expect("outputs are never freed"))
-        .collect();
+    let outputs: Vec<Tensor> =
+        program.outputs.iter().map(|o| values[o.node as usize].clone().expect("outputs are never freed")).collect();
     let input_roots: Vec<Hash32> = inputs.iter().map(Tensor::root).collect();
     let output_roots: Vec<Hash32> = match &node_roots {
         Some(r) => program.outputs.iter().map(|o| r[o.node as usize]).collect(),

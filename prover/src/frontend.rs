@@ -15,10 +15,10 @@
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use tract_hir::infer::Factoid;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModelExt, OutletId, TDim, TypedFact, TypedModel, TypedNode,
 };
-use tract_hir::infer::Factoid;
 use tract_onnx::tract_core::ops as tops;
 use verinfer_state::hash::{Domain, Hash32, hash};
 use verinfer_state::tensor::{DType, Tensor, TensorData};
@@ -108,7 +108,9 @@ fn to_tract_tensor(t: &Tensor) -> tract_onnx::prelude::Tensor {
 
 fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel, ProverError> {
     let fw = tract_onnx::onnx();
-    let mut proto = fw.proto_model_for_read(&mut &onnx[..]).map_err(|e| frontend_err(name, format!("not a valid ONNX protobuf: {e}")))?;
+    let mut proto = fw
+        .proto_model_for_read(&mut &onnx[..])
+        .map_err(|e| frontend_err(name, format!("not a valid ONNX protobuf: {e}")))?;
     if !opts.constant_inputs.is_empty() {
         freeze_inputs(&mut proto, &opts.constant_inputs, name)?;
     }
@@ -117,7 +119,11 @@ fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel
     let names: Vec<String> = outlets.iter().map(|o| model.node(o.node).name.clone()).collect();
     for (given, _) in &opts.shapes {
         if !names.contains(given) {
-            return Err(ProverError::UnknownInput { model: name.into(), input: given.clone(), known: names.join(", ") });
+            return Err(ProverError::UnknownInput {
+                model: name.into(),
+                input: given.clone(),
+                known: names.join(", "),
+            });
         }
     }
     for (i, input) in names.iter().enumerate() {
@@ -130,7 +136,11 @@ fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel
         } else {
             let concrete = fact.shape.as_concrete_finite().ok().flatten();
             if concrete.is_none() {
-                return Err(ProverError::SymbolicInput { model: name.into(), input: input.clone(), shape: format!("{:?}", fact.shape) });
+                return Err(ProverError::SymbolicInput {
+                    model: name.into(),
+                    input: input.clone(),
+                    shape: format!("{:?}", fact.shape),
+                });
             }
         }
     }
@@ -139,7 +149,11 @@ fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel
 }
 
 /// Moves named graph inputs into initializers.
-fn freeze_inputs(proto: &mut tract_onnx::pb::ModelProto, consts: &[(String, Tensor)], name: &str) -> Result<(), ProverError> {
+fn freeze_inputs(
+    proto: &mut tract_onnx::pb::ModelProto,
+    consts: &[(String, Tensor)],
+    name: &str,
+) -> Result<(), ProverError> {
     use tract_onnx::pb::{TensorProto, tensor_proto::DataType};
     let graph = proto.graph.as_mut().ok_or_else(|| frontend_err(name, "model has no graph"))?;
     for (input, t) in consts {
@@ -192,7 +206,8 @@ pub fn dtype_of(dt: DatumType) -> Option<DType> {
 
 /// A tract tensor as a canonical tensor.
 pub fn from_tract(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
-    let dt = dtype_of(t.datum_type()).ok_or_else(|| format!("dtype {:?} is not in the canonical set", t.datum_type()))?;
+    let dt =
+        dtype_of(t.datum_type()).ok_or_else(|| format!("dtype {:?} is not in the canonical set", t.datum_type()))?;
     let shape = t.shape().to_vec();
     let plain = t.try_as_plain_ram().map_err(|e| e.to_string())?;
     macro_rules! get {
@@ -201,7 +216,9 @@ pub fn from_tract(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
         };
     }
     let data = match dt {
-        DType::F32 => TensorData::F32(plain.as_slice::<f32>().map_err(|e| e.to_string())?.iter().map(|&v| crate::math::canon(v)).collect()),
+        DType::F32 => TensorData::F32(
+            plain.as_slice::<f32>().map_err(|e| e.to_string())?.iter().map(|&v| crate::math::canon(v)).collect(),
+        ),
         DType::I64 => get!(i64, I64),
         DType::I32 => get!(i32, I32),
         DType::I16 => get!(i16, I16),
@@ -254,8 +271,15 @@ impl<'a> Lowering<'a> {
     }
 
     fn value_type(&self, node: &TypedNode, fact: &TypedFact) -> Result<ValueType, ProverError> {
-        let dtype = dtype_of(fact.datum_type).ok_or_else(|| self.dtype_err(node, format!("dtype {:?} is not in the canonical set (f32, integers, bool)", fact.datum_type)))?;
-        let shape = concrete(fact).ok_or_else(|| self.dtype_err(node, format!("shape {:?} is not concrete; give concrete input shapes", fact.shape)))?;
+        let dtype = dtype_of(fact.datum_type).ok_or_else(|| {
+            self.dtype_err(
+                node,
+                format!("dtype {:?} is not in the canonical set (f32, integers, bool)", fact.datum_type),
+            )
+        })?;
+        let shape = concrete(fact).ok_or_else(|| {
+            self.dtype_err(node, format!("shape {:?} is not concrete; give concrete input shapes", fact.shape))
+        })?;
         Ok(ValueType { dtype, shape })
     }
 
@@ -279,13 +303,22 @@ impl<'a> Lowering<'a> {
                 ValueRef::Input(i) => {
                     let o = self.typed.input_outlets().expect("typed model has inputs")[i as usize];
                     let f = self.typed.outlet_fact(o).expect("input fact");
-                    ValueType { dtype: dtype_of(f.datum_type).unwrap_or(DType::F32), shape: concrete(f).unwrap_or_default() }
+                    ValueType {
+                        dtype: dtype_of(f.datum_type).unwrap_or(DType::F32),
+                        shape: concrete(f).unwrap_or_default(),
+                    }
                 }
             })
             .collect()
     }
 
-    fn push(&mut self, node: &TypedNode, op: Op, inputs: Vec<ValueRef>, out: ValueType) -> Result<ValueRef, ProverError> {
+    fn push(
+        &mut self,
+        node: &TypedNode,
+        op: Op,
+        inputs: Vec<ValueRef>,
+        out: ValueType,
+    ) -> Result<ValueRef, ProverError> {
         let types = self.input_types(&inputs);
         check_types(&op, &types, &out).map_err(|e| match e {
             ProverError::OpDType { op, dtype } => self.dtype_err(node, format!("{op} is not defined for {dtype}")),
@@ -303,7 +336,12 @@ impl<'a> Lowering<'a> {
 
     fn lower_node(&mut self, node: &TypedNode) -> Result<(), ProverError> {
         if node.op_as::<tops::source::TypedSource>().is_some() {
-            let pos = self.typed.input_outlets().map_err(|e| frontend_err(self.model, e))?.iter().position(|o| o.node == node.id);
+            let pos = self
+                .typed
+                .input_outlets()
+                .map_err(|e| frontend_err(self.model, e))?
+                .iter()
+                .position(|o| o.node == node.id);
             let pos = pos.ok_or_else(|| self.unsupported(node, Some("source that is not a model input".into())))?;
             self.map.insert(OutletId::new(node.id, 0), ValueRef::Input(pos as u32));
             return Ok(());
@@ -330,9 +368,12 @@ impl<'a> Lowering<'a> {
         }
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for i in &node.inputs {
-            inputs.push(*self.map.get(i).ok_or_else(|| self.unsupported(node, Some(format!("input {i:?} was not lowered"))))?);
+            inputs.push(
+                *self.map.get(i).ok_or_else(|| self.unsupported(node, Some(format!("input {i:?} was not lowered"))))?,
+            );
         }
-        if node.outputs[0].fact.datum_type == DatumType::F64 || node.inputs.iter().any(|i| self.f64_as_f32.contains(i)) {
+        if node.outputs[0].fact.datum_type == DatumType::F64 || node.inputs.iter().any(|i| self.f64_as_f32.contains(i))
+        {
             let r = self.lower_f64(node, inputs)?;
             self.map.insert(OutletId::new(node.id, 0), r);
             return Ok(());
@@ -372,7 +413,8 @@ impl<'a> Lowering<'a> {
         let carried = ValueType { dtype: DType::F32, shape };
         if let Some(c) = node.op_as::<tops::cast::Cast>() {
             if c.to == DatumType::F64 && !reads[0] && (types[0].dtype == DType::F32 || types[0].dtype.is_int()) {
-                let r = if types[0].dtype == DType::F32 { inputs[0] } else { self.push(node, Op::Cast, inputs, carried)? };
+                let r =
+                    if types[0].dtype == DType::F32 { inputs[0] } else { self.push(node, Op::Cast, inputs, carried)? };
                 self.f64_as_f32.insert(outlet);
                 return Ok(r);
             }
@@ -413,7 +455,13 @@ impl<'a> Lowering<'a> {
         ))
     }
 
-    fn geometry(&self, node: &TypedNode, spec: &tops::cnn::PoolSpec, input: &ValueType, deconv_adjust: Option<&[usize]>) -> Result<Geometry, ProverError> {
+    fn geometry(
+        &self,
+        node: &TypedNode,
+        spec: &tops::cnn::PoolSpec,
+        input: &ValueType,
+        deconv_adjust: Option<&[usize]>,
+    ) -> Result<Geometry, ProverError> {
         use tops::nn::DataFormat;
         let layout = match spec.data_format {
             DataFormat::NCHW => DataLayout::Nchw,
@@ -429,7 +477,9 @@ impl<'a> Lowering<'a> {
             (off + 1..off + 1 + sr).map(|a| input.shape.get(a).copied().unwrap_or(0) as usize).collect()
         };
         if input.shape.len() != sr + 1 + off {
-            return Err(self.unsupported(node, Some(format!("input rank {} does not fit {layout:?}", input.shape.len()))));
+            return Err(
+                self.unsupported(node, Some(format!("input rank {} does not fit {layout:?}", input.shape.len())))
+            );
         }
         let strides = spec.strides().to_vec();
         let dilations = spec.dilations().to_vec();
@@ -450,7 +500,13 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    fn lower_op(&mut self, node: &TypedNode, inputs: Vec<ValueRef>, types: &[ValueType], out: ValueType) -> Result<ValueRef, ProverError> {
+    fn lower_op(
+        &mut self,
+        node: &TypedNode,
+        inputs: Vec<ValueRef>,
+        types: &[ValueType],
+        out: ValueType,
+    ) -> Result<ValueRef, ProverError> {
         use tops::binary::TypedBinOp;
         use tops::element_wise::ElementWiseOp;
         if let Some(op) = node.op_as::<TypedBinOp>() {
@@ -534,7 +590,10 @@ impl<'a> Lowering<'a> {
         }
         if let Some(op) = node.op_as::<tops::einsum::EinSum>() {
             if op.q_params.is_some() || op.operating_dt != DatumType::F32 || inputs.len() != 2 {
-                return Err(self.unsupported(node, Some(format!("EinSum {} over {:?} with {} inputs", op.axes, op.operating_dt, inputs.len()))));
+                return Err(self.unsupported(
+                    node,
+                    Some(format!("EinSum {} over {:?} with {} inputs", op.axes, op.operating_dt, inputs.len())),
+                ));
             }
             let mut free = Vec::new();
             let mut contracted = Vec::new();
@@ -543,7 +602,8 @@ impl<'a> Lowering<'a> {
                     match v.len() {
                         0 => Ok(None),
                         1 => Ok(Some(v[0] as u32)),
-                        _ => Err(self.unsupported(node, Some(format!("EinSum {} repeats an axis within one operand", op.axes)))),
+                        _ => Err(self
+                            .unsupported(node, Some(format!("EinSum {} repeats an axis within one operand", op.axes)))),
                     }
                 };
                 let a = one(&ax.inputs[0])?;
@@ -622,7 +682,12 @@ impl<'a> Lowering<'a> {
                 return Err(self.unsupported(node, Some("MaxPool with index outputs".into())));
             }
             let geo = self.geometry(node, &op.pool_spec, &types[0], None)?;
-            return self.push(node, Op::MaxPool(PoolSpec { geo, normalize: false, count_include_pad: false }), inputs, out);
+            return self.push(
+                node,
+                Op::MaxPool(PoolSpec { geo, normalize: false, count_include_pad: false }),
+                inputs,
+                out,
+            );
         }
         if let Some(op) = node.op_as::<tops::cnn::SumPool>() {
             let geo = self.geometry(node, &op.pool_spec, &types[0], None)?;
@@ -669,7 +734,8 @@ impl<'a> Lowering<'a> {
         }
         if let Some(op) = node.op_as::<tops::array::Tile>() {
             let multiples: Option<Vec<u64>> = op.multipliers.iter().map(tdim).collect();
-            let multiples = multiples.ok_or_else(|| self.unsupported(node, Some("symbolic tile multipliers".into())))?;
+            let multiples =
+                multiples.ok_or_else(|| self.unsupported(node, Some("symbolic tile multipliers".into())))?;
             return self.push(node, Op::Tile { multiples }, inputs, out);
         }
         if let Some(op) = node.op_as::<tops::array::Slice>() {
@@ -682,7 +748,12 @@ impl<'a> Lowering<'a> {
             let len = types[0].shape[op.axis] as i64;
             let start = if op.stride > 0 { op.modulo as i64 } else { len - 1 };
             let start = start.max(0) as u64;
-            return self.push(node, Op::Downsample { axis: op.axis as u32, stride: op.stride as i64, start }, inputs, out);
+            return self.push(
+                node,
+                Op::Downsample { axis: op.axis as u32, stride: op.stride as i64, start },
+                inputs,
+                out,
+            );
         }
         if let Some(op) = node.op_as::<tops::array::TypedConcat>() {
             return self.push(node, Op::Concat { axis: op.axis as u32 }, inputs, out);
@@ -738,7 +809,15 @@ impl<'a> Lowering<'a> {
 }
 
 fn lower(typed: &TypedModel, name: &str) -> Result<Program, ProverError> {
-    let mut l = Lowering { model: name, typed, map: HashMap::new(), nodes: Vec::new(), consts: Vec::new(), const_ids: HashMap::new(), f64_as_f32: HashSet::new() };
+    let mut l = Lowering {
+        model: name,
+        typed,
+        map: HashMap::new(),
+        nodes: Vec::new(),
+        consts: Vec::new(),
+        const_ids: HashMap::new(),
+        f64_as_f32: HashSet::new(),
+    };
     let order = typed.eval_order().map_err(|e| frontend_err(name, e))?;
     for id in order {
         l.lower_node(typed.node(id))?;
@@ -754,7 +833,11 @@ fn lower(typed: &TypedModel, name: &str) -> Result<Program, ProverError> {
         let label = typed.outlet_label(*o).map(|s| s.to_string()).unwrap_or_else(|| typed.node(o.node).name.clone());
         let r = *l.map.get(o).ok_or_else(|| frontend_err(name, format!("output {label} was not lowered")))?;
         if l.f64_as_f32.contains(o) {
-            return Err(ProverError::UnsupportedDType { model: name.into(), node: label, why: "f64 output is not in the canonical set".into() });
+            return Err(ProverError::UnsupportedDType {
+                model: name.into(),
+                node: label,
+                why: "f64 output is not in the canonical set".into(),
+            });
         }
         let node = match r {
             ValueRef::Node(n) => n,

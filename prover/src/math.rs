@@ -96,11 +96,7 @@ pub const CANONICAL_NAN_F64: f64 = f64::from_bits(0x7ff8_0000_0000_0000);
 #[inline(always)]
 pub fn canon(x: f32) -> f32 {
     let b = x.to_bits();
-    f32::from_bits(if b & 0x7fff_ffff > 0x7f80_0000 {
-        0x7fc0_0000
-    } else {
-        b
-    })
+    f32::from_bits(if b & 0x7fff_ffff > 0x7f80_0000 { 0x7fc0_0000 } else { b })
 }
 
 /// Maps every NaN to [`CANONICAL_NAN_F64`]; other values are unchanged
@@ -108,11 +104,7 @@ pub fn canon(x: f32) -> f32 {
 #[inline(always)]
 pub fn canon_f64(x: f64) -> f64 {
     let b = x.to_bits();
-    f64::from_bits(if b & !SIGN64 > 0x7ff0_0000_0000_0000 {
-        0x7ff8_0000_0000_0000
-    } else {
-        b
-    })
+    f64::from_bits(if b & !SIGN64 > 0x7ff0_0000_0000_0000 { 0x7ff8_0000_0000_0000 } else { b })
 }
 
 // ===========================================================================
@@ -192,11 +184,7 @@ fn sum_to_f32(a: f64, b: f64) -> f32 {
     let err = (a - (s - bb)) + (b - bb);
     let sb = s.to_bits();
     let s_odd = if err != 0.0 && (sb & 1) == 0 {
-        if (err > 0.0) == (s > 0.0) {
-            f64::from_bits(sb.wrapping_add(1))
-        } else {
-            f64::from_bits(sb.wrapping_sub(1))
-        }
+        if (err > 0.0) == (s > 0.0) { f64::from_bits(sb.wrapping_add(1)) } else { f64::from_bits(sb.wrapping_sub(1)) }
     } else {
         s
     };
@@ -229,12 +217,8 @@ pub(crate) const GT_C3: f64 = 0.07135481627260025;
 pub(crate) const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
 
 /// The first 256 fraction bits of 2/pi (2/pi = 0.A2F9836E4E44...).
-const TWO_OVER_PI_BITS: [u64; 4] = [
-    0xa2f9_836e_4e44_1529,
-    0xfc27_57d1_f534_ddc0,
-    0xdb62_9599_3c43_9041,
-    0xfe51_63ab_debb_c561,
-];
+const TWO_OVER_PI_BITS: [u64; 4] =
+    [0xa2f9_836e_4e44_1529, 0xfc27_57d1_f534_ddc0, 0xdb62_9599_3c43_9041, 0xfe51_63ab_debb_c561];
 
 // --- Polynomial coefficients (Sollya fpminimax, relative error) -----------
 
@@ -527,11 +511,7 @@ fn reduce_pio2(x: f32) -> (f64, u32) {
         (r, (ki & 3) as u32)
     } else {
         let (r, n) = reduce_pio2_large(ax);
-        if x.to_bits() >> 31 != 0 {
-            (-r, n.wrapping_neg() & 3)
-        } else {
-            (r, n)
-        }
+        if x.to_bits() >> 31 != 0 { (-r, n.wrapping_neg() & 3) } else { (r, n) }
     }
 }
 
@@ -590,11 +570,7 @@ pub fn exp_f64(x: f64) -> f64 {
 #[inline(always)]
 pub fn expm1_f64(x: f64) -> f64 {
     let xc = clamp(x, -60.0, 709.0);
-    let r = if x > 709.0 {
-        exp_f64(x)
-    } else {
-        expm1_core(xc)
-    };
+    let r = if x > 709.0 { exp_f64(x) } else { expm1_core(xc) };
     canon_f64(if x == 0.0 { x } else { r })
 }
 
@@ -606,11 +582,7 @@ pub fn ln_f64(x: f64) -> f64 {
     let sub = x < f64::MIN_POSITIVE;
     let xs = if sub { x * 18_014_398_509_481_984.0 } else { x };
     let l = ln_core(xs);
-    let l = if sub {
-        (-54.0f64).mul_add(LN2_HI, (-54.0f64).mul_add(LN2_LO, l))
-    } else {
-        l
-    };
+    let l = if sub { (-54.0f64).mul_add(LN2_HI, (-54.0f64).mul_add(LN2_LO, l)) } else { l };
     let r = if x > 0.0 && x < f64::INFINITY {
         l
     } else if x == 0.0 {
@@ -629,11 +601,7 @@ pub fn ln_f64(x: f64) -> f64 {
 pub fn log1p_f64(x: f64) -> f64 {
     let w = 1.0 + x;
     // Exact rounding error of w (Fast2Sum, ordering by magnitude).
-    let c = if fabs(x) <= 1.0 {
-        x - (w - 1.0)
-    } else {
-        1.0 - (w - x)
-    };
+    let c = if fabs(x) <= 1.0 { x - (w - 1.0) } else { 1.0 - (w - x) };
     let l = ln_f64(w) + c / w;
     let r = if x == 0.0 || x == f64::INFINITY {
         x
@@ -964,11 +932,7 @@ pub fn softplus(x: f32) -> f32 {
 pub fn erf(x: f32) -> f32 {
     let xd = x as f64;
     let a = clamp(fabs(xd), 0.0, 6.0);
-    let r = if a < 0.75 {
-        erf_small(xd)
-    } else {
-        copysign(1.0 - erfc_tail(a, a * a), xd)
-    };
+    let r = if a < 0.75 { erf_small(xd) } else { copysign(1.0 - erfc_tail(a, a * a), xd) };
     canon(r as f32)
 }
 
@@ -1156,11 +1120,7 @@ mod tests {
 
     fn ref_erf(x: f64) -> f64 {
         let a = x.abs();
-        let v = if a < 2.0 {
-            ref_erf_series(a, a * a)
-        } else {
-            1.0 - ref_erfc(a, a * a)
-        };
+        let v = if a < 2.0 { ref_erf_series(a, a * a) } else { 1.0 - ref_erfc(a, a * a) };
         if x < 0.0 { -v } else { v }
     }
 
@@ -1181,24 +1141,12 @@ mod tests {
     /// Error of `got` in f32 ulps of the reference value `r` (f64).
     fn ulp_err(got: f32, r: f64) -> f64 {
         if r.is_nan() || got.is_nan() {
-            return if r.is_nan() && got.is_nan() {
-                0.0
-            } else {
-                f64::INFINITY
-            };
+            return if r.is_nan() && got.is_nan() { 0.0 } else { f64::INFINITY };
         }
         let lim = 2f64.powi(128);
-        let g = if got.is_infinite() {
-            lim.copysign(got as f64)
-        } else {
-            got as f64
-        };
+        let g = if got.is_infinite() { lim.copysign(got as f64) } else { got as f64 };
         let rc = r.clamp(-lim, lim);
-        let e = if rc == 0.0 {
-            -1000
-        } else {
-            ((rc.abs().to_bits() >> 52) as i32) - 1023
-        };
+        let e = if rc == 0.0 { -1000 } else { ((rc.abs().to_bits() >> 52) as i32) - 1023 };
         let ulp = 2f64.powi(e.clamp(-126, 127) - 23);
         (g - rc).abs() / ulp
     }
@@ -1222,11 +1170,7 @@ mod tests {
             }
         }
         println!("{name}: max err {max:.4} ulp at {worst:e} ({n} samples)");
-        assert!(
-            max <= 1.0,
-            "{name}: max error {max} ulp at x = {worst:e} ({:#x})",
-            worst.to_bits()
-        );
+        assert!(max <= 1.0, "{name}: max error {max} ulp at x = {worst:e} ({:#x})", worst.to_bits());
         max
     }
 
@@ -1259,37 +1203,15 @@ mod tests {
         check_rand("ln", ln, f64::ln, &mut mixed(0.0, 4.0), N);
         check_rand("log2", log2, f64::log2, &mut mixed(0.0, 4.0), N);
         check_rand("log1p", log1p, f64::ln_1p, &mut mixed(-1.0, 4.0), N);
-        check_rand(
-            "rsqrt",
-            rsqrt,
-            |x| 1.0 / x.sqrt(),
-            &mut mixed(0.0, 100.0),
-            N,
-        );
+        check_rand("rsqrt", rsqrt, |x| 1.0 / x.sqrt(), &mut mixed(0.0, 100.0), N);
         check_rand("tanh", tanh, f64::tanh, &mut mixed(-10.0, 10.0), N);
-        check_rand(
-            "sigmoid",
-            sigmoid,
-            |x| 1.0 / (1.0 + (-x).exp()),
-            &mut mixed(-110.0, 30.0),
-            N,
-        );
-        check_rand(
-            "silu",
-            silu,
-            |x| x / (1.0 + (-x).exp()),
-            &mut mixed(-110.0, 30.0),
-            N,
-        );
+        check_rand("sigmoid", sigmoid, |x| 1.0 / (1.0 + (-x).exp()), &mut mixed(-110.0, 30.0), N);
+        check_rand("silu", silu, |x| x / (1.0 + (-x).exp()), &mut mixed(-110.0, 30.0), N);
         check_rand(
             "softplus",
             softplus,
             |x| {
-                if x > 0.0 {
-                    x + (-x).exp().ln_1p()
-                } else {
-                    x.exp().ln_1p()
-                }
+                if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
             },
             &mut mixed(-110.0, 30.0),
             N,
@@ -1319,14 +1241,8 @@ mod tests {
         for i in 0..N {
             let (x, y) = match i % 3 {
                 0 => (rng.uniform(0.0, 4.0), rng.uniform(-40.0, 40.0)),
-                1 => (
-                    f32::from_bits(rng.next() as u32 & 0x7fff_ffff),
-                    rng.uniform(-2.0, 2.0),
-                ),
-                _ => (
-                    rng.uniform(-3.0, 3.0),
-                    (rng.uniform(-30.0, 30.0) as i32) as f32,
-                ),
+                1 => (f32::from_bits(rng.next() as u32 & 0x7fff_ffff), rng.uniform(-2.0, 2.0)),
+                _ => (rng.uniform(-3.0, 3.0), (rng.uniform(-30.0, 30.0) as i32) as f32),
             };
             let e = ulp_err(pow(x, y), (x as f64).powf(y as f64));
             if e > max {
@@ -1369,23 +1285,13 @@ mod tests {
         assert_eq!(log1p_f64(-0.0).to_bits(), (-0.0f64).to_bits());
         assert_eq!(expm1_f64(-0.0).to_bits(), (-0.0f64).to_bits());
         assert_eq!(expm1_f64(1000.0), f64::INFINITY);
-        assert_eq!(
-            canon_f64(f64::from_bits(0xfff0_0000_0000_0001)).to_bits(),
-            CANONICAL_NAN_F64.to_bits()
-        );
+        assert_eq!(canon_f64(f64::from_bits(0xfff0_0000_0000_0001)).to_bits(), CANONICAL_NAN_F64.to_bits());
         assert_eq!(ln_f64(-1.0).to_bits(), CANONICAL_NAN_F64.to_bits());
     }
 
     // ---- special values ----------------------------------------------------
 
-    const NANS: [u32; 6] = [
-        0x7fc0_0000,
-        0xffc0_0000,
-        0x7f80_0001,
-        0xff80_0001,
-        0x7fff_ffff,
-        0xffff_ffff,
-    ];
+    const NANS: [u32; 6] = [0x7fc0_0000, 0xffc0_0000, 0x7f80_0001, 0xff80_0001, 0x7fff_ffff, 0xffff_ffff];
     const MIN_SUB: f32 = f32::from_bits(1);
     const MAX_SUB: f32 = f32::from_bits(0x007f_ffff);
     const INF: f32 = f32::INFINITY;
@@ -1396,12 +1302,7 @@ mod tests {
 
     #[track_caller]
     fn eq(got: f32, want: f32) {
-        assert!(
-            same(got, want),
-            "got {got:e} ({:#x}), want {want:e} ({:#x})",
-            got.to_bits(),
-            want.to_bits()
-        );
+        assert!(same(got, want), "got {got:e} ({:#x}), want {want:e} ({:#x})", got.to_bits(), want.to_bits());
     }
 
     type F = fn(f32) -> f32;
@@ -1486,14 +1387,7 @@ mod tests {
         eq(exp(1.0), core::f32::consts::E);
         // exp2 exact powers of two, incl. subnormal.
         for k in -149..128 {
-            eq(
-                exp2(k as f32),
-                f32::from_bits(if k >= -126 {
-                    ((k + 127) as u32) << 23
-                } else {
-                    1 << (k + 149)
-                }),
-            );
+            eq(exp2(k as f32), f32::from_bits(if k >= -126 { ((k + 127) as u32) << 23 } else { 1 << (k + 149) }));
         }
         eq(exp2(128.0), INF);
         eq(exp2(-150.0), 0.0); // tie 2^-150 -> even (0)
@@ -1548,24 +1442,8 @@ mod tests {
     #[test]
     fn pow_specials() {
         let n = CANONICAL_NAN;
-        let ys = [
-            0.0, -0.0, 1.0, -1.0, 2.0, 3.0, -3.0, 0.5, -0.5, 2.5, INF, -INF, 1e30, -1e30, MIN_SUB,
-        ];
-        let xs = [
-            0.0,
-            -0.0,
-            1.0,
-            -1.0,
-            2.0,
-            -2.0,
-            0.5,
-            -0.5,
-            INF,
-            -INF,
-            MIN_SUB,
-            -MIN_SUB,
-            f32::MAX,
-        ];
+        let ys = [0.0, -0.0, 1.0, -1.0, 2.0, 3.0, -3.0, 0.5, -0.5, 2.5, INF, -INF, 1e30, -1e30, MIN_SUB];
+        let xs = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, INF, -INF, MIN_SUB, -MIN_SUB, f32::MAX];
         // Compare with the reference for all combinations (Annex F semantics
         // of the host libm match for these inputs).
         for &x in &xs {
@@ -1681,11 +1559,7 @@ mod tests {
         // 1/sqrt(x), decided by the sign of m^2 x - 1 (m^2 exact in f64).
         let mut rng = Rng(99);
         for i in 0..N {
-            let x = if i % 2 == 0 {
-                f32::from_bits(rng.next() as u32 & 0x7f7f_ffff)
-            } else {
-                rng.uniform(0.0, 16.0)
-            };
+            let x = if i % 2 == 0 { f32::from_bits(rng.next() as u32 & 0x7f7f_ffff) } else { rng.uniform(0.0, 16.0) };
             if x == 0.0 {
                 continue;
             }
@@ -1747,10 +1621,7 @@ mod tests {
         eq(erf(3.92), 1.0);
         eq(erf(f32::MAX), 1.0);
         eq(erf(MIN_SUB), MIN_SUB); // 2/sqrt(pi) * 2^-149 rounds to 1 ulp
-        eq(
-            erf(-MAX_SUB),
-            (-(MAX_SUB as f64) * consts::FRAC_2_SQRT_PI) as f32,
-        );
+        eq(erf(-MAX_SUB), (-(MAX_SUB as f64) * consts::FRAC_2_SQRT_PI) as f32);
 
         for g in [gelu, gelu_tanh] {
             eq(g(0.0), 0.0);
@@ -1787,16 +1658,7 @@ mod tests {
         eq(atan(1.0), core::f32::consts::FRAC_PI_4);
         eq(atan(MIN_SUB), MIN_SUB);
         // Large arguments (Payne-Hanek path) against the host libm.
-        for x in [
-            f32::MAX,
-            -f32::MAX,
-            1e30,
-            1.5e38,
-            2f32.powi(30),
-            16367173.0 * 2f32.powi(72),
-            1e10,
-            3.0e9,
-        ] {
+        for x in [f32::MAX, -f32::MAX, 1e30, 1.5e38, 2f32.powi(30), 16367173.0 * 2f32.powi(72), 1e10, 3.0e9] {
             eq(sin(x), (x as f64).sin() as f32);
             eq(cos(x), (x as f64).cos() as f32);
         }
@@ -1890,12 +1752,7 @@ mod tests {
         let mut rng = Rng(11);
         for _ in 0..20_000 {
             let x = rng.uniform(-20.0, 20.0);
-            for (name, f) in [
-                ("tanh", tanh as F),
-                ("erf", erf),
-                ("sin", sin),
-                ("atan", atan),
-            ] {
+            for (name, f) in [("tanh", tanh as F), ("erf", erf), ("sin", sin), ("atan", atan)] {
                 assert!(same(f(-x), -f(x)), "{name}({x})");
             }
             assert!(same(cos(-x), cos(x)), "cos({x})");

@@ -34,9 +34,7 @@ pub const PROGRAM_VERSION: u8 = 1;
 
 /// An f32 attribute, stored by its bits so that encoding and equality are
 /// exact (and NaN attributes survive borsh, which rejects NaN floats).
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct F32Bits(pub u32);
 
 impl F32Bits {
@@ -92,7 +90,9 @@ impl ValueType {
 }
 
 /// Where a node input comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub enum ValueRef {
     /// Request input `i`.
     Input(u32),
@@ -125,7 +125,9 @@ pub struct Node {
 }
 
 /// Element-wise functions of one input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum UnaryOp {
     Neg,
@@ -160,11 +162,16 @@ pub enum UnaryOp {
     /// `x · relu6(x + 3) / 6`.
     HardSwish,
     /// `max(0, min(1, alpha·x + beta))`.
-    HardSigmoid { alpha: F32Bits, beta: F32Bits },
+    HardSigmoid {
+        alpha: F32Bits,
+        beta: F32Bits,
+    },
 }
 
 /// Element-wise functions of two broadcast inputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum BinaryOp {
     Add,
@@ -195,10 +202,7 @@ pub enum BinaryOp {
 impl BinaryOp {
     /// True when the output is bool whatever the input dtype.
     pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
-        )
+        matches!(self, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
     }
 }
 
@@ -226,7 +230,9 @@ pub struct EinSumSpec {
 }
 
 /// Layout of a convolution or pool input/output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub enum DataLayout {
     /// Batch, channels, spatial…
     Nchw,
@@ -250,7 +256,9 @@ impl DataLayout {
 }
 
 /// Layout of a convolution kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub enum KernelLayout {
     /// Out-channels, in-channels per group, spatial…
     Oihw,
@@ -318,7 +326,9 @@ pub struct PoolSpec {
 }
 
 /// Reduction kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum Reducer {
     Sum,
@@ -327,9 +337,13 @@ pub enum Reducer {
     Min,
     MeanOfSquares,
     /// Index of the first (or last) maximum, as i64.
-    ArgMax { last: bool },
+    ArgMax {
+        last: bool,
+    },
     /// Index of the first (or last) minimum, as i64.
-    ArgMin { last: bool },
+    ArgMin {
+        last: bool,
+    },
     /// Logical and over bools.
     All,
     /// Logical or over bools.
@@ -337,7 +351,9 @@ pub enum Reducer {
 }
 
 /// Pad modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub enum PadMode {
     /// Fill with a constant (stored by its bits in the output dtype).
     Constant(u64),
@@ -363,7 +379,9 @@ pub struct ResizeSpec {
 }
 
 /// Resize interpolation modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum ResizeMode {
     Nearest,
@@ -371,7 +389,9 @@ pub enum ResizeMode {
 }
 
 /// Resize coordinate transformations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum ResizeCoord {
     HalfPixel,
@@ -382,7 +402,9 @@ pub enum ResizeCoord {
 }
 
 /// Nearest-mode rounding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 #[allow(missing_docs)]
 pub enum ResizeNearest {
     RoundPreferFloor,
@@ -575,10 +597,9 @@ impl Program {
     /// The type of a value reference.
     pub fn value_type(&self, r: ValueRef) -> Option<ValueType> {
         match r {
-            ValueRef::Input(i) => self
-                .inputs
-                .get(i as usize)
-                .map(|t| ValueType { dtype: t.dtype, shape: t.shape.clone() }),
+            ValueRef::Input(i) => {
+                self.inputs.get(i as usize).map(|t| ValueType { dtype: t.dtype, shape: t.shape.clone() })
+            }
             ValueRef::Const(c) => self.constants.get(c as usize).map(ValueType::of),
             ValueRef::Node(n) => self.nodes.get(n as usize).map(|n| n.output.clone()),
         }
@@ -670,8 +691,7 @@ impl Program {
 
     /// Decodes and validates canonical bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self, ProverError> {
-        let p: Program =
-            borsh::from_slice(b).map_err(|e| ProverError::Decode(format!("program: {e}")))?;
+        let p: Program = borsh::from_slice(b).map_err(|e| ProverError::Decode(format!("program: {e}")))?;
         p.validate()?;
         Ok(p)
     }

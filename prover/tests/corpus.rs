@@ -27,7 +27,9 @@ fn files(dir: &PathBuf, prefix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixture dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with(prefix) && f.ends_with(".npy")))
+        .filter(|p| {
+            p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with(prefix) && f.ends_with(".npy"))
+        })
         .collect();
     v.sort();
     v
@@ -45,8 +47,10 @@ struct Run {
 fn run(name: &str) -> Run {
     let dir = root().join("fixtures/models").join(name);
     let bytes = std::fs::read(dir.join("model.onnx")).expect("model");
-    let inputs: Vec<Tensor> =
-        files(&dir, "input_").iter().map(|p| npy::read_tensor(&std::fs::read(p).expect("read")).expect("npy")).collect();
+    let inputs: Vec<Tensor> = files(&dir, "input_")
+        .iter()
+        .map(|p| npy::read_tensor(&std::fs::read(p).expect("read")).expect("npy"))
+        .collect();
     let opts = LoadOptions {
         name: name.into(),
         positional_shapes: inputs.iter().map(|t| t.shape_u64()).collect(),
@@ -94,8 +98,7 @@ fn corpus_accuracy_and_golden_roots() {
     let golden: Value = if bless {
         json!({})
     } else {
-        serde_json::from_str(&std::fs::read_to_string(golden_path()).expect("golden roots file"))
-            .expect("golden json")
+        serde_json::from_str(&std::fs::read_to_string(golden_path()).expect("golden roots file")).expect("golden json")
     };
     let mut blessed = serde_json::Map::new();
     println!(
@@ -144,7 +147,8 @@ fn corpus_accuracy_and_golden_roots() {
             }
             for (k, (a, b)) in en.iter().zip(&gn).enumerate() {
                 if a != b {
-                    failures.push(format!("{name}: node {k} ({}) root differs from golden", r.model.program.nodes[k].name));
+                    failures
+                        .push(format!("{name}: node {k} ({}) root differs from golden", r.model.program.nodes[k].name));
                     break;
                 }
             }

@@ -78,12 +78,19 @@ struct Outcome {
 
 /// Plays a full game; `None` when the challenger pinned a verified leaf
 /// (trace leaf 0, an empty tensor or micro-step 0) and so lost outright.
-fn play(defender: &DisputeProver, challenger: &DisputeProver, claim: &Claim, picker: Picker, seed: u64) -> Option<Outcome> {
+fn play(
+    defender: &DisputeProver,
+    challenger: &DisputeProver,
+    claim: &Claim,
+    picker: Picker,
+    seed: u64,
+) -> Option<Outcome> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let d = 4;
     let commit = defender.commit().expect("commit");
     let info = verify_commit(claim, &commit).expect("valid commit");
-    let (leaf_idx, leaf, _) = descend(&defender.trace_tree().expect("t"), &challenger.trace_tree().expect("t"), d, picker, &mut rng);
+    let (leaf_idx, leaf, _) =
+        descend(&defender.trace_tree().expect("t"), &challenger.trace_tree().expect("t"), d, picker, &mut rng);
     if leaf_idx == 0 {
         return None;
     }
@@ -100,7 +107,9 @@ fn play(defender: &DisputeProver, challenger: &DisputeProver, claim: &Claim, pic
     let own = challenger.chunk_bytes(k, chunk).expect("own bytes");
     let sz = ctx.output.dtype.size();
     let offset = match picker {
-        Picker::Honest => (0..bytes.len() / sz).find(|&i| bytes[i * sz..(i + 1) * sz] != own[i * sz..(i + 1) * sz]).expect("differing element"),
+        Picker::Honest => (0..bytes.len() / sz)
+            .find(|&i| bytes[i * sz..(i + 1) * sz] != own[i * sz..(i + 1) * sz])
+            .expect("differing element"),
         Picker::Random => rng.gen_range(0..bytes.len() / sz),
     };
     let (e, v) = element_in_chunk(&ctx, chunk, &bytes, offset as u64).expect("element");
@@ -113,7 +122,8 @@ fn play(defender: &DisputeProver, challenger: &DisputeProver, claim: &Claim, pic
         return None;
     }
     let proof = defender.one_step(k, e, j).expect("one step");
-    let verdict = verify_one_step(claim, &info, &ctx, e, &sc.states_root, kk, j, &sleaf, &proof).expect("well-formed proof");
+    let verdict =
+        verify_one_step(claim, &info, &ctx, e, &sc.states_root, kk, j, &sleaf, &proof).expect("well-formed proof");
     let size = borsh::to_vec(&proof).expect("enc").len();
     assert!(size <= 4096, "one-step proof is {size} bytes");
     Some(Outcome { node: k, element: e, step: j - 1, verdict })
@@ -131,7 +141,12 @@ fn honest_challenger_pins_the_injected_fault() {
             let n_out = program.nodes[node as usize].output.numel();
             let element = rng.gen_range(0..n_out);
             let types = program.node_input_types(node as usize);
-            let fold = verinfer_prover::ops::fold_for(&program.nodes[node as usize].op, &types, &program.nodes[node as usize].output).expect("fold");
+            let fold = verinfer_prover::ops::fold_for(
+                &program.nodes[node as usize].op,
+                &types,
+                &program.nodes[node as usize].output,
+            )
+            .expect("fold");
             let step = rng.gen_range(0..fold.steps(element));
             let fault = Fault { node, element, step, xor: 1 << 20 };
             let liar = DisputeProver::new(program.clone(), inputs.clone(), Some(fault)).expect("liar");
@@ -139,7 +154,8 @@ fn honest_challenger_pins_the_injected_fault() {
             if claim == honest.claim().expect("claim") {
                 continue; // The fault did not reach the outputs (e.g. masked by a ReLU).
             }
-            let out = play(&liar, &honest, &claim, Picker::Honest, 1).expect("honest challenger never pins a verified leaf");
+            let out =
+                play(&liar, &honest, &claim, Picker::Honest, 1).expect("honest challenger never pins a verified leaf");
             assert_eq!((out.node, out.element, out.step), (node, element, step), "{name}: pinpoint");
             assert!(matches!(out.verdict, StepVerdict::Wrong { .. }), "{name}: the liar must lose");
             pinned += 1;
@@ -174,7 +190,7 @@ fn tampered_payloads_are_rejected() {
     c.header.nodes += 1;
     assert!(verify_commit(&claim, &c).is_err());
     let mut c = commit.clone();
-    c.outputs[0].0 .0[5] ^= 1;
+    c.outputs[0].0.0[5] ^= 1;
     assert!(verify_commit(&claim, &c).is_err());
     let mut wrong = claim;
     wrong.output_root.0[0] ^= 1;
@@ -203,7 +219,10 @@ fn tampered_payloads_are_rejected() {
     let j = kk;
     let sleaf = stree.node(0, j).expect("leaf");
     let proof = p.one_step(k, e, j).expect("proof");
-    assert_eq!(verify_one_step(&claim, &info, &ctx, e, &sc.states_root, kk, j, &sleaf, &proof), Ok(StepVerdict::Correct));
+    assert_eq!(
+        verify_one_step(&claim, &info, &ctx, e, &sc.states_root, kk, j, &sleaf, &proof),
+        Ok(StepVerdict::Correct)
+    );
     // Any single altered field is rejected (or, for the claimed next state, changes the leaf).
     let mut q = proof.clone();
     q.operands[0].value.bits ^= 1;

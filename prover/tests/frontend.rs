@@ -107,7 +107,8 @@ fn constant_inputs_are_frozen() {
         .output("y", DType::F32, &[Dim::Fixed(2), Dim::Fixed(1)])
         .build();
     let mut o = opts("reduce");
-    o.constant_inputs = vec![("axes".into(), Tensor::new(vec![1], verinfer_state::TensorData::I64(vec![1])).expect("t"))];
+    o.constant_inputs =
+        vec![("axes".into(), Tensor::new(vec![1], verinfer_state::TensorData::I64(vec![1])).expect("t"))];
     let m = load_model(&bytes, &o).expect("frozen axes");
     assert_eq!(m.program.inputs.len(), 1);
     let x = Tensor::from_f32(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).expect("x");

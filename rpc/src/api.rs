@@ -9,8 +9,8 @@
 //! Parameters are positional (`"params": [ … ]`); optional trailing
 //! parameters may be omitted.
 
-use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use verinfer_state::hash::Hash32;
 use verinfer_state::receipt::Receipt;

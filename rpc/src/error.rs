@@ -153,10 +153,8 @@ impl From<ApiError> for ErrorObjectOwned {
 
 impl From<ErrorObjectOwned> for ApiError {
     fn from(e: ErrorObjectOwned) -> Self {
-        let retry_after_ms = e
-            .data()
-            .and_then(|d| serde_json::from_str::<RetryAfter>(d.get()).ok())
-            .map(|r| r.retry_after_ms);
+        let retry_after_ms =
+            e.data().and_then(|d| serde_json::from_str::<RetryAfter>(d.get()).ok()).map(|r| r.retry_after_ms);
         Self { code: e.code(), message: e.message().to_string(), retry_after_ms }
     }
 }

@@ -19,8 +19,8 @@ pub mod tensor;
 pub mod types;
 
 pub use api::{
-    ExplorerApiClient, ExplorerApiServer, InferApiClient, InferApiServer, ModelApiClient,
-    ModelApiServer, SettlementApiClient, SettlementApiServer,
+    ExplorerApiClient, ExplorerApiServer, InferApiClient, InferApiServer, ModelApiClient, ModelApiServer,
+    SettlementApiClient, SettlementApiServer,
 };
 pub use error::ApiError;
 pub use tensor::{Encoding, WireTensor};

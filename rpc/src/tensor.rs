@@ -167,12 +167,7 @@ impl WireTensor {
 
     /// The base64 form.
     pub fn b64(t: &Tensor) -> Self {
-        Self {
-            dtype: t.dtype().name().into(),
-            shape: t.shape_u64(),
-            data: None,
-            b64: Some(B64.encode(t.le_bytes())),
-        }
+        Self { dtype: t.dtype().name().into(), shape: t.shape_u64(), data: None, b64: Some(B64.encode(t.le_bytes())) }
     }
 
     /// The dtype, or an error naming `field.dtype`.
@@ -332,18 +327,13 @@ fn parse_json_data(
     text: &str,
     allow_non_finite: bool,
 ) -> Result<TensorData, ApiError> {
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|_| {
-        tensor_err(format!("{field}.data: expected a flat JSON array of {n} {dtype} values"))
-    })?;
+    let items: Vec<&RawValue> = serde_json::from_str(text)
+        .map_err(|_| tensor_err(format!("{field}.data: expected a flat JSON array of {n} {dtype} values")))?;
     if items.len() as u64 != n {
-        return Err(tensor_err(format!(
-            "{field}.data: expected {n} elements, got {}",
-            items.len()
-        )));
+        return Err(tensor_err(format!("{field}.data: expected {n} elements, got {}", items.len())));
     }
-    let bad = |i: usize, tok: &str, what: &str| {
-        tensor_err(format!("{field}.data[{i}]: {} is not {what}", truncate(tok)))
-    };
+    let bad =
+        |i: usize, tok: &str, what: &str| tensor_err(format!("{field}.data[{i}]: {} is not {what}", truncate(tok)));
     macro_rules! ints {
         ($t:ty, $variant:ident) => {{
             let mut v: Vec<$t> = Vec::with_capacity(items.len());
@@ -459,10 +449,8 @@ mod tests {
         assert_eq!(back.le_bytes(), t.le_bytes());
         // A decimal that is a near-tie between two f32s parses to the
         // correctly rounded f32, not via f64.
-        let w: WireTensor = serde_json::from_str(
-            r#"{"dtype":"f32","shape":[1],"data":[1.00000005960464477539062500000001]}"#,
-        )
-        .unwrap();
+        let w: WireTensor =
+            serde_json::from_str(r#"{"dtype":"f32","shape":[1],"data":[1.00000005960464477539062500000001]}"#).unwrap();
         assert_eq!(w.decode_input("x").unwrap().as_f32().unwrap()[0].to_bits(), 0x3f80_0001);
     }
 
@@ -481,7 +469,10 @@ mod tests {
         assert_eq!(e.message, "inputs[2].b64: element 1 is NaN");
         let w: WireTensor = serde_json::from_str(r#"{"dtype":"f32","shape":[2],"data":[1, 1e39]}"#).unwrap();
         let e = w.decode_input("inputs[0]").unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (NON_FINITE_INPUT, "inputs[0].data[1] = 1e39 overflows f32 (is Infinity)"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (NON_FINITE_INPUT, "inputs[0].data[1] = 1e39 overflows f32 (is Infinity)")
+        );
     }
 
     #[test]
@@ -496,13 +487,28 @@ mod tests {
             (r#"{"dtype":"f32","shape":[1],"data":{"a":1}}"#, "inputs[0].data: expected a flat JSON array"),
             (r#"{"dtype":"f32","shape":[2],"b64":"AAAA"}"#, "inputs[0].b64: expected 8 bytes"),
             (r#"{"dtype":"f32","shape":[1],"b64":"!!!!"}"#, "inputs[0].b64: invalid base64"),
-            (r#"{"dtype":"f32","shape":[1],"b64":"AAAAAAAA"}"#, "inputs[0].b64: expected 4 bytes (1 f32 elements of shape [1]), got more"),
-            (r#"{"dtype":"f32","shape":[2],"b64":"AAAAAAA="}"#, "inputs[0].b64: expected 8 bytes (2 f32 elements of shape [2]), got 5"),
-            (r#"{"dtype":"i16","shape":[2],"b64":"AAAA"}"#, "inputs[0].b64: expected 4 bytes (2 i16 elements of shape [2]), got 3"),
+            (
+                r#"{"dtype":"f32","shape":[1],"b64":"AAAAAAAA"}"#,
+                "inputs[0].b64: expected 4 bytes (1 f32 elements of shape [1]), got more",
+            ),
+            (
+                r#"{"dtype":"f32","shape":[2],"b64":"AAAAAAA="}"#,
+                "inputs[0].b64: expected 8 bytes (2 f32 elements of shape [2]), got 5",
+            ),
+            (
+                r#"{"dtype":"i16","shape":[2],"b64":"AAAA"}"#,
+                "inputs[0].b64: expected 4 bytes (2 i16 elements of shape [2]), got 3",
+            ),
             (r#"{"dtype":"bool","shape":[1],"b64":"Ag=="}"#, "inputs[0].b64: "),
-            (r#"{"dtype":"f32","shape":[1073741824],"b64":"AAAA"}"#, "inputs[0].b64: expected 4294967296 bytes (1073741824 f32 elements of shape [1073741824]), got 3"),
+            (
+                r#"{"dtype":"f32","shape":[1073741824],"b64":"AAAA"}"#,
+                "inputs[0].b64: expected 4294967296 bytes (1073741824 f32 elements of shape [1073741824]), got 3",
+            ),
             (r#"{"dtype":"f32","shape":[1]}"#, "inputs[0]: missing \"data\" or \"b64\""),
-            (r#"{"dtype":"f32","shape":[4294967296,4294967296],"data":[]}"#, "inputs[0].shape: [4294967296,4294967296] is not a valid shape"),
+            (
+                r#"{"dtype":"f32","shape":[4294967296,4294967296],"data":[]}"#,
+                "inputs[0].shape: [4294967296,4294967296] is not a valid shape",
+            ),
         ];
         for (json, want) in cases {
             let w: WireTensor = serde_json::from_str(json).unwrap();

@@ -346,8 +346,7 @@ impl NodeConfig {
 
     /// Reads a TOML file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let s = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        let s = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         Self::from_toml(&s).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
     }
 

@@ -108,7 +108,11 @@ impl FromStr for FaultSpec {
                 }
                 "seed" => spec.seed = Some(num(k, v)?),
                 "model" => spec.model = Some(v.to_string()),
-                other => return Err(format!("unknown key {other:?} (every, request, node, element, step, xor, seed, model)")),
+                other => {
+                    return Err(format!(
+                        "unknown key {other:?} (every, request, node, element, step, xor, seed, model)"
+                    ));
+                }
             }
         }
         spec.which = which.unwrap_or(Which::Every(1));

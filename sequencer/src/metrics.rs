@@ -39,8 +39,8 @@ use std::sync::Arc;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -80,8 +80,7 @@ pub struct Metrics {
 
 fn latency_buckets() -> Vec<f64> {
     vec![
-        0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        2.5, 5.0, 10.0,
+        0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ]
 }
 
@@ -119,15 +118,13 @@ impl Metrics {
                 &["reason"]
             )),
             execution: reg!(HistogramVec::new(
-                HistogramOpts::new("verinfer_execution_seconds", "Execution time per model")
-                    .buckets(latency_buckets()),
+                HistogramOpts::new("verinfer_execution_seconds", "Execution time per model").buckets(latency_buckets()),
                 &["model"]
             )),
             batches: reg!(IntCounter::new("verinfer_batches_sealed_total", "Sealed batches")),
             batch_records: reg!(Histogram::with_opts(
-                HistogramOpts::new("verinfer_batch_records", "Records per sealed batch").buckets(vec![
-                    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0
-                ])
+                HistogramOpts::new("verinfer_batch_records", "Records per sealed batch")
+                    .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0])
             )),
             seal_duration: reg!(Histogram::with_opts(
                 HistogramOpts::new("verinfer_seal_duration_seconds", "Time to build and commit a batch (incl. fsync)")
@@ -211,7 +208,10 @@ impl SettlementCollector {
             )?,
             games_open: IntGauge::new("verinfer_settlement_games_open", "Open dispute games")?,
             defender_games: IntGaugeVec::new(
-                Opts::new("verinfer_settlement_defender_games", "Resolved games on the sequencer's records, by outcome"),
+                Opts::new(
+                    "verinfer_settlement_defender_games",
+                    "Resolved games on the sequencer's records, by outcome",
+                ),
                 &["outcome"],
             )?,
             sequencer_bond: IntGauge::new("verinfer_settlement_sequencer_bond", "The sequencer's bond")?,

@@ -565,7 +565,8 @@ impl Node {
         let node_type = |n: u32| program.nodes.get(n as usize).map(|node| node.output.clone());
         let mut outputs = Vec::new();
         for o in &program.outputs {
-            let t = node_type(o.node).ok_or_else(|| ApiError::new(codes::INVALID_MODEL, format!("output {} has no node", o.name)))?;
+            let t = node_type(o.node)
+                .ok_or_else(|| ApiError::new(codes::INVALID_MODEL, format!("output {} has no node", o.name)))?;
             outputs.push(TensorSpec { name: o.name.clone(), dtype: t.dtype, shape: t.shape });
         }
         let entry = ModelEntry {
@@ -623,11 +624,14 @@ impl Node {
     /// Checks, admits, executes and accepts a submission.
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitResponse, ApiError> {
         if self.is_shutting_down() {
-            return Err(ApiError::new(codes::SHUTTING_DOWN, "the node is shutting down; submit to another node or retry later"));
+            return Err(ApiError::new(
+                codes::SHUTTING_DOWN,
+                "the node is shutting down; submit to another node or retry later",
+            ));
         }
-        let model = self
-            .model(&req.model_id)
-            .ok_or_else(|| ApiError::new(codes::UNKNOWN_MODEL, format!("model_id: no model {} is registered", req.model_id)))?;
+        let model = self.model(&req.model_id).ok_or_else(|| {
+            ApiError::new(codes::UNKNOWN_MODEL, format!("model_id: no model {} is registered", req.model_id))
+        })?;
         let inputs = decode_inputs(&model.entry.inputs, &req.inputs)?;
         let permit: OwnedSemaphorePermit = match self.mempool.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -725,7 +729,10 @@ impl Node {
         };
         let input_root = verinfer_state::record::tensors_root(inputs);
         let mut up = verinfer_state::store::SettlementUpdate::new();
-        up.put(crate::fault::fault_key(&input_root, &i.output_root), borsh::to_vec(&i.fault).map_err(|e| e.to_string())?);
+        up.put(
+            crate::fault::fault_key(&input_root, &i.output_root),
+            borsh::to_vec(&i.fault).map_err(|e| e.to_string())?,
+        );
         self.store.apply_settlement(up).map_err(|e| e.to_string())?;
         tracing::warn!(
             model = %model.entry.name,

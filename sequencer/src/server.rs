@@ -13,15 +13,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
 use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, Request, RpcServiceT};
 use jsonrpsee::core::server::BatchResponseBuilder;
 use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
-use jsonrpsee::server::{BatchRequestConfig, MethodResponse, PendingSubscriptionSink, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, MethodResponse, PendingSubscriptionSink, RpcModule, Server, ServerConfig, ServerHandle,
+};
 use jsonrpsee::types::ErrorObjectOwned;
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use base64::Engine as _;
 use verinfer_rpc::api::{ExplorerApiServer, InferApiServer, ModelApiServer};
 use verinfer_rpc::error::{self as codes, ApiError};
 use verinfer_rpc::tensor::WireTensor;
@@ -214,10 +216,7 @@ impl ExplorerApiServer for Api {
                 let entries = body
                     .entries
                     .iter()
-                    .map(|e| BodyEntryInfo {
-                        record: e.record,
-                        inputs: e.inputs.iter().map(WireTensor::b64).collect(),
-                    })
+                    .map(|e| BodyEntryInfo { record: e.record, inputs: e.inputs.iter().map(WireTensor::b64).collect() })
                     .collect();
                 Ok(BatchBodyInfo { hash: header.hash(), header, entries })
             })
@@ -345,8 +344,11 @@ fn rewrite_invalid_params(method: &str, id: jsonrpsee::types::Id<'static>, rp: M
 
 impl<S> RpcServiceT for Guard<S>
 where
-    S: RpcServiceT<MethodResponse = MethodResponse, BatchResponse = MethodResponse, NotificationResponse = MethodResponse>
-        + Clone
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
         + Send
         + Sync
         + 'static,

@@ -40,9 +40,9 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, broadcast, watch};
 use verinfer_prover::dispute::{DisputeProver, Fault};
 use verinfer_prover::game::agent::defender_move;
-use verinfer_prover::game::view::GameView;
 use verinfer_prover::game::types::Sig64;
-use verinfer_settlement::{AccountId, Event, Params, Settlement, SignedTx, Side, Tx, TxError};
+use verinfer_prover::game::view::GameView;
+use verinfer_settlement::{AccountId, Event, Params, Settlement, Side, SignedTx, Tx, TxError};
 use verinfer_state::batch::{BatchBody, BatchHeader};
 use verinfer_state::receipt::Status;
 use verinfer_state::record::InferenceRecord;
@@ -343,7 +343,8 @@ fn load_state(store: &RocksStore, params: &Params) -> Result<Inner, SettlementEr
         }
         let e: LogEntry = borsh::from_slice(&v).map_err(|e| corrupt(format!("log entry {seq}: {e}")))?;
         let input = e.input.restore(store).map_err(|err| corrupt(format!("log entry {seq}: {err}")))?;
-        apply_input(&mut state, e.now_ms, &input).map_err(|err| corrupt(format!("replaying log entry {seq}: {err}")))?;
+        apply_input(&mut state, e.now_ms, &input)
+            .map_err(|err| corrupt(format!("replaying log entry {seq}: {err}")))?;
         next_seq += 1;
     }
     Ok(Inner { state, next_seq, snap_seq })
@@ -390,7 +391,12 @@ impl SettlementHost {
         // before anyone reads a receipt.
         let r = host.reconcile_receipts()?;
         if r.updated > 0 || r.refused > 0 {
-            tracing::info!(checked = r.checked, updated = r.updated, refused = r.refused, "receipts reconciled with the settlement state");
+            tracing::info!(
+                checked = r.checked,
+                updated = r.updated,
+                refused = r.refused,
+                "receipts reconciled with the settlement state"
+            );
         }
         {
             let g = host.lock();
@@ -700,7 +706,11 @@ impl SettlementHost {
     /// minimum bond if it is below it.
     pub fn ensure_bonded(&self) -> Result<(), SettlementError> {
         let (bond, min, free) = self.read(|s, _| {
-            (s.sequencer(&self.account).map_or(0, |q| q.bond), s.params().min_sequencer_bond, s.account(&self.account).free)
+            (
+                s.sequencer(&self.account).map_or(0, |q| q.bond),
+                s.params().min_sequencer_bond,
+                s.account(&self.account).free,
+            )
         });
         if bond >= min {
             return Ok(());
@@ -761,11 +771,17 @@ impl SettlementHost {
             .transpose()
             .map_err(|e| format!("stored fault: {e}"))?;
         if let Some(f) = &fault {
-            tracing::warn!(batch, index, node = f.node, element = f.element, step = f.step, "defending an injected fault (dev)");
+            tracing::warn!(
+                batch,
+                index,
+                node = f.node,
+                element = f.element,
+                step = f.step,
+                "defending an injected fault (dev)"
+            );
         }
-        let p = Arc::new(
-            DisputeProver::new((*model.program).clone(), tensors.inputs, fault).map_err(|e| e.to_string())?,
-        );
+        let p =
+            Arc::new(DisputeProver::new((*model.program).clone(), tensors.inputs, fault).map_err(|e| e.to_string())?);
         self.provers.lock().unwrap_or_else(PoisonError::into_inner).insert((batch, index), p.clone());
         Ok(p)
     }
@@ -783,7 +799,8 @@ impl SettlementHost {
                 .filter(|g| g.deadline_ms().is_some_and(|d| now >= d))
                 .map(|g| g.id)
                 .collect();
-            let open: Vec<(u64, u64)> = s.open_games().filter(|g| g.defender == me).map(|g| (g.batch, g.index)).collect();
+            let open: Vec<(u64, u64)> =
+                s.open_games().filter(|g| g.defender == me).map(|g| (g.batch, g.index)).collect();
             (awaiting, expired, open)
         });
         // Drop provers of records with no open game left.
@@ -920,7 +937,12 @@ mod tests {
             }
             assert!(matches!(h.deposit(AccountId([7; 32]), 0), Err(SettlementError::Rejected(TxError::ZeroAmount))));
             let g = h.lock();
-            assert!(g.snap_seq > 0 && g.next_seq > g.snap_seq, "a snapshot and a log tail: {} {}", g.snap_seq, g.next_seq);
+            assert!(
+                g.snap_seq > 0 && g.next_seq > g.snap_seq,
+                "a snapshot and a log tail: {} {}",
+                g.snap_seq,
+                g.next_seq
+            );
             (g.state.to_bytes(), h.account())
         };
         let h = open(dir.path(), &cfg);
@@ -1079,7 +1101,10 @@ mod tests {
         assert_eq!((r.updated, r.refused), (0, 0), "{r:?}");
         assert_eq!(store.settlement_get(RECONCILED_KEY).expect("read"), Some(2u64.to_be_bytes().to_vec()));
         let f = h.figures();
-        assert_eq!((f.batches_posted, f.last_posted_batch, f.games_open, f.defender_lost, f.defender_won), (2, 2, 0, 2, 0));
+        assert_eq!(
+            (f.batches_posted, f.last_posted_batch, f.games_open, f.defender_lost, f.defender_won),
+            (2, 2, 0, 2, 0)
+        );
         drop(h);
         let h = SettlementHost::open(store, &cfg, key).expect("host reopens");
         assert_eq!(h.reconcile_receipts().expect("reconcile"), Reconciled::default(), "nothing left to check");

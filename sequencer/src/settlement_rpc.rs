@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use verinfer_rpc::api::SettlementApiServer;
 use verinfer_rpc::error::{self as codes, ApiError};
 use verinfer_rpc::types::GamesFilter;
-use verinfer_settlement::{AccountId, Settlement, SignedTx, Side};
+use verinfer_settlement::{AccountId, Settlement, Side, SignedTx};
 
 use crate::settlement::{MAX_FAUCET, SettlementError, SettlementHost};
 

@@ -88,7 +88,10 @@ mod tests {
         assert_eq!((d.min_sequencer_bond, d.challenger_bond, d.defender_stake, d.dissection_exp), (1_000, 100, 100, 4));
         let p = Params::production();
         assert_eq!((p.challenge_window_ms, p.clock_ms), (604_800_000, 259_200_000));
-        assert_eq!((p.min_sequencer_bond, p.challenger_bond, p.defender_stake, p.dissection_exp), (1_000_000, 100_000, 100_000, 4));
+        assert_eq!(
+            (p.min_sequencer_bond, p.challenger_bond, p.defender_stake, p.dissection_exp),
+            (1_000_000, 100_000, 100_000, 4)
+        );
         assert_ne!(d.chain_id, p.chain_id);
         d.validate().expect("dev");
         p.validate().expect("production");

@@ -24,7 +24,9 @@ use crate::tx::{Move, SignedTx, Tx};
 use crate::types::{AccountId, Side};
 
 /// An account's free balance and next nonce.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub struct Account {
     /// Free balance.
     pub free: u64,
@@ -33,7 +35,9 @@ pub struct Account {
 }
 
 /// A sequencer's bond and obligations.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub struct Sequencer {
     /// Locked bond (stakes of open games already moved out of it).
     pub bond: u64,
@@ -65,7 +69,9 @@ pub struct BatchEntry {
 }
 
 /// The dispute history of one record (only records ever disputed have one).
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
 pub struct RecordDisputes {
     /// Every game opened on it.
     pub games: Vec<u64>,
@@ -272,7 +278,11 @@ impl Settlement {
         let bond = self.sequencers.get(&sender).map_or(0, |s| s.bond).checked_add(amount).ok_or(TxError::Overflow)?;
         self.accounts.entry(sender).or_default().free -= amount;
         self.sequencers.entry(sender).or_default().bond = bond;
-        Ok(vec![Event::Transfer { from: Holder::Free { account: sender }, to: Holder::Bond { account: sender }, amount }])
+        Ok(vec![Event::Transfer {
+            from: Holder::Free { account: sender },
+            to: Holder::Bond { account: sender },
+            amount,
+        }])
     }
 
     fn unbond(&mut self, now_ms: u64, sender: AccountId) -> Result<Vec<Event>, TxError> {
@@ -286,10 +296,20 @@ impl Settlement {
         let amount = s.bond;
         self.sequencers.entry(sender).or_default().bond = 0;
         self.accounts.entry(sender).or_default().free += amount;
-        Ok(vec![Event::Transfer { from: Holder::Bond { account: sender }, to: Holder::Free { account: sender }, amount }])
+        Ok(vec![Event::Transfer {
+            from: Holder::Bond { account: sender },
+            to: Holder::Free { account: sender },
+            amount,
+        }])
     }
 
-    fn post_batch(&mut self, now_ms: u64, sender: AccountId, header: BatchHeader, body: &BatchBody) -> Result<Vec<Event>, TxError> {
+    fn post_batch(
+        &mut self,
+        now_ms: u64,
+        sender: AccountId,
+        header: BatchHeader,
+        body: &BatchBody,
+    ) -> Result<Vec<Event>, TxError> {
         let s = self.sequencers.get(&sender).filter(|s| s.bond > 0).ok_or(TxError::NotSequencer(sender))?;
         if s.bond < self.params.min_sequencer_bond {
             return Err(TxError::BondBelowMinimum { bond: s.bond, min: self.params.min_sequencer_bond });
@@ -318,7 +338,15 @@ impl Settlement {
         let number = header.number;
         self.batches.insert(
             number,
-            BatchEntry { header, hash, sequencer: sender, posted_at_ms: now_ms, window_end_ms, open_games: 0, settled: false },
+            BatchEntry {
+                header,
+                hash,
+                sequencer: sender,
+                posted_at_ms: now_ms,
+                window_end_ms,
+                open_games: 0,
+                settled: false,
+            },
         );
         self.unsettled.insert(number);
         let s = self.sequencers.entry(sender).or_default();
@@ -391,12 +419,28 @@ impl Settlement {
         let r = self.records.entry((batch, index)).or_default();
         r.games.push(id);
         r.open += 1;
-        let mut events = vec![Event::DisputeOpened { game: id, batch, index, challenger: sender, defender, challenger_bond, defender_stake }];
+        let mut events = vec![Event::DisputeOpened {
+            game: id,
+            batch,
+            index,
+            challenger: sender,
+            defender,
+            challenger_bond,
+            defender_stake,
+        }];
         if challenger_bond > 0 {
-            events.push(Event::Transfer { from: Holder::Free { account: sender }, to: Holder::Escrow { game: id }, amount: challenger_bond });
+            events.push(Event::Transfer {
+                from: Holder::Free { account: sender },
+                to: Holder::Escrow { game: id },
+                amount: challenger_bond,
+            });
         }
         if defender_stake > 0 {
-            events.push(Event::Transfer { from: Holder::Bond { account: defender }, to: Holder::Escrow { game: id }, amount: defender_stake });
+            events.push(Event::Transfer {
+                from: Holder::Bond { account: defender },
+                to: Holder::Escrow { game: id },
+                amount: defender_stake,
+            });
         }
         Ok(events)
     }
@@ -409,7 +453,14 @@ impl Settlement {
         Ok(g)
     }
 
-    fn make_move(&mut self, now_ms: u64, sender: AccountId, id: u64, seq: u32, mv: Move) -> Result<Vec<Event>, TxError> {
+    fn make_move(
+        &mut self,
+        now_ms: u64,
+        sender: AccountId,
+        id: u64,
+        seq: u32,
+        mv: Move,
+    ) -> Result<Vec<Event>, TxError> {
         let g = self.open_game(id)?;
         let side = g.side_of(&sender).ok_or(TxError::NotAParty(sender))?;
         let to_move = g.to_move().ok_or(TxError::GameOver(id))?;
@@ -476,7 +527,14 @@ impl Settlement {
 
     /// Ends game `id`: pays the escrow to the winner, releases the record,
     /// voids it when the challenger won.
-    fn resolve(&mut self, now_ms: u64, id: u64, winner: Side, reason: ResolutionReason, pinpoint: crate::game::Pinpoint) -> Vec<Event> {
+    fn resolve(
+        &mut self,
+        now_ms: u64,
+        id: u64,
+        winner: Side,
+        reason: ResolutionReason,
+        pinpoint: crate::game::Pinpoint,
+    ) -> Vec<Event> {
         let g = self.games.get_mut(&id).expect("resolving a known game");
         g.phase = Phase::Resolved;
         g.resolution = Some(Resolution { winner, reason, at_ms: now_ms, pinpoint: pinpoint.clone() });
@@ -486,7 +544,11 @@ impl Settlement {
         let mut events = vec![Event::GameResolved { game: id, winner, reason, pinpoint, payout }];
         if payout > 0 {
             self.accounts.entry(to).or_default().free += payout;
-            events.push(Event::Transfer { from: Holder::Escrow { game: id }, to: Holder::Free { account: to }, amount: payout });
+            events.push(Event::Transfer {
+                from: Holder::Escrow { game: id },
+                to: Holder::Free { account: to },
+                amount: payout,
+            });
         }
         if let Some(s) = self.sequencers.get_mut(&defender) {
             s.open_games -= 1;
@@ -564,7 +626,11 @@ impl Settlement {
 
     /// Indices of the void records of a batch.
     pub fn void_records(&self, number: u64) -> Vec<u64> {
-        self.records.range((number, 0)..=(number, u64::MAX)).filter(|(_, r)| r.void_by.is_some()).map(|(k, _)| k.1).collect()
+        self.records
+            .range((number, 0)..=(number, u64::MAX))
+            .filter(|(_, r)| r.void_by.is_some())
+            .map(|(k, _)| k.1)
+            .collect()
     }
 
     /// A record's dispute history, if it was ever disputed.

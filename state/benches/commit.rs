@@ -103,9 +103,7 @@ fn mean(v: &[Duration]) -> Duration {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let base = std::env::var_os("VERINFER_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("VERINFER_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     println!("store commit benchmark (RocksDB, dir {})", base.display());
     println!("each record: f32[16] input, f32[4] output; times per batch unless noted\n");
     println!(

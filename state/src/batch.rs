@@ -307,7 +307,8 @@ impl SealedBatch {
     ) -> Result<Self, BodyError> {
         let body = BatchBody { entries };
         body.check_entries()?;
-        let s = SealedRecords::assemble(number, parent_hash, timestamp_ms, sequencer, body.records().copied().collect())?;
+        let s =
+            SealedRecords::assemble(number, parent_hash, timestamp_ms, sequencer, body.records().copied().collect())?;
         Ok(Self { header: s.header, body, tree: s.tree })
     }
 
@@ -376,16 +377,10 @@ pub fn verify_inclusion(
     proof: &MerkleProof,
 ) -> Result<(), InclusionError> {
     if proof.leaf_count != header.record_count {
-        return Err(InclusionError::CountMismatch {
-            proof: proof.leaf_count,
-            header: header.record_count,
-        });
+        return Err(InclusionError::CountMismatch { proof: proof.leaf_count, header: header.record_count });
     }
     if proof.index >= header.record_count {
-        return Err(InclusionError::IndexOutOfRange {
-            index: proof.index,
-            count: header.record_count,
-        });
+        return Err(InclusionError::IndexOutOfRange { index: proof.index, count: header.record_count });
     }
     record.check_id()?;
     match merkle::verify(&header.records_root, &record.leaf_hash(), proof) {
@@ -399,16 +394,7 @@ pub fn verify_inclusion(
 
 /// Where a record sits: batch number, leaf index and the path to the
 /// header's records root.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    BorshSerialize,
-    BorshDeserialize,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Inclusion {
     /// The batch number.
     pub batch: u64,
@@ -464,8 +450,7 @@ mod tests {
     }
 
     fn batch(n: u64) -> SealedBatch {
-        SealedBatch::build(1, GENESIS_PARENT, 7, Hash32([3; 32]), (0..n).map(entry).collect())
-            .unwrap()
+        SealedBatch::build(1, GENESIS_PARENT, 7, Hash32([3; 32]), (0..n).map(entry).collect()).unwrap()
     }
 
     #[test]
@@ -478,10 +463,7 @@ mod tests {
                 verify_inclusion(&b.header, r, &p).unwrap();
                 let inc = Inclusion { batch: 1, proof: p };
                 inc.verify_at(&b.header, r, i as u64).unwrap();
-                assert!(matches!(
-                    inc.verify_at(&b.header, r, i as u64 + 1),
-                    Err(InclusionError::IndexMismatch { .. })
-                ));
+                assert!(matches!(inc.verify_at(&b.header, r, i as u64 + 1), Err(InclusionError::IndexMismatch { .. })));
             }
             let enc = encode(&b.body);
             assert_eq!(decode::<BatchBody>(&enc).unwrap(), b.body);
@@ -520,9 +502,6 @@ mod tests {
         let mut h = b.header;
         h.records_root.0[0] ^= 1;
         assert!(matches!(b.body.verify(&h), Err(BodyError::RootMismatch { .. })));
-        assert_eq!(
-            SealedBatch::build(1, GENESIS_PARENT, 0, Hash32::ZERO, vec![]).err(),
-            Some(BodyError::Empty)
-        );
+        assert_eq!(SealedBatch::build(1, GENESIS_PARENT, 0, Hash32::ZERO, vec![]).err(), Some(BodyError::Empty));
     }
 }

@@ -117,11 +117,7 @@ pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.first() {
         None => return Err(DecodeError::Truncated { what: T::NAME }),
         Some(&v) if v != T::VERSION => {
-            return Err(DecodeError::UnsupportedVersion {
-                what: T::NAME,
-                found: v,
-                supported: T::VERSION,
-            });
+            return Err(DecodeError::UnsupportedVersion { what: T::NAME, found: v, supported: T::VERSION });
         }
         Some(_) => {}
     }
@@ -143,9 +139,7 @@ fn io_to_decode(what: &'static str, e: std::io::Error) -> DecodeError {
     // Borsh reports running out of input as InvalidData with this fixed
     // message (borsh 1.x, `ERROR_UNEXPECTED_LENGTH_OF_INPUT`); our own
     // readers use UnexpectedEof.
-    if e.kind() == std::io::ErrorKind::UnexpectedEof
-        || e.to_string() == "Unexpected length of input"
-    {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string() == "Unexpected length of input" {
         return DecodeError::Truncated { what };
     }
     if let Some(m) = e.get_ref().and_then(|inner| inner.downcast_ref::<Malformed>()) {
@@ -246,14 +240,8 @@ mod tests {
         let enc = encode(&p);
         let mut trailing = enc.clone();
         trailing.push(0);
-        assert_eq!(
-            decode::<Probe>(&trailing),
-            Err(DecodeError::TrailingBytes { what: "Probe", extra: 1 })
-        );
-        assert_eq!(
-            decode::<Probe>(&enc[..enc.len() - 1]),
-            Err(DecodeError::Truncated { what: "Probe" })
-        );
+        assert_eq!(decode::<Probe>(&trailing), Err(DecodeError::TrailingBytes { what: "Probe", extra: 1 }));
+        assert_eq!(decode::<Probe>(&enc[..enc.len() - 1]), Err(DecodeError::Truncated { what: "Probe" }));
         assert_eq!(decode::<Probe>(&[]), Err(DecodeError::Truncated { what: "Probe" }));
         let mut v2 = enc.clone();
         v2[0] = 2;
@@ -264,10 +252,7 @@ mod tests {
         let seven = encode(&Probe { a: 7, b: vec![] });
         assert_eq!(
             decode::<Probe>(&seven),
-            Err(DecodeError::Malformed {
-                what: "Probe",
-                source: Malformed::Invariant("a must not be 7")
-            })
+            Err(DecodeError::Malformed { what: "Probe", source: Malformed::Invariant("a must not be 7") })
         );
         // A nested version error names the nested type.
         let mut outer = encode(&Outer { inner: p });

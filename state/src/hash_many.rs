@@ -115,7 +115,8 @@ mod x86 {
         0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
         0xc67178f2,
     ];
-    const IV: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    const IV: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
     /// SHA-256 of four padded messages of `nblocks` blocks each, their
     /// rounds interleaved. The round structure is sha2's SHA-NI backend
@@ -129,9 +130,7 @@ mod x86 {
         debug_assert!(nblocks * 64 <= PADDED);
         let mask = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0Bu64 as i64, 0x0405_0607_0001_0203u64 as i64);
         // SAFETY: IV has 8 u32s; unaligned loads of two halves.
-        let (dcba, efgh) = unsafe {
-            (_mm_loadu_si128(IV.as_ptr().cast()), _mm_loadu_si128(IV.as_ptr().add(4).cast()))
-        };
+        let (dcba, efgh) = unsafe { (_mm_loadu_si128(IV.as_ptr().cast()), _mm_loadu_si128(IV.as_ptr().add(4).cast())) };
         let cdab = _mm_shuffle_epi32(dcba, 0xB1);
         let efgh = _mm_shuffle_epi32(efgh, 0x1B);
         let mut abef = [_mm_alignr_epi8(cdab, efgh, 8); 4];

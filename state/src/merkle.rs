@@ -169,12 +169,7 @@ pub fn verify(root: &Hash32, leaf: &Hash32, proof: &MerkleProof) -> Result<(), M
 /// Like [`verify`] for a node at `level` (0 = leaf): `proof.index` is the
 /// node's index within its level. Used by dissection, which reveals subtree
 /// roots rather than leaves.
-pub fn verify_node(
-    root: &Hash32,
-    level: u32,
-    node: &Hash32,
-    proof: &MerkleProof,
-) -> Result<(), MerkleError> {
+pub fn verify_node(root: &Hash32, level: u32, node: &Hash32, proof: &MerkleProof) -> Result<(), MerkleError> {
     let computed = root_from_proof(level, node, proof)?;
     if &computed != root {
         return Err(MerkleError::RootMismatch { computed, expected: *root });
@@ -226,13 +221,9 @@ impl MerkleTree {
             return Ok(Self { layers: vec![leaves.to_vec()], leaf_count: 1 });
         }
         let raw: Vec<[u8; 32]> = leaves.iter().map(|h| h.0).collect();
-        let partial = rs_merkle::PartialTree::<NodeHasher>::from_leaves(&raw)
-            .map_err(|_| MerkleError::EmptyTree)?;
-        let mut layers: Vec<Vec<Hash32>> = partial
-            .layers()
-            .iter()
-            .map(|layer| layer.iter().map(|(_, h)| Hash32(*h)).collect())
-            .collect();
+        let partial = rs_merkle::PartialTree::<NodeHasher>::from_leaves(&raw).map_err(|_| MerkleError::EmptyTree)?;
+        let mut layers: Vec<Vec<Hash32>> =
+            partial.layers().iter().map(|layer| layer.iter().map(|(_, h)| Hash32(*h)).collect()).collect();
         // rs_merkle sizes the tree by the bit length of n, so for a power of
         // two it adds a layer that only promotes the root; drop it.
         layers.truncate(depth(n) as usize + 1);
@@ -424,8 +415,7 @@ mod tests {
             assert_eq!(rs.root().unwrap(), t.inner_root().0, "n={n}");
             for i in 0..n {
                 let p = t.proof(i as u64).unwrap();
-                let rs_path: Vec<Hash32> =
-                    rs.proof(&[i]).proof_hashes().iter().map(|h| Hash32(*h)).collect();
+                let rs_path: Vec<Hash32> = rs.proof(&[i]).proof_hashes().iter().map(|h| Hash32(*h)).collect();
                 assert_eq!(p.path, rs_path, "n={n} i={i}");
                 verify(&t.root(), &l[i], &p).unwrap();
             }
@@ -476,10 +466,7 @@ mod tests {
             assert!(verify(&root, &l[i as usize], &q).is_err());
             // Out-of-range index.
             q.index = 13;
-            assert!(matches!(
-                verify(&root, &l[i as usize], &q),
-                Err(MerkleError::IndexOutOfRange { .. })
-            ));
+            assert!(matches!(verify(&root, &l[i as usize], &q), Err(MerkleError::IndexOutOfRange { .. })));
             // Wrong leaf count, in both directions.
             for n in [12u64, 14, 16, 26] {
                 let mut q = p.clone();
@@ -489,10 +476,7 @@ mod tests {
             // Trailing hash.
             let mut q = p.clone();
             q.path.push(l[0]);
-            assert!(matches!(
-                verify(&root, &l[i as usize], &q),
-                Err(MerkleError::PathTooLong { extra: 1 })
-            ));
+            assert!(matches!(verify(&root, &l[i as usize], &q), Err(MerkleError::PathTooLong { extra: 1 })));
             // Missing hash.
             let mut q = p.clone();
             q.path.pop();
@@ -544,10 +528,7 @@ mod tests {
     #[test]
     fn too_many_leaves_rejected_without_allocation() {
         let p = MerkleProof { index: 0, leaf_count: MAX_LEAVES + 1, path: vec![] };
-        assert_eq!(
-            verify(&Hash32::ZERO, &Hash32::ZERO, &p),
-            Err(MerkleError::TooManyLeaves(MAX_LEAVES + 1))
-        );
+        assert_eq!(verify(&Hash32::ZERO, &Hash32::ZERO, &p), Err(MerkleError::TooManyLeaves(MAX_LEAVES + 1)));
         let p = MerkleProof { index: 0, leaf_count: u64::MAX, path: vec![] };
         assert!(verify(&Hash32::ZERO, &Hash32::ZERO, &p).is_err());
     }

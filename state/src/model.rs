@@ -36,16 +36,7 @@ pub fn model_id(onnx: &[u8]) -> Hash32 {
 }
 
 /// One named tensor of a signature.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    BorshSerialize,
-    BorshDeserialize,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct TensorSpec {
     /// The ONNX graph's name for the tensor.
     pub name: String,
@@ -193,10 +184,7 @@ mod tests {
         assert_eq!(decode::<ModelEntry>(&encode(&e)).unwrap(), e);
         let mut dup = e.clone();
         dup.inputs.push(dup.inputs[0].clone());
-        assert!(matches!(
-            decode::<ModelEntry>(&encode(&dup)),
-            Err(DecodeError::Malformed { .. })
-        ));
+        assert!(matches!(decode::<ModelEntry>(&encode(&dup)), Err(DecodeError::Malformed { .. })));
         let mut big = e.clone();
         big.outputs[0].shape = vec![u64::MAX, 2];
         assert!(big.validate().is_err());
@@ -208,13 +196,7 @@ mod tests {
         let ok = Tensor::from_f32(vec![1, 4], vec![0.0; 4]).unwrap();
         check_signature(&e.inputs, std::slice::from_ref(&ok)).unwrap();
         let bad = Tensor::from_f32(vec![4], vec![0.0; 4]).unwrap();
-        assert!(matches!(
-            check_signature(&e.inputs, &[bad]),
-            Err(SignatureError::Mismatch { index: 0, .. })
-        ));
-        assert_eq!(
-            check_signature(&e.inputs, &[]),
-            Err(SignatureError::Count { expected: 1, got: 0 })
-        );
+        assert!(matches!(check_signature(&e.inputs, &[bad]), Err(SignatureError::Mismatch { index: 0, .. })));
+        assert_eq!(check_signature(&e.inputs, &[]), Err(SignatureError::Count { expected: 1, got: 0 }));
     }
 }

@@ -23,7 +23,9 @@ pub enum NpyError {
     #[error("malformed .npy header: {0}")]
     Header(String),
     /// A dtype the protocol does not carry.
-    #[error("unsupported .npy dtype {0:?} (supported: <f4 <i8 <i4 <i2 |i1 <u8 <u4 <u2 |u1 |b1, and <f8 for references)")]
+    #[error(
+        "unsupported .npy dtype {0:?} (supported: <f4 <i8 <i4 <i2 |i1 <u8 <u4 <u2 |u1 |b1, and <f8 for references)"
+    )]
     DType(String),
     /// Fortran order.
     #[error("Fortran-ordered .npy arrays are not supported; save with C order")]
@@ -74,11 +76,9 @@ impl NpyArray {
     /// Every element widened to f64 (for comparisons against references).
     pub fn to_f64_vec(&self) -> Result<Vec<f64>, NpyError> {
         match self.dtype {
-            NpyDType::F64 => Ok(self
-                .data
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect()),
+            NpyDType::F64 => {
+                Ok(self.data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+            }
             NpyDType::Canonical(DType::F32) => Ok(self
                 .data
                 .chunks_exact(4)
@@ -89,11 +89,7 @@ impl NpyArray {
                 (0..t.len() as u64)
                     .map(|i| {
                         let s = t.scalar(i)?;
-                        Ok(if dt.is_signed_int() {
-                            s.as_i64() as f64
-                        } else {
-                            s.bits as f64
-                        })
+                        Ok(if dt.is_signed_int() { s.as_i64() as f64 } else { s.bits as f64 })
                     })
                     .collect::<Result<_, TensorError>>()
                     .map_err(NpyError::from)
@@ -139,15 +135,9 @@ fn descr_of(dt: DType) -> &'static str {
 /// top-level comma or closing brace.
 fn dict_value<'a>(header: &'a str, key: &str) -> Result<&'a str, NpyError> {
     let pat = format!("'{key}'");
-    let start = header
-        .find(&pat)
-        .ok_or_else(|| NpyError::Header(format!("missing key {key:?}")))?
-        + pat.len();
+    let start = header.find(&pat).ok_or_else(|| NpyError::Header(format!("missing key {key:?}")))? + pat.len();
     let rest = header[start..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .ok_or_else(|| NpyError::Header(format!("no ':' after {key:?}")))?
-        .trim_start();
+    let rest = rest.strip_prefix(':').ok_or_else(|| NpyError::Header(format!("no ':' after {key:?}")))?.trim_start();
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
         match c {
@@ -183,8 +173,8 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if bytes.len() < hend {
         return Err(NpyError::Truncated);
     }
-    let header = std::str::from_utf8(&bytes[hstart..hend])
-        .map_err(|_| NpyError::Header("header is not UTF-8".into()))?;
+    let header =
+        std::str::from_utf8(&bytes[hstart..hend]).map_err(|_| NpyError::Header("header is not UTF-8".into()))?;
     let descr = dict_value(header, "descr")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let dtype = parse_descr(descr)?;
@@ -205,10 +195,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
             continue;
         }
         let p = p.strip_suffix('L').unwrap_or(p);
-        shape.push(
-            p.parse::<u64>()
-                .map_err(|_| NpyError::Header(format!("shape entry {p:?} is not a size")))?,
-        );
+        shape.push(p.parse::<u64>().map_err(|_| NpyError::Header(format!("shape entry {p:?} is not a size")))?);
     }
     let n = checked_numel(&shape)?;
     let item = match dtype {
@@ -234,16 +221,9 @@ pub fn write_tensor(t: &Tensor) -> Vec<u8> {
     let shape_s = match shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        descr_of(t.dtype()),
-        shape_s
-    );
+    let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr_of(t.dtype()), shape_s);
     // Pad so that the data starts on a 64-byte boundary, ending with '\n'.
     let unpadded = 10 + header.len() + 1;
     let pad = (64 - unpadded % 64) % 64;

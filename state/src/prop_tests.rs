@@ -16,8 +16,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use crate::batch::{
-    BatchBody, BatchHeader, BodyEntry, GENESIS_PARENT, Inclusion, InclusionError, SealedBatch,
-    verify_inclusion,
+    BatchBody, BatchHeader, BodyEntry, GENESIS_PARENT, Inclusion, InclusionError, SealedBatch, verify_inclusion,
 };
 use crate::codec::{DecodeError, Message, decode, encode};
 use crate::hash::Hash32;
@@ -40,15 +39,13 @@ fn tensor() -> impl Strategy<Value = Tensor> {
     (dtype(), vec(0u64..4, 0..3)).prop_flat_map(|(dt, shape)| {
         let n = shape.iter().product::<u64>() as usize;
         let byte = if dt == DType::Bool { (0u8..2).boxed() } else { any::<u8>().boxed() };
-        vec(byte, n * dt.size()).prop_map(move |bytes| {
-            Tensor::from_le_bytes(dt, &shape, &bytes).expect("consistent by construction")
-        })
+        vec(byte, n * dt.size())
+            .prop_map(move |bytes| Tensor::from_le_bytes(dt, &shape, &bytes).expect("consistent by construction"))
     })
 }
 
 fn spec() -> impl Strategy<Value = TensorSpec> {
-    ("[a-z]{1,6}", dtype(), vec(0u64..1000, 0..4))
-        .prop_map(|(name, dtype, shape)| TensorSpec { name, dtype, shape })
+    ("[a-z]{1,6}", dtype(), vec(0u64..1000, 0..4)).prop_map(|(name, dtype, shape)| TensorSpec { name, dtype, shape })
 }
 
 fn specs() -> impl Strategy<Value = Vec<TensorSpec>> {
@@ -75,45 +72,33 @@ fn model_entry() -> impl Strategy<Value = ModelEntry> {
 }
 
 fn record() -> impl Strategy<Value = InferenceRecord> {
-    (hash32(), hash32(), hash32(), hash32(), any::<u64>(), any::<u64>()).prop_map(
-        |(m, p, i, o, seq, at)| InferenceRecord::from_roots(m, p, i, o, seq, at),
-    )
+    (hash32(), hash32(), hash32(), hash32(), any::<u64>(), any::<u64>())
+        .prop_map(|(m, p, i, o, seq, at)| InferenceRecord::from_roots(m, p, i, o, seq, at))
 }
 
 fn record_tensors() -> impl Strategy<Value = RecordTensors> {
-    (vec(tensor(), 0..3), vec(tensor(), 0..3))
-        .prop_map(|(inputs, outputs)| RecordTensors { inputs, outputs })
+    (vec(tensor(), 0..3), vec(tensor(), 0..3)).prop_map(|(inputs, outputs)| RecordTensors { inputs, outputs })
 }
 
 /// `n` body entries with increasing sequences and consistent input roots.
 fn entries(max: usize) -> impl Strategy<Value = Vec<BodyEntry>> {
-    vec((hash32(), hash32(), vec(tensor(), 0..2), hash32(), 1u64..1000, any::<u32>()), 1..=max)
-        .prop_map(|rows| {
-            let mut seq = 0u64;
-            rows.into_iter()
-                .map(|(m, p, inputs, out, step, at)| {
-                    seq += step;
-                    let record = InferenceRecord::from_roots(
-                        m,
-                        p,
-                        tensors_root(&inputs),
-                        out,
-                        seq,
-                        u64::from(at),
-                    );
-                    BodyEntry { record, inputs }
-                })
-                .collect()
-        })
+    vec((hash32(), hash32(), vec(tensor(), 0..2), hash32(), 1u64..1000, any::<u32>()), 1..=max).prop_map(|rows| {
+        let mut seq = 0u64;
+        rows.into_iter()
+            .map(|(m, p, inputs, out, step, at)| {
+                seq += step;
+                let record = InferenceRecord::from_roots(m, p, tensors_root(&inputs), out, seq, u64::from(at));
+                BodyEntry { record, inputs }
+            })
+            .collect()
+    })
 }
 
 fn sealed(max: usize) -> impl Strategy<Value = SealedBatch> {
-    (entries(max), 1u64..5, hash32(), any::<u64>(), hash32()).prop_map(
-        |(entries, number, parent, ts, seqr)| {
-            let parent = if number == 1 { GENESIS_PARENT } else { parent };
-            SealedBatch::build(number, parent, ts, seqr, entries).expect("valid entries")
-        },
-    )
+    (entries(max), 1u64..5, hash32(), any::<u64>(), hash32()).prop_map(|(entries, number, parent, ts, seqr)| {
+        let parent = if number == 1 { GENESIS_PARENT } else { parent };
+        SealedBatch::build(number, parent, ts, seqr, entries).expect("valid entries")
+    })
 }
 
 fn header() -> impl Strategy<Value = BatchHeader> {
@@ -135,16 +120,14 @@ fn status() -> impl Strategy<Value = Status> {
 }
 
 fn receipt() -> impl Strategy<Value = Receipt> {
-    (hash32(), status(), 1u64..100, 0u64..8, vec(hash32(), 0..4)).prop_map(
-        |(id, status, batch, index, path)| {
-            let inclusion = Inclusion { batch, proof: MerkleProof { index, leaf_count: 8, path } };
-            match status {
-                Status::Pending => Receipt::pending(id),
-                Status::Batched { .. } => Receipt::batched(id, inclusion),
-                s => Receipt { request_id: id, status: s, inclusion: Some(inclusion) },
-            }
-        },
-    )
+    (hash32(), status(), 1u64..100, 0u64..8, vec(hash32(), 0..4)).prop_map(|(id, status, batch, index, path)| {
+        let inclusion = Inclusion { batch, proof: MerkleProof { index, leaf_count: 8, path } };
+        match status {
+            Status::Pending => Receipt::pending(id),
+            Status::Batched { .. } => Receipt::batched(id, inclusion),
+            s => Receipt { request_id: id, status: s, inclusion: Some(inclusion) },
+        }
+    })
 }
 
 /// Runs every encoding property on one value.
@@ -161,10 +144,7 @@ where
     for extra in [&[0u8][..], &[1, 2, 3]] {
         let mut t = enc.clone();
         t.extend_from_slice(extra);
-        prop_assert_eq!(
-            decode::<T>(&t).err(),
-            Some(DecodeError::TrailingBytes { what: T::NAME, extra: extra.len() })
-        );
+        prop_assert_eq!(decode::<T>(&t).err(), Some(DecodeError::TrailingBytes { what: T::NAME, extra: extra.len() }));
     }
     // Every truncation is rejected.
     for cut in 0..enc.len() {

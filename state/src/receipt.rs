@@ -30,16 +30,7 @@ use crate::versioned_message;
 
 /// Where a request stands.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    BorshSerialize,
-    BorshDeserialize,
-    serde::Serialize,
-    serde::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
 )]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {

@@ -125,14 +125,7 @@ impl InferenceRecord {
         sequence: u64,
         accepted_at_ms: u64,
     ) -> Self {
-        Self::from_roots(
-            model_id,
-            program_root,
-            tensors_root(inputs),
-            tensors_root(outputs),
-            sequence,
-            accepted_at_ms,
-        )
+        Self::from_roots(model_id, program_root, tensors_root(inputs), tensors_root(outputs), sequence, accepted_at_ms)
     }
 
     /// The batch leaf: `H(Record || borsh(record))`.
@@ -215,10 +208,7 @@ mod tests {
         assert_ne!(a.request_id, b.request_id);
         a.check_id().unwrap();
         ta.check(&a).unwrap();
-        assert!(matches!(
-            a.check_outputs(&ta.inputs),
-            Err(RecordError::OutputRootMismatch { .. })
-        ));
+        assert!(matches!(a.check_outputs(&ta.inputs), Err(RecordError::OutputRootMismatch { .. })));
         let mut same_input = a;
         same_input.sequence = 9;
         assert!(matches!(same_input.check_id(), Err(RecordError::RequestIdMismatch { .. })));

@@ -32,9 +32,7 @@ pub const MAX_ELEMENTS: u64 = 1 << 32;
 pub const MAX_RANK: usize = 16;
 
 /// Element types of the canonical op set.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 #[borsh(use_discriminant = true)]
 #[repr(u8)]
 pub enum DType {
@@ -487,8 +485,7 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tensor<{}>{:?}", self.dtype(), self.shape)?;
         let n = self.len().min(8);
-        let items: Vec<String> =
-            (0..n).filter_map(|i| self.data.scalar(i)).map(|s| format!("{s:?}")).collect();
+        let items: Vec<String> = (0..n).filter_map(|i| self.data.scalar(i)).map(|s| format!("{s:?}")).collect();
         write!(f, "[{}{}]", items.join(", "), if self.len() > n { ", …" } else { "" })
     }
 }
@@ -499,11 +496,7 @@ impl Tensor {
         let shape64: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
         let n = checked_numel(&shape64)?;
         if n != data.len() as u64 {
-            return Err(TensorError::ElementCount {
-                shape: shape64,
-                expected: n,
-                got: data.len() as u64,
-            });
+            return Err(TensorError::ElementCount { shape: shape64, expected: n, got: data.len() as u64 });
         }
         Ok(Self { shape, data })
     }
@@ -525,12 +518,7 @@ impl Tensor {
         let n = checked_numel(shape)?;
         let expected = n * dtype.size() as u64;
         if bytes.len() as u64 != expected {
-            return Err(TensorError::ByteLength {
-                dtype,
-                shape: shape.to_vec(),
-                expected,
-                got: bytes.len() as u64,
-            });
+            return Err(TensorError::ByteLength { dtype, shape: shape.to_vec(), expected, got: bytes.len() as u64 });
         }
         let data = TensorData::from_le_bytes(dtype, bytes)?;
         Ok(Self { shape: shape.iter().map(|&d| d as usize).collect(), data })
@@ -580,11 +568,7 @@ impl Tensor {
         let shape64: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
         let n = checked_numel(&shape64)?;
         if n != self.len() as u64 {
-            return Err(TensorError::ElementCount {
-                shape: shape64,
-                expected: n,
-                got: self.len() as u64,
-            });
+            return Err(TensorError::ElementCount { shape: shape64, expected: n, got: self.len() as u64 });
         }
         self.shape = shape;
         Ok(self)
@@ -719,17 +703,11 @@ pub fn verify_element(
     let chunks = total_bytes.div_ceil(CHUNK_BYTES as u64);
     let (chunk_idx, off) = element_position(dtype, index);
     if opening.proof.index != chunk_idx || opening.proof.leaf_count != chunks {
-        return Err(ElementError::WrongChunk {
-            expected: chunk_idx,
-            got: opening.proof.index,
-        });
+        return Err(ElementError::WrongChunk { expected: chunk_idx, got: opening.proof.index });
     }
     let expected_len = (total_bytes - chunk_idx * CHUNK_BYTES as u64).min(CHUNK_BYTES as u64);
     if opening.chunk.len() as u64 != expected_len {
-        return Err(ElementError::ChunkLength {
-            expected: expected_len,
-            got: opening.chunk.len() as u64,
-        });
+        return Err(ElementError::ChunkLength { expected: expected_len, got: opening.chunk.len() as u64 });
     }
     let bytes = &opening.chunk[off..off + dtype.size()];
     let got = value.le_bytes();
@@ -826,8 +804,8 @@ impl BorshDeserialize for Tensor {
     fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
         let dtype = DType::deserialize_reader(r)?;
         let shape = Vec::<u64>::deserialize_reader(r)?;
-        let n = checked_numel(&shape)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let n =
+            checked_numel(&shape).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
         // Read the length prefix ourselves so a hostile length cannot make us
         // allocate more than the shape allows.
         let len = u32::deserialize_reader(r)? as u64;

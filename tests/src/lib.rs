@@ -19,7 +19,7 @@ use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verinfer_rpc::types::RegisterModel;
-use verinfer_sequencer::{Executor, NodeConfig, FastExecutor, RunningNode, StubPoster};
+use verinfer_sequencer::{Executor, FastExecutor, NodeConfig, RunningNode, StubPoster};
 use verinfer_state::tensor::Tensor;
 
 /// The repository root.
@@ -46,11 +46,7 @@ pub fn model_input(name: &str) -> Tensor {
 /// Every input of a corpus model (`input_0.npy`, `input_1.npy`, …), in order.
 pub fn model_inputs(name: &str) -> Vec<Tensor> {
     let dir = repo_root().join("fixtures/models").join(name);
-    (0..)
-        .map(|k| dir.join(format!("input_{k}.npy")))
-        .take_while(|p| p.exists())
-        .map(|p| read_npy(&p))
-        .collect()
+    (0..).map(|k| dir.join(format!("input_{k}.npy"))).take_while(|p| p.exists()).map(|p| read_npy(&p)).collect()
 }
 
 /// `model_register` parameters for a corpus model.

@@ -79,7 +79,11 @@ async fn register(c: &HttpClient, name: &str) -> ModelInfo {
 }
 
 async fn submit(c: &HttpClient, m: &ModelInfo, name: &str, i: usize) -> Hash32 {
-    let req = SubmitRequest { model_id: m.model_id, inputs: inputs(name, i).iter().map(WireTensor::b64).collect(), output_encoding: Default::default() };
+    let req = SubmitRequest {
+        model_id: m.model_id,
+        inputs: inputs(name, i).iter().map(WireTensor::b64).collect(),
+        output_encoding: Default::default(),
+    };
     InferApiClient::submit(c, req).await.expect("submits").request_id
 }
 
@@ -151,10 +155,13 @@ fn sequencer_bond(node: &TestNode) -> u64 {
 /// outputs: a node near the middle of the program, element 0, its middle
 /// step. Computed here with the prover so the test knows what to expect.
 fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
-    let m = verinfer_prover::load_model(&model_bytes(name), &LoadOptions { name: name.into(), ..Default::default() }).expect("loads");
+    let m = verinfer_prover::load_model(&model_bytes(name), &LoadOptions { name: name.into(), ..Default::default() })
+        .expect("loads");
     let inputs = inputs(name, i);
     let honest = DisputeProver::new(m.program.clone(), inputs.clone(), None).expect("prover");
-    let outs = |all: &[Tensor]| tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>());
+    let outs = |all: &[Tensor]| {
+        tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>())
+    };
     let h = outs(&execute_all(&m.program, &inputs, None).expect("runs"));
     let n = m.program.nodes.len() as u32;
     let order: Vec<u32> = (n / 2..n).chain(0..n / 2).collect();
@@ -218,7 +225,10 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
     }
     let last_batch = places.iter().map(|p| p.0).max().expect("some");
     assert!(last_batch >= 4, "expected many batches, got {last_batch}");
-    wait_for("the challenger to verify every batch", Duration::from_secs(30), || async { ch.watermark() >= last_batch }).await;
+    wait_for("the challenger to verify every batch", Duration::from_secs(30), || async {
+        ch.watermark() >= last_batch
+    })
+    .await;
     let verified = ch.metrics().records.with_label_values(&["correct"]).get();
     assert_eq!(verified, ids.len() as u64, "every record re-executed and found correct");
     assert_eq!(ch.metrics().opened.get(), 0);
@@ -295,11 +305,18 @@ async fn injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalize
     assert_eq!(g.challenger, ch.account);
     let r = g.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
-    assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)), "pinpoint is the injected fault");
+    assert_eq!(
+        (r.pinpoint.node, r.pinpoint.element, r.pinpoint.step),
+        (Some(at.0), Some(at.1), Some(at.2)),
+        "pinpoint is the injected fault"
+    );
     assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
     assert_eq!(status(&c, bad.0, bad.1).await["void"], Value::Bool(true));
     // Slashed to the challenger: it gets its bond back plus the stake.
-    wait_for("the payout", Duration::from_secs(5), || async { free(&c, &ch.account).await == free_before + g.defender_stake }).await;
+    wait_for("the payout", Duration::from_secs(5), || async {
+        free(&c, &ch.account).await == free_before + g.defender_stake
+    })
+    .await;
     assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
     wait_for("the challenger to see its win", Duration::from_secs(5), || async { ch.metrics().won.get() == 1 }).await;
     // The other records stand and finalize.
@@ -394,7 +411,10 @@ async fn a_silent_defender_loses_by_the_timeout_the_challenger_claims() {
     let g = games_on(&c, bad.0).await.remove(0);
     let r = g.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger);
-    assert_eq!(r.reason, verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Defender });
+    assert_eq!(
+        r.reason,
+        verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Defender }
+    );
     assert_eq!(g.transcript.len(), 0, "the defender never moved");
     wait_for("the claim to be counted", Duration::from_secs(5), || async {
         ch.metrics().moves.with_label_values(&["claim_timeout"]).get() == 1 && ch.metrics().won.get() == 1
@@ -431,7 +451,10 @@ async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
     let g = games_on(&c, b).await.remove(0);
     let r = g.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, verinfer_prover::game::types::Side::Defender, "{r:?}");
-    wait_for("the loss to show", Duration::from_secs(5), || async { free(&c, &ch.account).await == f0 - g.challenger_bond }).await;
+    wait_for("the loss to show", Duration::from_secs(5), || async {
+        free(&c, &ch.account).await == f0 - g.challenger_bond
+    })
+    .await;
     // The defender's stake came back to it (free) with the challenger's bond.
     let host = node.running().settlement.as_ref().expect("settlement");
     assert_eq!(free(&c, &host.account()).await, seq_free_before + g.challenger_bond + g.defender_stake);
@@ -466,7 +489,10 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     // Kill it once it has made a move in the game and its next is held.
     wait_for("the challenger's first pick", Duration::from_secs(30), || async {
         gate.holding()
-            && games_on(&c, bad.0).await.iter().any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
+            && games_on(&c, bad.0)
+                .await
+                .iter()
+                .any(|g| g.transcript.iter().any(|m| m.side == verinfer_prover::game::types::Side::Challenger))
     })
     .await;
     ch.stop();
@@ -488,7 +514,12 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     let r = g.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
     assert!(
-        !matches!(r.reason, verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Challenger }),
+        !matches!(
+            r.reason,
+            verinfer_prover::game::view::ResolutionReason::Timeout {
+                side: verinfer_prover::game::types::Side::Challenger
+            }
+        ),
         "won, not timed out"
     );
     assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)));
@@ -509,7 +540,9 @@ async fn report_time_to_verdict_and_throughput() {
     let models: Vec<&str> = std::env::var("VERINFER_REPORT_MODELS")
         .map(|s| s.split(',').map(|x| Box::leak(x.to_string().into_boxed_str()) as &str).collect())
         .unwrap_or_else(|_| vec!["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"]);
-    println!("| model | records | node submit s | node records/s | challenger verify s | challenger records/s | re-execution only records/s | posted → verdict s | pinned node/element/step |");
+    println!(
+        "| model | records | node submit s | node records/s | challenger verify s | challenger records/s | re-execution only records/s | posted → verdict s | pinned node/element/step |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in models {
         let n_records: usize = if name == "mobilenetv2" { 20 } else { 400 };

@@ -50,11 +50,7 @@ fn spawn_node_with(datadir: &std::path::Path, extra: &[&str]) -> NodeProc {
     BufReader::new(out).read_line(&mut line).expect("READY line");
     let parts: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(parts.first(), Some(&"READY"), "node said {line:?}");
-    NodeProc {
-        child,
-        url: format!("http://{}", parts[1]),
-        model_id: Hash32::from_hex(parts[2]).expect("model id"),
-    }
+    NodeProc { child, url: format!("http://{}", parts[1]), model_id: Hash32::from_hex(parts[2]).expect("model id") }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +67,11 @@ async fn sigkill_under_load_loses_no_acknowledged_request() {
         let mut clients = Vec::new();
         for _ in 0..8 {
             let c = http_client(&node.url);
-            let req = SubmitRequest { model_id: node.model_id, inputs: vec![WireTensor::b64(&x)], output_encoding: Encoding::B64 };
+            let req = SubmitRequest {
+                model_id: node.model_id,
+                inputs: vec![WireTensor::b64(&x)],
+                output_encoding: Encoding::B64,
+            };
             let stop = stop.clone();
             clients.push(tokio::spawn(async move {
                 let mut ok = Vec::new();
@@ -106,14 +106,19 @@ async fn sigkill_under_load_loses_no_acknowledged_request() {
     assert!(head0.head.map_or(0, |h| h.number) >= last_seen_batch, "batches lost: {head0:?} < {last_seen_batch}");
     let mut seqs = std::collections::HashSet::new();
     for a in &acked {
-        let rec = c.record(a.request_id, None).await.unwrap_or_else(|e| panic!("acknowledged {} lost: {e}", a.request_id));
+        let rec =
+            c.record(a.request_id, None).await.unwrap_or_else(|e| panic!("acknowledged {} lost: {e}", a.request_id));
         assert_eq!(rec.record, a.record, "record of {} changed", a.request_id);
         assert!(seqs.insert(a.record.sequence), "sequence {} acknowledged twice", a.record.sequence);
     }
     // Everything recovered gets sealed; numbering continues without gaps.
     let next = c.head().await.unwrap().next_sequence;
     let fresh = c
-        .submit(SubmitRequest { model_id: node.model_id, inputs: vec![WireTensor::b64(&x)], output_encoding: Encoding::B64 })
+        .submit(SubmitRequest {
+            model_id: node.model_id,
+            inputs: vec![WireTensor::b64(&x)],
+            output_encoding: Encoding::B64,
+        })
         .await
         .unwrap();
     assert_eq!(fresh.record.sequence, next);
@@ -194,7 +199,11 @@ async fn sigkill_mid_game_the_game_resumes_and_the_challenger_wins() {
     let mut node = spawn_node_with(&datadir, &args);
     let c = http_client(&node.url);
     let v = game(&c, id).await;
-    assert!(v.resolution.is_none() && v.moves >= moves_before, "the game survived the kill: {} < {moves_before}", v.moves);
+    assert!(
+        v.resolution.is_none() && v.moves >= moves_before,
+        "the game survived the kill: {} < {moves_before}",
+        v.moves
+    );
     assert_eq!(c.receipt(rec.request_id).await.unwrap().status, Status::Disputed);
     let v = play(&c, &p, id, &honest, usize::MAX).await;
 

@@ -25,7 +25,6 @@ use verinfer_state::receipt::{Receipt, Status};
 use verinfer_state::store::{RocksStore, StoreOptions};
 use verinfer_state::tensor::{DType, Tensor};
 
-
 async fn register_mlp(c: &HttpClient) -> ModelInfo {
     c.register_model(register_request("mlp")).await.expect("mlp registers")
 }
@@ -90,7 +89,8 @@ async fn register_submit_receipt_batch_and_subscriptions() {
     let Status::Batched { batch, index } = batched.status else { panic!("not batched: {batched:?}") };
 
     // The batch subscription delivered that batch.
-    let ev: BatchSummary = tokio::time::timeout(Duration::from_secs(5), batches.next()).await.unwrap().unwrap().unwrap();
+    let ev: BatchSummary =
+        tokio::time::timeout(Duration::from_secs(5), batches.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ev.header.number, batch);
     assert_eq!(ev.hash, ev.header.hash());
 
@@ -142,7 +142,8 @@ async fn register_submit_receipt_batch_and_subscriptions() {
     }
 
     // A second submission over WS also works, in b64 both ways.
-    let req = SubmitRequest { model_id: info.model_id, inputs: vec![WireTensor::b64(&x)], output_encoding: Encoding::B64 };
+    let req =
+        SubmitRequest { model_id: info.model_id, inputs: vec![WireTensor::b64(&x)], output_encoding: Encoding::B64 };
     let r2 = InferApiClient::submit(&ws, req).await.unwrap();
     assert_eq!(r2.record.output_root, bare.output_root);
     assert_ne!(r2.request_id, resp.request_id);
@@ -187,20 +188,90 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     }
     let id = info.model_id.to_string();
     let cases: Vec<(&str, serde_json::Value, i32, &str)> = vec![
-        ("unknown model", json!([{"model_id": Hash32([1; 32]), "inputs": [good]}]), codes::UNKNOWN_MODEL, "model_id: no model 0x0101"),
-        ("wrong dtype", json!([{"model_id": id, "inputs": [{"dtype": "i64", "shape": [1, 784], "data": vec![0; 784]}]}]), codes::INVALID_TENSOR, "inputs[0].dtype: expected f32, got i64"),
-        ("unknown dtype", json!([{"model_id": id, "inputs": [{"dtype": "f16", "shape": [1, 784], "data": [0]}]}]), codes::INVALID_TENSOR, "inputs[0].dtype: unknown dtype \"f16\""),
-        ("wrong shape", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 783], "data": vec![0; 783]}]}]), codes::INVALID_TENSOR, "inputs[0].shape: expected [1,784], got [1,783]"),
-        ("element count", json!([{"model_id": id, "inputs": [wrong_count]}]), codes::INVALID_TENSOR, "inputs[0].data: expected 784 elements, got 783"),
-        ("input count", json!([{"model_id": id, "inputs": []}]), codes::INVALID_TENSOR, "inputs: the model takes 1 inputs"),
-        ("not a number", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "data": vec!["x"; 784]}]}]), codes::INVALID_TENSOR, "inputs[0].data[0]: \"x\" is not an f32"),
-        ("bad base64", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "b64": "%%%%"}]}]), codes::INVALID_TENSOR, "inputs[0].b64"),
-        ("NaN (json)", json!([{"model_id": id, "inputs": [with_nan]}]), codes::NON_FINITE_INPUT, "inputs[0].data[17] is NaN"),
-        ("overflow", json!([{"model_id": id, "inputs": [with_inf]}]), codes::NON_FINITE_INPUT, "inputs[0].data[3] = 1e+39 overflows f32"),
-        ("NaN (b64)", json!([{"model_id": id, "inputs": [WireTensor::b64(&nan_bits)]}]), codes::NON_FINITE_INPUT, "inputs[0].b64: element 5 is NaN"),
-        ("bad hash", json!([{"model_id": "0x12", "inputs": []}]), codes::INVALID_PARAMS, "infer_submit params: model_id: invalid hash"),
-        ("bad field type", json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": ["a"], "data": []}]}]), codes::INVALID_PARAMS, "inputs[0].shape[0]"),
-        ("unknown field", json!([{"model_id": id, "inputs": [], "bogus": 1}]), codes::INVALID_PARAMS, "unknown field `bogus`"),
+        (
+            "unknown model",
+            json!([{"model_id": Hash32([1; 32]), "inputs": [good]}]),
+            codes::UNKNOWN_MODEL,
+            "model_id: no model 0x0101",
+        ),
+        (
+            "wrong dtype",
+            json!([{"model_id": id, "inputs": [{"dtype": "i64", "shape": [1, 784], "data": vec![0; 784]}]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].dtype: expected f32, got i64",
+        ),
+        (
+            "unknown dtype",
+            json!([{"model_id": id, "inputs": [{"dtype": "f16", "shape": [1, 784], "data": [0]}]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].dtype: unknown dtype \"f16\"",
+        ),
+        (
+            "wrong shape",
+            json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 783], "data": vec![0; 783]}]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].shape: expected [1,784], got [1,783]",
+        ),
+        (
+            "element count",
+            json!([{"model_id": id, "inputs": [wrong_count]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].data: expected 784 elements, got 783",
+        ),
+        (
+            "input count",
+            json!([{"model_id": id, "inputs": []}]),
+            codes::INVALID_TENSOR,
+            "inputs: the model takes 1 inputs",
+        ),
+        (
+            "not a number",
+            json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "data": vec!["x"; 784]}]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].data[0]: \"x\" is not an f32",
+        ),
+        (
+            "bad base64",
+            json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": [1, 784], "b64": "%%%%"}]}]),
+            codes::INVALID_TENSOR,
+            "inputs[0].b64",
+        ),
+        (
+            "NaN (json)",
+            json!([{"model_id": id, "inputs": [with_nan]}]),
+            codes::NON_FINITE_INPUT,
+            "inputs[0].data[17] is NaN",
+        ),
+        (
+            "overflow",
+            json!([{"model_id": id, "inputs": [with_inf]}]),
+            codes::NON_FINITE_INPUT,
+            "inputs[0].data[3] = 1e+39 overflows f32",
+        ),
+        (
+            "NaN (b64)",
+            json!([{"model_id": id, "inputs": [WireTensor::b64(&nan_bits)]}]),
+            codes::NON_FINITE_INPUT,
+            "inputs[0].b64: element 5 is NaN",
+        ),
+        (
+            "bad hash",
+            json!([{"model_id": "0x12", "inputs": []}]),
+            codes::INVALID_PARAMS,
+            "infer_submit params: model_id: invalid hash",
+        ),
+        (
+            "bad field type",
+            json!([{"model_id": id, "inputs": [{"dtype": "f32", "shape": ["a"], "data": []}]}]),
+            codes::INVALID_PARAMS,
+            "inputs[0].shape[0]",
+        ),
+        (
+            "unknown field",
+            json!([{"model_id": id, "inputs": [], "bogus": 1}]),
+            codes::INVALID_PARAMS,
+            "unknown field `bogus`",
+        ),
     ];
     for (name, params, code, frag) in cases {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "infer_submit", "params": params});
@@ -224,27 +295,37 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
         r.status,
         r.body
     );
-    let batch: Vec<_> = (0..9).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
+    let batch: Vec<_> =
+        (0..9).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
     let r = raw_post(addr, json!(batch).to_string().as_bytes(), "").await.unwrap();
     let v = r.json();
     let code = v["error"]["code"].as_i64().or_else(|| v[0]["error"]["code"].as_i64());
     assert_eq!(code, Some(codes::OVERSIZED_BATCH as i64), "oversized batch: {}", r.body);
     // A batch within the limit is answered entry by entry.
-    let batch: Vec<_> = (0..8).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
+    let batch: Vec<_> =
+        (0..8).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
     let r = raw_post(addr, json!(batch).to_string().as_bytes(), "").await.unwrap();
     assert_eq!(r.json().as_array().map(Vec::len), Some(8), "{}", r.body);
 
     // Model registration errors.
     let e = api_err(
-        c.register_model(RegisterModel { name: "junk".into(), onnx_b64: b64(b"not onnx at all"), input_shapes: Default::default() })
-            .await
-            .unwrap_err(),
+        c.register_model(RegisterModel {
+            name: "junk".into(),
+            onnx_b64: b64(b"not onnx at all"),
+            input_shapes: Default::default(),
+        })
+        .await
+        .unwrap_err(),
     );
     assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
     let e = api_err(
-        c.register_model(RegisterModel { name: "sinh".into(), onnx_b64: b64(&sinh_model()), input_shapes: Default::default() })
-            .await
-            .unwrap_err(),
+        c.register_model(RegisterModel {
+            name: "sinh".into(),
+            onnx_b64: b64(&sinh_model()),
+            input_shapes: Default::default(),
+        })
+        .await
+        .unwrap_err(),
     );
     assert_eq!(e.code, codes::UNSUPPORTED_OP, "{e:?}");
     assert!(e.message.contains("Sinh"), "{}", e.message);
@@ -296,9 +377,14 @@ async fn cors_and_rate_limit_apply_to_batch_entries() {
     )
     .await
     .unwrap();
-    assert!(pre.headers.to_ascii_lowercase().contains("access-control-allow-origin: https://explorer.example"), "{}", pre.headers);
+    assert!(
+        pre.headers.to_ascii_lowercase().contains("access-control-allow-origin: https://explorer.example"),
+        "{}",
+        pre.headers
+    );
     // A batch of 5 against a bucket of 3: entries 4 and 5 are rate limited.
-    let batch: Vec<_> = (0..5).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
+    let batch: Vec<_> =
+        (0..5).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "explorer_head", "params": []})).collect();
     let r = raw_post(addr, json!(batch).to_string().as_bytes(), "").await.unwrap();
     let v = r.json();
     let arr = v.as_array().expect("batch response");
@@ -461,7 +547,9 @@ async fn extra_namespaces_are_served_on_the_same_port() {
     )
     .await
     .unwrap();
-    let r = raw_post(node.rpc_addr, br#"{"jsonrpc":"2.0","id":1,"method":"settlement_head","params":[]}"#, "").await.unwrap();
+    let r = raw_post(node.rpc_addr, br#"{"jsonrpc":"2.0","id":1,"method":"settlement_head","params":[]}"#, "")
+        .await
+        .unwrap();
     assert_eq!(r.json()["result"].as_u64(), Some(0), "{}", r.body);
     let m = http_get(node.metrics_addr.unwrap(), "/metrics").await.unwrap();
     assert!(m.body.contains("method=\"settlement_head\""), "metrics label the extra method");

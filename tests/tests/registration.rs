@@ -13,7 +13,6 @@ use verinfer_rpc::error as codes;
 use verinfer_sequencer::node::CompileCheck;
 use verinfer_state::hash::Hash32;
 
-
 /// A guard that compiles in-process (agrees), flips a bit of the root
 /// (disagrees) or fails.
 #[derive(Debug)]

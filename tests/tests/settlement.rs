@@ -190,7 +190,8 @@ async fn settlement_methods_and_their_errors() {
     assert_eq!(mine.len(), 1);
     let other = c.games(Some(GamesFilter { batch: Some(inc.batch + 100), ..Default::default() })).await.unwrap();
     assert!(other.is_empty());
-    let e = api_err(c.games(Some(GamesFilter { account: Some("nope".into()), ..Default::default() })).await.unwrap_err());
+    let e =
+        api_err(c.games(Some(GamesFilter { account: Some("nope".into()), ..Default::default() })).await.unwrap_err());
     assert!(e.message.starts_with("account:"));
     let v: Value = c.request("explorer_game", verinfer_rpc::jsonrpsee::core::rpc_params![id]).await.expect("alias");
     assert_eq!(v["id"].as_u64(), Some(id));
@@ -273,12 +274,20 @@ async fn faulty_record_loses_to_the_honest_challenger() {
     let st = c.record_status(inc.batch, inc.index()).await.unwrap();
     assert_eq!((st["void"].clone(), st["status"]["status"].clone()), (Value::Bool(true), Value::from("fraudulent")));
     let stake = v.defender_stake;
-    assert_eq!(p.account(&c).await["free"].as_u64(), Some(1000 + stake), "the challenger got its bond back plus the stake");
+    assert_eq!(
+        p.account(&c).await["free"].as_u64(),
+        Some(1000 + stake),
+        "the challenger got its bond back plus the stake"
+    );
     assert_eq!(sequencer_bond(&c.account(seq).await.unwrap()), bond_before - stake, "the stake left the bond");
-    wait_for("receipt fraudulent", async || (c.receipt(rec.request_id).await.unwrap().status == Status::Fraudulent).then_some(())).await;
+    wait_for("receipt fraudulent", async || {
+        (c.receipt(rec.request_id).await.unwrap().status == Status::Fraudulent).then_some(())
+    })
+    .await;
     // The correct record in the same batch stands.
     let r2 = wait_batched(&c, ok.request_id).await;
-    let st2 = c.record_status(r2.inclusion.as_ref().unwrap().batch, r2.inclusion.as_ref().unwrap().index()).await.unwrap();
+    let st2 =
+        c.record_status(r2.inclusion.as_ref().unwrap().batch, r2.inclusion.as_ref().unwrap().index()).await.unwrap();
     assert_eq!(st2["void"], false);
     node.stop().await;
 }
@@ -332,7 +341,10 @@ async fn defender_keeps_answering_after_a_restart_mid_game() {
     let v = play(&c, &p, id, &s.honest, usize::MAX).await;
     let res = v.resolution.clone().expect("resolved");
     assert_eq!(res.winner, Side::Challenger, "{res:?}");
-    assert_eq!((res.pinpoint.node, res.pinpoint.element, res.pinpoint.step), (Some(FAULT.0), Some(FAULT.1), Some(FAULT.2)));
+    assert_eq!(
+        (res.pinpoint.node, res.pinpoint.element, res.pinpoint.step),
+        (Some(FAULT.0), Some(FAULT.1), Some(FAULT.2))
+    );
     let inc = receipt.inclusion.clone().unwrap();
     assert_eq!(c.record_status(inc.batch, inc.index()).await.unwrap()["void"], true);
     // Batches keep being posted in order after the restart.
@@ -395,7 +407,11 @@ async fn random_fault_position_is_pinpointed_and_counted_in_metrics() {
     let res = v.resolution.clone().expect("resolved");
     assert_eq!(res.winner, Side::Challenger, "{res:?}");
     let pin = &res.pinpoint;
-    assert_eq!((pin.node, pin.element, pin.step), (Some(fault.node), Some(fault.element), Some(fault.step)), "{pin:?} vs {fault:?}");
+    assert_eq!(
+        (pin.node, pin.element, pin.step),
+        (Some(fault.node), Some(fault.element), Some(fault.step)),
+        "{pin:?} vs {fault:?}"
+    );
     // Inside the program: a real node, one of its output elements, one of
     // that element's fold steps.
     let program = &node.running().node.model(&s.model_id).expect("loaded").program;

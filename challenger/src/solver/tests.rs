@@ -13,7 +13,8 @@ use verinfer_state::tensor::Tensor;
 fn mlp() -> (Program, Vec<Tensor>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/mlp");
     let onnx = std::fs::read(dir.join("model.onnx")).expect("fixture");
-    let input = verinfer_state::npy::read_tensor(&std::fs::read(dir.join("input_0.npy")).expect("fixture")).expect("npy");
+    let input =
+        verinfer_state::npy::read_tensor(&std::fs::read(dir.join("input_0.npy")).expect("fixture")).expect("npy");
     let m = load_model(&onnx, &LoadOptions { name: "mlp".into(), ..Default::default() }).expect("loads");
     (m.program, vec![input])
 }
@@ -62,7 +63,15 @@ fn pick_view(rec: InferenceRecord, revealer: &DisputeProver) -> GameView {
     let span = level.min(4);
     let revealed = tree.descendants(level, 0, span).expect("descendants");
     let mut v = view(rec, Some(Side::Challenger), Some(MoveKind::Pick));
-    v.cursor = Some(CursorView { tree: TreeKind::Trace, leaf_count: leaves, level, index: 0, span, first_child: 0, revealed: Some(revealed) });
+    v.cursor = Some(CursorView {
+        tree: TreeKind::Trace,
+        leaf_count: leaves,
+        level,
+        index: 0,
+        span,
+        first_child: 0,
+        revealed: Some(revealed),
+    });
     v
 }
 
@@ -75,7 +84,11 @@ fn a_lying_reveal_is_answered_with_the_leftmost_differing_child() {
     let rec = record(&liar);
     let v = pick_view(rec, &liar);
     let revealed = v.cursor.as_ref().and_then(|c| c.revealed.clone()).expect("revealed");
-    let own = honest.trace_tree().expect("t").descendants(v.cursor.as_ref().expect("c").level, 0, v.cursor.as_ref().expect("c").span).expect("d");
+    let own = honest
+        .trace_tree()
+        .expect("t")
+        .descendants(v.cursor.as_ref().expect("c").level, 0, v.cursor.as_ref().expect("c").span)
+        .expect("d");
     let expected = verinfer_prover::dispute::leftmost_difference(&own, &revealed).expect("differs") as u32;
     match solve_game(&v, &honest).expect("solves") {
         GameAction::Send(tx) => match *tx {
@@ -122,7 +135,8 @@ fn records_are_disputed_exactly_when_wrong_and_in_the_window() {
     let good = Hash32([5; 32]);
     let bad = Hash32([6; 32]);
     let rec = rec_with_output(good);
-    let f = |recomputed, now_ms, forced| RecordFacts { record: &rec, recomputed, now_ms, window_end_ms: Some(100), forced };
+    let f =
+        |recomputed, now_ms, forced| RecordFacts { record: &rec, recomputed, now_ms, window_end_ms: Some(100), forced };
     assert_eq!(judge_record(&f(Some(Ok(good)), 50, false)), RecordAction::Settle(Verdict::Correct));
     assert_eq!(judge_record(&f(Some(Ok(bad)), 50, false)), RecordAction::Dispute { ours: bad });
     // At the window's end the referee refuses the open: nothing to do.
@@ -135,13 +149,16 @@ fn records_are_disputed_exactly_when_wrong_and_in_the_window() {
     // A forced drill disputes even a correct record.
     assert_eq!(judge_record(&f(Some(Ok(good)), 50, true)), RecordAction::Dispute { ours: good });
     // Unknown window (the referee's batch not readable): try; the referee decides.
-    let g = RecordFacts { record: &rec, recomputed: Some(Ok(bad)), now_ms: u64::MAX, window_end_ms: None, forced: false };
+    let g =
+        RecordFacts { record: &rec, recomputed: Some(Ok(bad)), now_ms: u64::MAX, window_end_ms: None, forced: false };
     assert_eq!(judge_record(&g), RecordAction::Dispute { ours: bad });
 }
 
 #[test]
 fn sampling_is_keyed_deterministic_and_close_to_its_rate() {
-    let ids: Vec<Hash32> = (0..4000u32).map(|i| verinfer_state::hash::hash(verinfer_state::hash::Domain::Record, &i.to_le_bytes())).collect();
+    let ids: Vec<Hash32> = (0..4000u32)
+        .map(|i| verinfer_state::hash::hash(verinfer_state::hash::Domain::Record, &i.to_le_bytes()))
+        .collect();
     let (a, b) = ([1u8; 32], [2u8; 32]);
     assert!(ids.iter().all(|id| sampled(&a, id, 1.0)));
     assert!(ids.iter().all(|id| !sampled(&a, id, 0.0)));
@@ -185,14 +202,18 @@ const POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, min_ms: 250, max_ms: 
 fn failed_disputes_back_off_exponentially_within_bounds() {
     let f = DisputeFailure::SendFailed;
     let delays: Vec<RetryDecision> = (1..=4).map(|a| dispute_retry(&POLICY, a, &f, 0, None)).collect();
-    let want: Vec<RetryDecision> = [250, 500, 1000, 2000].iter().map(|&d| RetryDecision::RetryIn { delay_ms: d }).collect();
+    let want: Vec<RetryDecision> =
+        [250, 500, 1000, 2000].iter().map(|&d| RetryDecision::RetryIn { delay_ms: d }).collect();
     assert_eq!(delays, want);
     // Capped at max_ms, and bounded in attempts.
     let long = RetryPolicy { max_attempts: 100, ..POLICY };
     assert_eq!(dispute_retry(&long, 40, &f, 0, None), RetryDecision::RetryIn { delay_ms: 4_000 });
     assert!(matches!(dispute_retry(&POLICY, 5, &f, 0, None), RetryDecision::GiveUp(_)));
     // Not affording the bond is retried the same way (a game may end).
-    assert_eq!(dispute_retry(&POLICY, 1, &DisputeFailure::Unaffordable, 0, None), RetryDecision::RetryIn { delay_ms: 250 });
+    assert_eq!(
+        dispute_retry(&POLICY, 1, &DisputeFailure::Unaffordable, 0, None),
+        RetryDecision::RetryIn { delay_ms: 250 }
+    );
 }
 
 #[test]

@@ -69,7 +69,11 @@ pub(crate) struct Window {
 impl Window {
     pub fn new(geo: &Geometry, input: &ValueType, out: &ValueType) -> Result<Self, ProverError> {
         let sr = geo.kernel.len();
-        if geo.strides.len() != sr || geo.dilations.len() != sr || geo.pad_before.len() != sr || geo.pad_after.len() != sr {
+        if geo.strides.len() != sr
+            || geo.dilations.len() != sr
+            || geo.pad_before.len() != sr
+            || geo.pad_after.len() != sr
+        {
             return Err(ProverError::InvalidProgram { node: "window".into(), why: "geometry ranks differ".into() });
         }
         let in_axes = Axes::new(geo.layout, input.shape.len(), sr)?;
@@ -143,7 +147,8 @@ impl Window {
             };
             let mut c = 0;
             for k in 0..self.geo.kernel[i] {
-                let p = (sp[i] * self.geo.strides[i] + k * self.geo.dilations[i]) as i64 - self.geo.pad_before[i] as i64;
+                let p =
+                    (sp[i] * self.geo.strides[i] + k * self.geo.dilations[i]) as i64 - self.geo.pad_before[i] as i64;
                 if p >= lo && p < hi {
                     c += 1;
                 }
@@ -215,7 +220,8 @@ impl ConvPlan {
         if kshape.len() != sr + 2 || ko != co || ki != ci / spec.group || ksp != spec.geo.kernel {
             return Err(bad(format!("kernel shape {kshape:?} does not fit {ci}→{co} channels, group {}", spec.group)));
         }
-        let bias_len = if spec.bias { inputs.get(2).map(|b| b.numel()).ok_or_else(|| bad("missing bias".into()))? } else { 0 };
+        let bias_len =
+            if spec.bias { inputs.get(2).map(|b| b.numel()).ok_or_else(|| bad("missing bias".into()))? } else { 0 };
         if spec.bias && bias_len != 1 && bias_len != co {
             return Err(bad(format!("bias has {bias_len} elements for {co} channels")));
         }
@@ -274,7 +280,8 @@ impl ElementFold for ConvFold {
 pub(crate) fn exec_conv(spec: &ConvSpec, inputs: &[&Tensor], out: &ValueType) -> Result<Tensor, ProverError> {
     let types: Vec<ValueType> = inputs.iter().map(|t| ValueType::of(t)).collect();
     let p = ConvPlan::new(spec, &types, out)?;
-    let get = |t: &Tensor| t.as_f32().map(|v| v.to_vec()).ok_or(ProverError::OpDType { op: "Conv".into(), dtype: t.dtype() });
+    let get =
+        |t: &Tensor| t.as_f32().map(|v| v.to_vec()).ok_or(ProverError::OpDType { op: "Conv".into(), dtype: t.dtype() });
     let x = get(inputs[0])?;
     let wt = get(inputs[1])?;
     let bias = if spec.bias { Some(get(inputs[2])?) } else { None };
@@ -354,11 +361,20 @@ impl DeconvPlan {
         if ko != co || ki != ci / g || ksp != &spec.geo.kernel[..] {
             return Err(bad(format!("kernel shape {kshape:?} does not fit {ci}→{co}, group {g}")));
         }
-        let bias_len = if spec.bias { inputs.get(2).map(|b| b.numel()).ok_or_else(|| bad("missing bias".into()))? } else { 0 };
+        let bias_len =
+            if spec.bias { inputs.get(2).map(|b| b.numel()).ok_or_else(|| bad("missing bias".into()))? } else { 0 };
         if spec.bias && bias_len != 1 && bias_len != co {
             return Err(bad(format!("bias has {bias_len} elements for {co} channels")));
         }
-        Ok(Self { kstrides: strides(&kshape), kshape, ci_per_group: ci / g, co_per_group: co / g, spec: spec.clone(), w, bias_len })
+        Ok(Self {
+            kstrides: strides(&kshape),
+            kshape,
+            ci_per_group: ci / g,
+            co_per_group: co / g,
+            spec: spec.clone(),
+            w,
+            bias_len,
+        })
     }
 
     fn k_main(&self) -> u64 {
@@ -429,7 +445,10 @@ pub(crate) struct PoolFold {
 impl PoolFold {
     pub fn new(spec: &PoolSpec, input: &ValueType, out: &ValueType, max: bool) -> Result<Self, ProverError> {
         if !(input.dtype == DType::F32 || (max && input.dtype.is_int())) {
-            return Err(ProverError::OpDType { op: if max { "MaxPool" } else { "SumPool" }.into(), dtype: input.dtype });
+            return Err(ProverError::OpDType {
+                op: if max { "MaxPool" } else { "SumPool" }.into(),
+                dtype: input.dtype,
+            });
         }
         Ok(Self { w: Window::new(&spec.geo, input, out)?, spec: spec.clone(), max, dtype: input.dtype })
     }

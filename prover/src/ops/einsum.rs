@@ -124,7 +124,10 @@ impl ElementFold for EinFold {
 /// Direct reference loop.
 pub(crate) fn exec(spec: &EinSumSpec, a: &Tensor, b: &Tensor, out: &ValueType) -> Result<Tensor, ProverError> {
     let (Some(x), Some(y)) = (a.as_f32(), b.as_f32()) else {
-        return Err(ProverError::OpDType { op: "EinSum".into(), dtype: if a.dtype() != DType::F32 { a.dtype() } else { b.dtype() } });
+        return Err(ProverError::OpDType {
+            op: "EinSum".into(),
+            dtype: if a.dtype() != DType::F32 { a.dtype() } else { b.dtype() },
+        });
     };
     let plan = EinPlan::new(spec, &ValueType::of(a), &ValueType::of(b), out)?;
     let n = out.numel() as usize;

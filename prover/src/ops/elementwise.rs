@@ -128,9 +128,7 @@ pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
                 alpha.get() * x
             }
         }
-        UnaryOp::HardSigmoid { alpha, beta } => {
-            fmax(0.0, fmin(1.0, alpha.get().mul_add(x, beta.get())))
-        }
+        UnaryOp::HardSigmoid { alpha, beta } => fmax(0.0, fmin(1.0, alpha.get().mul_add(x, beta.get()))),
         UnaryOp::HardSwish => {
             // x · max(0, min(1, x/6 + 1/2)), the ONNX definition with alpha=1/6.
             let h = fmax(0.0, fmin(1.0, (1.0f32 / 6.0).mul_add(x, 0.5)));
@@ -451,11 +449,7 @@ impl WhereFold {
         let r = out.shape.len();
         Self {
             out: out.clone(),
-            strides: [
-                broadcast_strides(&c.shape, r),
-                broadcast_strides(&a.shape, r),
-                broadcast_strides(&b.shape, r),
-            ],
+            strides: [broadcast_strides(&c.shape, r), broadcast_strides(&a.shape, r), broadcast_strides(&b.shape, r)],
         }
     }
 }
@@ -513,9 +507,8 @@ pub(crate) fn exec_binary(op: BinaryOp, a: &Tensor, b: &Tensor, out: &ValueType)
     let mut ib = BroadcastIter::new(&b.shape_u64(), &out.shape);
     if let (TensorData::F32(x), TensorData::F32(y)) = (a.data(), b.data()) {
         if op.is_comparison() {
-            let r: Vec<bool> = (0..n)
-                .map(|_| compare_f32(op, x[ia.next_index() as usize], y[ib.next_index() as usize]))
-                .collect();
+            let r: Vec<bool> =
+                (0..n).map(|_| compare_f32(op, x[ia.next_index() as usize], y[ib.next_index() as usize])).collect();
             return Ok(Tensor::new(out.shape_usize(), TensorData::Bool(r))?);
         }
         let r: Vec<f32> = if a.len() == n && b.len() == n {
@@ -523,9 +516,7 @@ pub(crate) fn exec_binary(op: BinaryOp, a: &Tensor, b: &Tensor, out: &ValueType)
         } else if b.len() == 1 && a.len() == n {
             x.iter().map(|&p| binary_f32(op, p, y[0])).collect()
         } else {
-            (0..n)
-                .map(|_| binary_f32(op, x[ia.next_index() as usize], y[ib.next_index() as usize]))
-                .collect()
+            (0..n).map(|_| binary_f32(op, x[ia.next_index() as usize], y[ib.next_index() as usize])).collect()
         };
         return Ok(Tensor::from_f32(out.shape_usize(), r)?);
     }

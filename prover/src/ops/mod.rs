@@ -42,7 +42,19 @@ use crate::program::{Op, ValueType};
 
 /// The state of one element's fold: two 64-bit words whose meaning is per op
 /// (f32 accumulators use the low 32 bits of a word).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct FoldState(pub [u64; 2]);
 
 impl FoldState {
@@ -197,7 +209,10 @@ pub fn check_types(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<(),
         if out.dtype == want {
             Ok(())
         } else {
-            Err(ProverError::InvalidProgram { node: op.name(), why: format!("output dtype {} (expected {want})", out.dtype) })
+            Err(ProverError::InvalidProgram {
+                node: op.name(),
+                why: format!("output dtype {} (expected {want})", out.dtype),
+            })
         }
     };
     match op {
@@ -207,7 +222,10 @@ pub fn check_types(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<(),
         },
         Op::Binary(b) => {
             if inputs[0].dtype != inputs[1].dtype {
-                return Err(ProverError::InvalidProgram { node: op.name(), why: format!("input dtypes differ: {} and {}", inputs[0].dtype, inputs[1].dtype) });
+                return Err(ProverError::InvalidProgram {
+                    node: op.name(),
+                    why: format!("input dtypes differ: {} and {}", inputs[0].dtype, inputs[1].dtype),
+                });
             }
             match elementwise::binary_out_dtype(*b, inputs[0].dtype) {
                 Some(d) => bad_out(d),
@@ -223,7 +241,13 @@ pub fn check_types(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<(),
         }
         Op::Cast => Ok(()),
         Op::MaxPool(_) if inputs.len() == 1 && inputs[0].dtype.is_int() => bad_out(inputs[0].dtype),
-        Op::EinSum(_) | Op::Conv(_) | Op::Deconv(_) | Op::RmsNorm { .. } | Op::Softmax { .. } | Op::MaxPool(_) | Op::SumPool(_) => {
+        Op::EinSum(_)
+        | Op::Conv(_)
+        | Op::Deconv(_)
+        | Op::RmsNorm { .. }
+        | Op::Softmax { .. }
+        | Op::MaxPool(_)
+        | Op::SumPool(_) => {
             for i in inputs {
                 need_dtype(op, i.dtype, DType::F32)?;
             }
@@ -260,7 +284,10 @@ pub fn fold_for(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<Box<dy
         Op::Binary(b) => {
             need_inputs(op, inputs, 2..=2)?;
             if layout::broadcast_shapes(&inputs[0].shape, &inputs[1].shape).as_deref() != Some(&out.shape[..]) {
-                return Err(ProverError::InvalidProgram { node: op.name(), why: format!("{:?} and {:?} do not broadcast to {:?}", inputs[0].shape, inputs[1].shape, out.shape) });
+                return Err(ProverError::InvalidProgram {
+                    node: op.name(),
+                    why: format!("{:?} and {:?} do not broadcast to {:?}", inputs[0].shape, inputs[1].shape, out.shape),
+                });
             }
             Box::new(elementwise::BinaryFold::new(*b, &inputs[0], &inputs[1], out))
         }
@@ -269,7 +296,10 @@ pub fn fold_for(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<Box<dy
             let s = layout::broadcast_shapes(&inputs[0].shape, &inputs[1].shape)
                 .and_then(|s| layout::broadcast_shapes(&s, &inputs[2].shape));
             if s.as_deref() != Some(&out.shape[..]) {
-                return Err(ProverError::InvalidProgram { node: op.name(), why: "inputs do not broadcast to the output".into() });
+                return Err(ProverError::InvalidProgram {
+                    node: op.name(),
+                    why: "inputs do not broadcast to the output".into(),
+                });
             }
             Box::new(elementwise::WhereFold::new(&inputs[0], &inputs[1], &inputs[2], out))
         }
@@ -308,7 +338,10 @@ pub fn fold_for(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<Box<dy
                 kept[a as usize] = 1;
             }
             if kept != out.shape {
-                return Err(ProverError::InvalidProgram { node: op.name(), why: format!("output shape {:?}, expected {kept:?}", out.shape) });
+                return Err(ProverError::InvalidProgram {
+                    node: op.name(),
+                    why: format!("output shape {:?}, expected {kept:?}", out.shape),
+                });
             }
             Box::new(reduce::ReduceFold { reducer: *reducer, groups: g, in_dtype: inputs[0].dtype })
         }

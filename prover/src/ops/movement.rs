@@ -62,19 +62,32 @@ impl MoveFold {
             Op::Transpose { perm } => {
                 let mut p: Vec<u32> = perm.clone();
                 p.sort_unstable();
-                perm.len() == r && x.shape.len() == r && p.iter().enumerate().all(|(i, &v)| v as usize == i)
+                perm.len() == r
+                    && x.shape.len() == r
+                    && p.iter().enumerate().all(|(i, &v)| v as usize == i)
                     && perm.iter().enumerate().all(|(i, &v)| out.shape[i] == x.shape[v as usize])
             }
-            Op::Broadcast => x.shape.len() <= r && super::layout::broadcast_shapes(&x.shape, &out.shape).as_deref() == Some(&out.shape[..]),
-            Op::Tile { multiples } => multiples.len() == r && x.shape.len() == r && (0..r).all(|i| x.shape[i] * multiples[i] == out.shape[i]),
+            Op::Broadcast => {
+                x.shape.len() <= r
+                    && super::layout::broadcast_shapes(&x.shape, &out.shape).as_deref() == Some(&out.shape[..])
+            }
+            Op::Tile { multiples } => {
+                multiples.len() == r && x.shape.len() == r && (0..r).all(|i| x.shape[i] * multiples[i] == out.shape[i])
+            }
             Op::Slice { axis, start, end } => {
                 let a = *axis as usize;
-                a < r && x.shape.len() == r && start <= end && *end <= x.shape[a]
+                a < r
+                    && x.shape.len() == r
+                    && start <= end
+                    && *end <= x.shape[a]
                     && (0..r).all(|i| if i == a { out.shape[i] == end - start } else { out.shape[i] == x.shape[i] })
             }
             Op::Downsample { axis, stride, start } => {
                 let a = *axis as usize;
-                a < r && x.shape.len() == r && *stride != 0 && (0..r).all(|i| i == a || out.shape[i] == x.shape[i])
+                a < r
+                    && x.shape.len() == r
+                    && *stride != 0
+                    && (0..r).all(|i| i == a || out.shape[i] == x.shape[i])
                     && (out.shape[a] == 0 || {
                         let last = *start as i64 + (out.shape[a] as i64 - 1) * stride;
                         (*start < x.shape[a] || x.shape[a] == 0) && last >= 0 && (last as u64) < x.shape[a]
@@ -82,14 +95,18 @@ impl MoveFold {
             }
             Op::Concat { axis } => {
                 let a = *axis as usize;
-                a < r && inputs.iter().all(|i| i.shape.len() == r && (0..r).all(|k| k == a || i.shape[k] == out.shape[k]))
+                a < r
+                    && inputs.iter().all(|i| i.shape.len() == r && (0..r).all(|k| k == a || i.shape[k] == out.shape[k]))
                     && inputs.iter().map(|i| i.shape[a]).sum::<u64>() == out.shape[a]
             }
             Op::Pad { pads, mode } => {
-                pads.len() == r && x.shape.len() == r
+                pads.len() == r
+                    && x.shape.len() == r
                     && (0..r).all(|i| x.shape[i] + pads[i].0 + pads[i].1 == out.shape[i])
                     && match mode {
-                        PadMode::Reflect => (0..r).all(|i| pads[i].0 < x.shape[i].max(1) && pads[i].1 < x.shape[i].max(1)),
+                        PadMode::Reflect => {
+                            (0..r).all(|i| pads[i].0 < x.shape[i].max(1) && pads[i].1 < x.shape[i].max(1))
+                        }
                         PadMode::Edge => (0..r).all(|i| x.shape[i] > 0 || (pads[i] == (0, 0))),
                         PadMode::Constant(_) => true,
                     }
@@ -97,20 +114,21 @@ impl MoveFold {
             Op::Gather { axis } => {
                 let a = *axis as usize;
                 let ir = inputs[1].shape.len();
-                a < x.shape.len() && r == x.shape.len() - 1 + ir
-                    && out.shape[..a] == x.shape[..a] && out.shape[a..a + ir] == inputs[1].shape[..]
+                a < x.shape.len()
+                    && r == x.shape.len() - 1 + ir
+                    && out.shape[..a] == x.shape[..a]
+                    && out.shape[a..a + ir] == inputs[1].shape[..]
                     && out.shape[a + ir..] == x.shape[a + 1..]
             }
-            Op::GatherElements { axis } => {
-                (*axis as usize) < r && inputs[1].shape == out.shape && x.shape.len() == r
-            }
+            Op::GatherElements { axis } => (*axis as usize) < r && inputs[1].shape == out.shape && x.shape.len() == r,
             Op::GatherNd { batch_dims } => {
                 let b = *batch_dims as usize;
                 let is = &inputs[1].shape;
                 match is.last() {
                     Some(&k) => {
                         let k = k as usize;
-                        is.len() > b && b + k <= x.shape.len()
+                        is.len() > b
+                            && b + k <= x.shape.len()
                             && out.shape[..is.len() - 1] == is[..is.len() - 1]
                             && out.shape[is.len() - 1..] == x.shape[b + k..]
                             && x.shape[..b] == is[..b]
@@ -121,7 +139,11 @@ impl MoveFold {
             _ => return Err(bad("not a data-movement op".into())),
         };
         if !ok {
-            return Err(bad(format!("shapes {:?} → {:?} do not fit", inputs.iter().map(|i| &i.shape).collect::<Vec<_>>(), out.shape)));
+            return Err(bad(format!(
+                "shapes {:?} → {:?} do not fit",
+                inputs.iter().map(|i| &i.shape).collect::<Vec<_>>(),
+                out.shape
+            )));
         }
         Ok(Self {
             op: op.clone(),

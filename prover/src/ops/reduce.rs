@@ -40,7 +40,10 @@ impl Groups {
     pub fn new(in_shape: &[u64], axes: &[u32]) -> Result<Self, ProverError> {
         let axes: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
         if axes.iter().any(|&a| a >= in_shape.len()) || axes.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(ProverError::InvalidProgram { node: "reduce".into(), why: format!("bad axes {axes:?} for rank {}", in_shape.len()) });
+            return Err(ProverError::InvalidProgram {
+                node: "reduce".into(),
+                why: format!("bad axes {axes:?} for rank {}", in_shape.len()),
+            });
         }
         let in_strides = strides(in_shape);
         let dims: Vec<u64> = axes.iter().map(|&a| in_shape[a]).collect();
@@ -175,7 +178,9 @@ pub(crate) fn reduce_step(r: Reducer, s: FoldState, x: Scalar, t: u64) -> Result
 pub(crate) fn reduce_finish(r: Reducer, s: FoldState, dtype: DType, n: u64) -> Scalar {
     match r {
         Reducer::MeanOfSquares => Scalar::from_f32(canon(s.f0() / n as f32)),
-        Reducer::ArgMax { .. } | Reducer::ArgMin { .. } => Scalar::from_i64(DType::I64, if s.0[1] == u64::MAX { 0 } else { s.0[1] as i64 }),
+        Reducer::ArgMax { .. } | Reducer::ArgMin { .. } => {
+            Scalar::from_i64(DType::I64, if s.0[1] == u64::MAX { 0 } else { s.0[1] as i64 })
+        }
         Reducer::All | Reducer::Any => Scalar::from_bool(s.0[0] != 0),
         _ => Scalar { dtype, bits: s.0[0] },
     }
@@ -217,7 +222,9 @@ impl ElementFold for ReduceFold {
 pub(crate) fn exec_reduce(reducer: Reducer, axes: &[u32], x: &Tensor, out: &ValueType) -> Result<Tensor, ProverError> {
     let g = Groups::new(&x.shape_u64(), axes)?;
     let n_out = out.numel() as usize;
-    if let (TensorData::F32(v), Reducer::Sum | Reducer::Max | Reducer::Min | Reducer::Prod | Reducer::MeanOfSquares) = (x.data(), reducer) {
+    if let (TensorData::F32(v), Reducer::Sum | Reducer::Max | Reducer::Min | Reducer::Prod | Reducer::MeanOfSquares) =
+        (x.data(), reducer)
+    {
         let mut res = vec![0f32; n_out];
         for (e, r) in res.iter_mut().enumerate() {
             let base = g.base_of_reduced(e as u64) as usize;

@@ -82,7 +82,8 @@ fn cases() -> usize {
 fn einsum_matches_fold() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for case in 0..cases() {
-        let (m, k, n, b) = (rng.gen_range(1..5u64), rng.gen_range(0..9u64), rng.gen_range(1..5u64), rng.gen_range(1..3u64));
+        let (m, k, n, b) =
+            (rng.gen_range(1..5u64), rng.gen_range(0..9u64), rng.gen_range(1..5u64), rng.gen_range(1..3u64));
         // bmk,bkn->bmn with b possibly broadcast in one input.
         let b_a = if rng.gen_bool(0.3) { 1 } else { b };
         let ax = |a, bb, out, dim| EinAxis { a, b: bb, out, dim };
@@ -109,7 +110,12 @@ fn einsum_two_contracted_axes_order_is_row_major() {
     let ax = |a, b, out, dim| EinAxis { a, b, out, dim };
     let spec = EinSumSpec {
         free: vec![ax(None, Some(0), Some(0), 4)],
-        contracted: vec![ax(Some(0), None, None, 1), ax(Some(1), Some(1), None, 3), ax(Some(2), Some(2), None, 2), ax(Some(3), Some(3), None, 2)],
+        contracted: vec![
+            ax(Some(0), None, None, 1),
+            ax(Some(1), Some(1), None, 3),
+            ax(Some(2), Some(2), None, 2),
+            ax(Some(3), Some(3), None, 2),
+        ],
     };
     let out = cross_check(&Op::EinSum(spec), &[x.clone(), w.clone()], &vt(DType::F32, &[4]));
     let (xv, wv) = (f32s(&x), f32s(&w));
@@ -186,7 +192,14 @@ fn conv_matches_fold() {
 fn conv_zero_padding_multiplies_by_zero() {
     // One padded tap with an infinite weight: 0·∞ = NaN, per ONNX zero padding.
     let spec = ConvSpec {
-        geo: Geometry { layout: DataLayout::Chw, kernel: vec![2], strides: vec![1], dilations: vec![1], pad_before: vec![1], pad_after: vec![0] },
+        geo: Geometry {
+            layout: DataLayout::Chw,
+            kernel: vec![2],
+            strides: vec![1],
+            dilations: vec![1],
+            pad_before: vec![1],
+            pad_after: vec![0],
+        },
         kernel_layout: KernelLayout::Oihw,
         group: 1,
         bias: false,
@@ -208,14 +221,26 @@ fn pools_match_fold() {
         let x = inputs[0].clone();
         let c_axis = if geo.layout.channels_last() { x.shape().len() - 1 } else { usize::from(geo.layout.has_n()) };
         let mut out_shape = x.shape_u64();
-        let sp_axes: Vec<usize> = (0..x.shape().len()).filter(|&a| a != c_axis && !(geo.layout.has_n() && a == 0)).collect();
+        let sp_axes: Vec<usize> =
+            (0..x.shape().len()).filter(|&a| a != c_axis && !(geo.layout.has_n() && a == 0)).collect();
         for (i, &a) in sp_axes.iter().enumerate() {
-            out_shape[a] = (x.shape_u64()[a] + geo.pad_before[i] + geo.pad_after[i] - ((geo.kernel[i] - 1) * geo.dilations[i] + 1)) / geo.strides[i] + 1;
+            out_shape[a] = (x.shape_u64()[a] + geo.pad_before[i] + geo.pad_after[i]
+                - ((geo.kernel[i] - 1) * geo.dilations[i] + 1))
+                / geo.strides[i]
+                + 1;
         }
         let out = vt(DType::F32, &out_shape);
-        cross_check(&Op::MaxPool(PoolSpec { geo: geo.clone(), normalize: false, count_include_pad: false }), std::slice::from_ref(&x), &out);
+        cross_check(
+            &Op::MaxPool(PoolSpec { geo: geo.clone(), normalize: false, count_include_pad: false }),
+            std::slice::from_ref(&x),
+            &out,
+        );
         for (normalize, cip) in [(true, false), (true, true), (false, false)] {
-            cross_check(&Op::SumPool(PoolSpec { geo: geo.clone(), normalize, count_include_pad: cip }), std::slice::from_ref(&x), &out);
+            cross_check(
+                &Op::SumPool(PoolSpec { geo: geo.clone(), normalize, count_include_pad: cip }),
+                std::slice::from_ref(&x),
+                &out,
+            );
         }
     }
 }
@@ -223,12 +248,27 @@ fn pools_match_fold() {
 #[test]
 fn average_pool_counts() {
     // 1-D, kernel 3, pad 1 each side, input [1, 2, 3].
-    let geo = Geometry { layout: DataLayout::Chw, kernel: vec![3], strides: vec![1], dilations: vec![1], pad_before: vec![1], pad_after: vec![1] };
+    let geo = Geometry {
+        layout: DataLayout::Chw,
+        kernel: vec![3],
+        strides: vec![1],
+        dilations: vec![1],
+        pad_before: vec![1],
+        pad_after: vec![1],
+    };
     let x = Tensor::from_f32(vec![1, 3], vec![1.0, 2.0, 3.0]).expect("x");
     let out = vt(DType::F32, &[1, 3]);
-    let excl = cross_check(&Op::SumPool(PoolSpec { geo: geo.clone(), normalize: true, count_include_pad: false }), std::slice::from_ref(&x), &out);
+    let excl = cross_check(
+        &Op::SumPool(PoolSpec { geo: geo.clone(), normalize: true, count_include_pad: false }),
+        std::slice::from_ref(&x),
+        &out,
+    );
     assert_eq!(f32s(&excl), vec![1.5, 2.0, 2.5]);
-    let incl = cross_check(&Op::SumPool(PoolSpec { geo: geo.clone(), normalize: true, count_include_pad: true }), std::slice::from_ref(&x), &out);
+    let incl = cross_check(
+        &Op::SumPool(PoolSpec { geo: geo.clone(), normalize: true, count_include_pad: true }),
+        std::slice::from_ref(&x),
+        &out,
+    );
     assert_eq!(f32s(&incl), vec![1.0, 2.0, 5.0 / 3.0]);
     let max = cross_check(&Op::MaxPool(PoolSpec { geo, normalize: false, count_include_pad: false }), &[x], &out);
     assert_eq!(f32s(&max), vec![2.0, 3.0, 3.0]);
@@ -238,8 +278,20 @@ fn average_pool_counts() {
 fn binary_broadcasting_matches_fold() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let ops = [
-        BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max,
-        BinaryOp::Rem, BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Lt, BinaryOp::Le, BinaryOp::Gt, BinaryOp::Ge,
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Min,
+        BinaryOp::Max,
+        BinaryOp::Rem,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
     ];
     for case in 0..cases() {
         let r = rng.gen_range(0..4usize);
@@ -266,11 +318,31 @@ fn unary_ops_match_fold_on_specials() {
     )
     .expect("x");
     let ops = [
-        UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Exp, UnaryOp::Ln, UnaryOp::Sqrt, UnaryOp::Rsqrt,
-        UnaryOp::Recip, UnaryOp::Square, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Erf, UnaryOp::GeluExact,
-        UnaryOp::GeluTanh, UnaryOp::Silu, UnaryOp::Softplus, UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Atan,
-        UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Round, UnaryOp::PowConst(F32Bits::new(3.0)),
-        UnaryOp::LeakyRelu(F32Bits::new(0.01)), UnaryOp::HardSwish,
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Exp,
+        UnaryOp::Ln,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Erf,
+        UnaryOp::GeluExact,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Softplus,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Atan,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::PowConst(F32Bits::new(3.0)),
+        UnaryOp::LeakyRelu(F32Bits::new(0.01)),
+        UnaryOp::HardSwish,
         UnaryOp::HardSigmoid { alpha: F32Bits::new(0.2), beta: F32Bits::new(0.5) },
     ];
     for op in ops {
@@ -282,8 +354,14 @@ fn unary_ops_match_fold_on_specials() {
 fn reductions_match_fold_including_empty_axes() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let reducers = [
-        Reducer::Sum, Reducer::Prod, Reducer::Max, Reducer::Min, Reducer::MeanOfSquares,
-        Reducer::ArgMax { last: false }, Reducer::ArgMax { last: true }, Reducer::ArgMin { last: false },
+        Reducer::Sum,
+        Reducer::Prod,
+        Reducer::Max,
+        Reducer::Min,
+        Reducer::MeanOfSquares,
+        Reducer::ArgMax { last: false },
+        Reducer::ArgMax { last: true },
+        Reducer::ArgMin { last: false },
     ];
     for case in 0..cases() {
         let r = rng.gen_range(1..4usize);
@@ -298,10 +376,15 @@ fn reductions_match_fold_including_empty_axes() {
         }
         let x = rand_tensor(&mut rng, &shape, 0.15);
         let reducer = reducers[case % reducers.len()];
-        let dt = if matches!(reducer, Reducer::ArgMax { .. } | Reducer::ArgMin { .. }) { DType::I64 } else { DType::F32 };
+        let dt =
+            if matches!(reducer, Reducer::ArgMax { .. } | Reducer::ArgMin { .. }) { DType::I64 } else { DType::F32 };
         cross_check(&Op::Reduce { reducer, axes: axes.clone() }, std::slice::from_ref(&x), &vt(dt, &out_shape));
         if shape.iter().all(|&d| d > 0) {
-            cross_check(&Op::Softmax { axes: axes.clone(), log: case % 2 == 0 }, std::slice::from_ref(&x), &vt(DType::F32, &shape));
+            cross_check(
+                &Op::Softmax { axes: axes.clone(), log: case % 2 == 0 },
+                std::slice::from_ref(&x),
+                &vt(DType::F32, &shape),
+            );
             cross_check(&Op::RmsNorm { axis: axes[0], eps: F32Bits::new(1e-5) }, &[x], &vt(DType::F32, &shape));
         }
     }
@@ -337,10 +420,14 @@ fn reduction_edge_values() {
     assert_eq!(max(vec![1.0, f32::NAN, 2.0]).to_bits(), CANONICAL_NAN.to_bits());
     assert_eq!(max(vec![-0.0, 0.0]).to_bits(), 0);
     let amax = |v| {
-        cross_check(&Op::Reduce { reducer: Reducer::ArgMax { last: false }, axes: vec![0] }, &[t(v)], &vt(DType::I64, &[1]))
-            .scalar(0)
-            .expect("s")
-            .as_i64()
+        cross_check(
+            &Op::Reduce { reducer: Reducer::ArgMax { last: false }, axes: vec![0] },
+            &[t(v)],
+            &vt(DType::I64, &[1]),
+        )
+        .scalar(0)
+        .expect("s")
+        .as_i64()
     };
     assert_eq!(amax(vec![1.0, 3.0, 3.0]), 1);
     assert_eq!(amax(vec![1.0, f32::NAN, 5.0, f32::NAN]), 1, "first NaN wins");
@@ -349,7 +436,13 @@ fn reduction_edge_values() {
 #[test]
 fn softmax_edge_values() {
     let t = |v: Vec<f32>| Tensor::from_f32(vec![v.len()], v).expect("t");
-    let sm = |v: Vec<f32>| f32s(&cross_check(&Op::Softmax { axes: vec![0], log: false }, &[t(v.clone())], &vt(DType::F32, &[v.len() as u64])));
+    let sm = |v: Vec<f32>| {
+        f32s(&cross_check(
+            &Op::Softmax { axes: vec![0], log: false },
+            &[t(v.clone())],
+            &vt(DType::F32, &[v.len() as u64]),
+        ))
+    };
     let r = sm(vec![0.0, f32::NEG_INFINITY]);
     assert_eq!(r, vec![1.0, 0.0]);
     let r = sm(vec![1000.0, 1000.0]);
@@ -373,7 +466,11 @@ fn movement_ops_match_fold() {
     cross_check(&Op::Downsample { axis: 1, stride: -1, start: 2 }, std::slice::from_ref(&x), &f(&[2, 3, 4]));
     cross_check(&Op::Concat { axis: 1 }, &[x.clone(), rand_tensor(&mut rng, &[2, 1, 4], 0.0)], &f(&[2, 4, 4]));
     for mode in [PadMode::Constant(u64::from(7.5f32.to_bits())), PadMode::Reflect, PadMode::Edge] {
-        let out = cross_check(&Op::Pad { pads: vec![(0, 0), (1, 2), (2, 1)], mode }, std::slice::from_ref(&x), &f(&[2, 6, 7]));
+        let out = cross_check(
+            &Op::Pad { pads: vec![(0, 0), (1, 2), (2, 1)], mode },
+            std::slice::from_ref(&x),
+            &f(&[2, 6, 7]),
+        );
         if let PadMode::Constant(_) = mode {
             assert_eq!(f32s(&out)[0], 7.5);
         }
@@ -418,7 +515,8 @@ fn where_and_cast_match_fold() {
 fn integer_binary_ops_match_fold() {
     let a = Tensor::new(vec![5], TensorData::I32(vec![i32::MIN, -7, 0, 7, i32::MAX])).expect("a");
     let b = Tensor::new(vec![5], TensorData::I32(vec![-1, 2, 0, -3, 1])).expect("b");
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem, BinaryOp::Min, BinaryOp::Max] {
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem, BinaryOp::Min, BinaryOp::Max]
+    {
         cross_check(&Op::Binary(op), &[a.clone(), b.clone()], &vt(DType::I32, &[5]));
     }
     let out = cross_check(&Op::Binary(BinaryOp::Div), &[a, b], &vt(DType::I32, &[5]));

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use verinfer_prover::dispute::{DisputeProver, Fault};
 use verinfer_prover::program::{
-    BinaryOp, EinAxis, EinSumSpec, Node, Op, OutputInfo, Program, Reducer, TensorInfo, ValueRef, ValueType,
-    PROGRAM_VERSION,
+    BinaryOp, EinAxis, EinSumSpec, Node, Op, OutputInfo, PROGRAM_VERSION, Program, Reducer, TensorInfo, ValueRef,
+    ValueType,
 };
 use verinfer_settlement::agent::{challenger_move, defender_move};
 use verinfer_settlement::{
     AccountId, Event, GameView, Move, Params, ResolutionReason, Settlement, Side, SignedTx, Tx, TxError,
 };
-use verinfer_state::batch::{BodyEntry, SealedBatch, GENESIS_PARENT};
-use verinfer_state::hash::{hash, Domain, Hash32};
+use verinfer_state::batch::{BodyEntry, GENESIS_PARENT, SealedBatch};
+use verinfer_state::hash::{Domain, Hash32, hash};
 use verinfer_state::npy;
 use verinfer_state::record::InferenceRecord;
 use verinfer_state::tensor::{DType, Tensor};
@@ -111,7 +111,9 @@ impl Chain {
 fn f32_tensor(shape: &[usize], seed: u32) -> Tensor {
     let n: usize = shape.iter().product();
     // Small deterministic values, exactly representable sums avoided on purpose.
-    let v: Vec<f32> = (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32 / 1000.0 - 1.0).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
     Tensor::from_f32(shape.to_vec(), v).expect("tensor")
 }
 
@@ -165,7 +167,7 @@ pub fn toy_program_with_empty_node() -> (Program, Vec<Tensor>) {
 
 /// A corpus model and its inputs.
 pub fn load_model(name: &str) -> (Program, Vec<Tensor>) {
-    use verinfer_prover::frontend::{load_model, LoadOptions};
+    use verinfer_prover::frontend::{LoadOptions, load_model};
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models").join(name);
     let bytes = std::fs::read(dir.join("model.onnx")).expect("model");
     let mut inputs = Vec::new();
@@ -269,7 +271,8 @@ impl GameBuilder {
 
     pub fn build(self) -> Setup {
         let honest = DisputeProver::new(self.program.clone(), self.inputs.clone(), None).expect("honest prover");
-        let defender = DisputeProver::new(self.program.clone(), self.inputs.clone(), self.fault).expect("defender prover");
+        let defender =
+            DisputeProver::new(self.program.clone(), self.inputs.clone(), self.fault).expect("defender prover");
         self.build_with(Arc::new(defender), Arc::new(honest))
     }
 
@@ -288,7 +291,14 @@ impl GameBuilder {
             .map(|i| {
                 let c = if i == self.index { claim } else { honest_claim };
                 BodyEntry {
-                    record: InferenceRecord::from_roots(model_id, c.program_root, c.input_root, c.output_root, 10 + i, 500 + i),
+                    record: InferenceRecord::from_roots(
+                        model_id,
+                        c.program_root,
+                        c.input_root,
+                        c.output_root,
+                        10 + i,
+                        500 + i,
+                    ),
                     inputs: self.inputs.clone(),
                 }
             })
@@ -355,7 +365,9 @@ impl Setup {
         let v = self.view();
         match v.to_move? {
             Side::Defender => defender_move(&v, &self.defender).expect("defender agent").map(|m| (Side::Defender, m)),
-            Side::Challenger => challenger_move(&v, &self.honest).expect("challenger agent").map(|m| (Side::Challenger, m)),
+            Side::Challenger => {
+                challenger_move(&v, &self.honest).expect("challenger agent").map(|m| (Side::Challenger, m))
+            }
         }
     }
 

@@ -15,8 +15,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verinfer_prover::dispute::{
-    Claim, CommitInfo, DisputeProver, NodeContext, OneStep, RootEvidence, StepVerdict, verify_commit, verify_node_reveal,
-    verify_one_step,
+    Claim, CommitInfo, DisputeProver, NodeContext, OneStep, RootEvidence, StepVerdict, verify_commit,
+    verify_node_reveal, verify_one_step,
 };
 use verinfer_prover::program::*;
 use verinfer_state::hash::Hash32;
@@ -213,7 +213,8 @@ fn unary_name(u: UnaryOp) -> &'static str {
 }
 
 fn file_name(family: &str, suffix: &str) -> String {
-    let base: String = family.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let base: String =
+        family.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let base = base.split('_').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("_");
     if suffix.is_empty() { base } else { format!("{base}_{suffix}") }
 }
@@ -246,7 +247,11 @@ fn all_cases() -> Vec<Case> {
             out.push(case(Op::Unary(u), vec![ints(DType::U8, &mut rng, &s, 0, 256)], vt(DType::U8, &su), "u8"));
             continue;
         }
-        let x = if matches!(u, UnaryOp::Ln | UnaryOp::Sqrt | UnaryOp::Rsqrt) { positive(&mut rng, &s) } else { f32s(&mut rng, &s) };
+        let x = if matches!(u, UnaryOp::Ln | UnaryOp::Sqrt | UnaryOp::Rsqrt) {
+            positive(&mut rng, &s)
+        } else {
+            f32s(&mut rng, &s)
+        };
         out.push(case(Op::Unary(u), vec![x], vt(DType::F32, &su), ""));
         if matches!(u, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign) {
             out.push(case(Op::Unary(u), vec![ints(DType::I32, &mut rng, &s, -1000, 1000)], vt(DType::I32, &su), "i32"));
@@ -258,9 +263,11 @@ fn all_cases() -> Vec<Case> {
         let mut rng = rng_for(&format!("{b:?}"));
         let (a, c, dt) = match b {
             BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => (bools(&mut rng, &s), bools(&mut rng, &[24]), DType::Bool),
-            BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => {
-                (ints(DType::I32, &mut rng, &s, -5000, 5000), ints(DType::I32, &mut rng, &[24], -5000, 5000), DType::I32)
-            }
+            BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => (
+                ints(DType::I32, &mut rng, &s, -5000, 5000),
+                ints(DType::I32, &mut rng, &[24], -5000, 5000),
+                DType::I32,
+            ),
             BinaryOp::ShiftLeft | BinaryOp::ShiftRight => {
                 (ints(DType::U32, &mut rng, &s, 0, 1 << 20), ints(DType::U32, &mut rng, &[24], 0, 12), DType::U32)
             }
@@ -277,7 +284,12 @@ fn all_cases() -> Vec<Case> {
         }
     }
     let mut rng = rng_for("where");
-    out.push(case(Op::Where, vec![bools(&mut rng, &s), f32s(&mut rng, &s), f32s(&mut rng, &[24])], vt(DType::F32, &su), ""));
+    out.push(case(
+        Op::Where,
+        vec![bools(&mut rng, &s), f32s(&mut rng, &s), f32s(&mut rng, &[24])],
+        vt(DType::F32, &su),
+        "",
+    ));
     let mut rng = rng_for("cast");
     out.push(case(Op::Cast, vec![f32s(&mut rng, &s)], vt(DType::I32, &su), "f32_i32"));
     out.push(case(Op::Cast, vec![ints(DType::I64, &mut rng, &s, -300, 300)], vt(DType::F32, &su), "i64_f32"));
@@ -300,10 +312,22 @@ fn all_cases() -> Vec<Case> {
     ));
     let mut rng = rng_for("conv_dw");
     let conv = ConvSpec { geo: geo2(3, 2, 1), kernel_layout: KernelLayout::Oihw, group: 2, bias: false };
-    out.push(case(Op::Conv(conv), vec![f32s(&mut rng, &[1, 2, 6, 6]), f32s(&mut rng, &[2, 1, 3, 3])], vt(DType::F32, &[1, 2, 3, 3]), "depthwise"));
+    out.push(case(
+        Op::Conv(conv),
+        vec![f32s(&mut rng, &[1, 2, 6, 6]), f32s(&mut rng, &[2, 1, 3, 3])],
+        vt(DType::F32, &[1, 2, 3, 3]),
+        "depthwise",
+    ));
     let mut rng = rng_for("deconv");
     let deconv = DeconvSpec {
-        geo: Geometry { layout: DataLayout::Nchw, kernel: vec![3], strides: vec![2], dilations: vec![1], pad_before: vec![1], pad_after: vec![1] },
+        geo: Geometry {
+            layout: DataLayout::Nchw,
+            kernel: vec![3],
+            strides: vec![2],
+            dilations: vec![1],
+            pad_before: vec![1],
+            pad_after: vec![1],
+        },
         kernel_layout: KernelLayout::Oihw,
         group: 1,
         bias: true,
@@ -316,21 +340,38 @@ fn all_cases() -> Vec<Case> {
     ));
     let mut rng = rng_for("pool");
     let x = f32s(&mut rng, &[1, 2, 6, 6]);
-    out.push(case(Op::MaxPool(PoolSpec { geo: geo2(3, 2, 1), normalize: false, count_include_pad: false }), vec![x.clone()], vt(DType::F32, &[1, 2, 3, 3]), ""));
-    out.push(case(Op::SumPool(PoolSpec { geo: geo2(3, 2, 1), normalize: true, count_include_pad: false }), vec![x.clone()], vt(DType::F32, &[1, 2, 3, 3]), "avg"));
+    out.push(case(
+        Op::MaxPool(PoolSpec { geo: geo2(3, 2, 1), normalize: false, count_include_pad: false }),
+        vec![x.clone()],
+        vt(DType::F32, &[1, 2, 3, 3]),
+        "",
+    ));
+    out.push(case(
+        Op::SumPool(PoolSpec { geo: geo2(3, 2, 1), normalize: true, count_include_pad: false }),
+        vec![x.clone()],
+        vt(DType::F32, &[1, 2, 3, 3]),
+        "avg",
+    ));
 
     // Reductions and normalisations.
     for r in ALL_REDUCERS {
         let mut rng = rng_for(&format!("{r:?}"));
         let (x, dt, suffix) = match r {
             Reducer::All | Reducer::Any => (bools(&mut rng, &s), DType::Bool, ""),
-            Reducer::ArgMax { last } | Reducer::ArgMin { last } => (f32s(&mut rng, &s), DType::I64, if last { "last" } else { "first" }),
+            Reducer::ArgMax { last } | Reducer::ArgMin { last } => {
+                (f32s(&mut rng, &s), DType::I64, if last { "last" } else { "first" })
+            }
             _ => (f32s(&mut rng, &s), DType::F32, ""),
         };
         out.push(case(Op::Reduce { reducer: r, axes: vec![1] }, vec![x], vt(dt, &[4, 1]), suffix));
     }
     let mut rng = rng_for("sum2");
-    out.push(case(Op::Reduce { reducer: Reducer::Sum, axes: vec![0, 1] }, vec![f32s(&mut rng, &s)], vt(DType::F32, &[1, 1]), "all_axes"));
+    out.push(case(
+        Op::Reduce { reducer: Reducer::Sum, axes: vec![0, 1] },
+        vec![f32s(&mut rng, &s)],
+        vt(DType::F32, &[1, 1]),
+        "all_axes",
+    ));
     for log in [false, true] {
         let mut rng = rng_for(&format!("softmax{log}"));
         out.push(case(Op::Softmax { axes: vec![1], log }, vec![f32s(&mut rng, &s)], vt(DType::F32, &su), ""));
@@ -360,9 +401,19 @@ fn all_cases() -> Vec<Case> {
     let mut rng = rng_for("resize");
     let img = f32s(&mut rng, &[1, 1, 4, 6]);
     let scales: Vec<F32Bits> = [1.0f32, 1.0, 2.0, 2.0].iter().map(|&v| F32Bits::new(v)).collect();
-    let nearest = ResizeSpec { mode: ResizeMode::Nearest, coord: ResizeCoord::Asymmetric, nearest: ResizeNearest::Floor, scales: scales.clone() };
+    let nearest = ResizeSpec {
+        mode: ResizeMode::Nearest,
+        coord: ResizeCoord::Asymmetric,
+        nearest: ResizeNearest::Floor,
+        scales: scales.clone(),
+    };
     out.push(case(Op::Resize(nearest), vec![img.clone()], vt(DType::F32, &[1, 1, 8, 12]), ""));
-    let linear = ResizeSpec { mode: ResizeMode::Linear, coord: ResizeCoord::HalfPixel, nearest: ResizeNearest::RoundPreferFloor, scales };
+    let linear = ResizeSpec {
+        mode: ResizeMode::Linear,
+        coord: ResizeCoord::HalfPixel,
+        nearest: ResizeNearest::RoundPreferFloor,
+        scales,
+    };
     out.push(case(Op::Resize(linear), vec![img], vt(DType::F32, &[1, 1, 8, 12]), ""));
     out
 }
@@ -385,7 +436,12 @@ fn program_of(c: &Case) -> (Program, Vec<Tensor>) {
         inputs: inputs.iter().enumerate().map(|(i, t)| info(i, t)).collect(),
         outputs: vec![OutputInfo { name: "y".into(), node: 1 }],
         nodes: vec![
-            Node { name: "input".into(), op: Op::Reshape, inputs: vec![ValueRef::Input(0)], output: ValueType::of(&c.args[0]) },
+            Node {
+                name: "input".into(),
+                op: Op::Reshape,
+                inputs: vec![ValueRef::Input(0)],
+                output: ValueType::of(&c.args[0]),
+            },
             Node { name: c.name.clone(), op: c.op.clone(), inputs: refs, output: c.out.clone() },
         ],
         constants,
@@ -410,7 +466,17 @@ struct StepCase {
 
 impl StepCase {
     fn verify(&self, p: &OneStep) -> Result<StepVerdict, verinfer_prover::dispute::DisputeError> {
-        verify_one_step(&self.claim, &self.commit, &self.ctx, self.element, &self.states_root, self.k_steps, self.j, &self.leaf, p)
+        verify_one_step(
+            &self.claim,
+            &self.commit,
+            &self.ctx,
+            self.element,
+            &self.states_root,
+            self.k_steps,
+            self.j,
+            &self.leaf,
+            p,
+        )
     }
 }
 
@@ -519,7 +585,9 @@ fn mutations(p: &OneStep) -> Vec<(String, OneStep)> {
                     RootEvidence::Const => {}
                 });
                 m(format!("operand {i} root proof path"), &|q| match &mut q.operands[i].root {
-                    RootEvidence::Trace { proof, .. } | RootEvidence::Input { proof, .. } => mutate_path(&mut proof.path),
+                    RootEvidence::Trace { proof, .. } | RootEvidence::Input { proof, .. } => {
+                        mutate_path(&mut proof.path)
+                    }
                     RootEvidence::Const => {}
                 });
                 m(format!("operand {i} root evidence kind"), &|q| q.operands[i].root = RootEvidence::Const);
@@ -568,9 +636,31 @@ fn every_op_has_a_case() {
     want.extend(ALL_BINARY.iter().map(|b| family(&Op::Binary(*b))));
     want.extend(ALL_REDUCERS.iter().map(|r| family(&Op::Reduce { reducer: *r, axes: vec![] })));
     for f in [
-        "Reshape", "Transpose", "Where", "Cast", "EinSum", "Conv", "Deconv", "MaxPool", "SumPool", "Softmax(log=false)",
-        "Softmax(log=true)", "RmsNorm", "Broadcast", "Tile", "Slice", "Downsample", "Concat", "Pad::Constant", "Pad::Reflect",
-        "Pad::Edge", "Gather", "GatherElements", "GatherNd", "Resize::Nearest", "Resize::Linear",
+        "Reshape",
+        "Transpose",
+        "Where",
+        "Cast",
+        "EinSum",
+        "Conv",
+        "Deconv",
+        "MaxPool",
+        "SumPool",
+        "Softmax(log=false)",
+        "Softmax(log=true)",
+        "RmsNorm",
+        "Broadcast",
+        "Tile",
+        "Slice",
+        "Downsample",
+        "Concat",
+        "Pad::Constant",
+        "Pad::Reflect",
+        "Pad::Edge",
+        "Gather",
+        "GatherElements",
+        "GatherNd",
+        "Resize::Nearest",
+        "Resize::Linear",
     ] {
         want.push(f.to_string());
     }
@@ -623,10 +713,16 @@ fn every_op_one_step_proof_is_accepted_and_every_alteration_rejected() {
         if bless {
             std::fs::write(&path, hex::encode(&bytes) + "\n").expect("write golden");
         } else {
-            let stored = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden {} (VERINFER_BLESS=1 creates it)", path.display()));
+            let stored = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("missing golden {} (VERINFER_BLESS=1 creates it)", path.display()));
             let stored = hex::decode(stored.trim()).expect("hex");
             let decoded = StepCase::try_from_slice(&stored).expect("golden decodes");
-            assert_eq!(decoded.verify(&decoded.proof), Ok(StepVerdict::Correct), "{}: golden proof still verifies", c.name);
+            assert_eq!(
+                decoded.verify(&decoded.proof),
+                Ok(StepVerdict::Correct),
+                "{}: golden proof still verifies",
+                c.name
+            );
             assert!(stored == bytes, "{}: proof bytes differ from the golden fixture", c.name);
         }
     }

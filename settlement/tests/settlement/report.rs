@@ -91,10 +91,15 @@ fn measure(model: &'static str, exp: u32, seed: u64) -> Row {
     let r = g.resolution.clone().expect("resolved");
     assert_eq!(r.winner, Side::Challenger);
     let p = &r.pinpoint;
-    assert_eq!((p.node, p.element, p.step), (Some(fault.node), Some(fault.element), Some(fault.step)), "{model}: pinpoint");
+    assert_eq!(
+        (p.node, p.element, p.step),
+        (Some(fault.node), Some(fault.element), Some(fault.step)),
+        "{model}: pinpoint"
+    );
     let last = g.transcript.last().expect("moves");
     let Move::OneStep(proof) = &last.mv else { panic!("the game ends with a one-step proof") };
-    let (commit, ctx, el, st) = (g.commit.clone().expect("c"), g.node.clone().expect("n"), g.element.expect("e"), g.states.expect("s"));
+    let (commit, ctx, el, st) =
+        (g.commit.clone().expect("c"), g.node.clone().expect("n"), g.element.expect("e"), g.states.expect("s"));
     let j = p.step.expect("step") + 1;
     let leaf = state_leaf_of(j, &proof.s_next);
     let claim = g.claim();
@@ -120,7 +125,14 @@ fn measure(model: &'static str, exp: u32, seed: u64) -> Row {
         def_exec,
         agents,
         referee,
-        pinned: format!("{} `{}` e{} t{}/{}", p.node.unwrap_or(0), p.op.clone().unwrap_or_default(), el.index, j - 1, st.k_steps),
+        pinned: format!(
+            "{} `{}` e{} t{}/{}",
+            p.node.unwrap_or(0),
+            p.op.clone().unwrap_or_default(),
+            el.index,
+            j - 1,
+            st.k_steps
+        ),
     }
 }
 

@@ -3,7 +3,8 @@
 use verinfer_prover::dispute::{Fault, StepVerdict};
 use verinfer_settlement::agent::{challenger_move, defender_move};
 use verinfer_settlement::{
-    Event, Level, Move, MoveError, MoveKind, Params, ResolutionReason, Settlement, Side, SignedTx, TreeKind, Tx, TxError,
+    Event, Level, Move, MoveError, MoveKind, Params, ResolutionReason, Settlement, Side, SignedTx, TreeKind, Tx,
+    TxError,
 };
 use verinfer_state::batch::{BodyEntry, SealedBatch};
 use verinfer_state::hash::Hash32;
@@ -92,7 +93,9 @@ fn rule_honest_defender_wins_and_the_record_becomes_final() {
     let seq0 = s.chain.free(&s.sequencer.id);
     let escrow = s.view().challenger_bond + s.view().defender_stake;
     play_with_picks(&mut s, |v| match v.awaiting {
-        Some(MoveKind::Pick) => Move::Pick { child: v.cursor.as_ref().and_then(|c| c.revealed.as_ref()).map_or(0, |r| r.len() as u32 - 1) },
+        Some(MoveKind::Pick) => {
+            Move::Pick { child: v.cursor.as_ref().and_then(|c| c.revealed.as_ref()).map_or(0, |r| r.len() as u32 - 1) }
+        }
         _ => Move::PickElement { offset: 0 },
     });
     let r = s.resolution();
@@ -135,7 +138,9 @@ fn rule_empty_output_cannot_be_disputed() {
     let (p, inputs) = toy_program_with_empty_node();
     let mut s = GameBuilder::new(p, inputs).build();
     // Pick the last trace leaf (the empty node) everywhere.
-    play_with_picks(&mut s, |v| Move::Pick { child: v.cursor.as_ref().and_then(|c| c.revealed.as_ref()).map_or(0, |r| r.len() as u32 - 1) });
+    play_with_picks(&mut s, |v| Move::Pick {
+        child: v.cursor.as_ref().and_then(|c| c.revealed.as_ref()).map_or(0, |r| r.len() as u32 - 1),
+    });
     assert_eq!(s.reason(), ResolutionReason::EmptyOutput);
     assert_eq!(s.resolution().pinpoint.node, Some(4));
 }
@@ -170,7 +175,16 @@ fn rule_invalid_reveal_changes_nothing() {
     // Chain::apply asserts the state bytes are unchanged on rejection; the
     // clock did not move either.
     let err = s.play(Side::Defender, Move::Reveal { nodes: bad }, 5).expect_err("rejected");
-    assert!(matches!(err, TxError::InvalidMove { kind: MoveKind::Reveal, source: MoveError::RevealMismatch { tree: TreeKind::Trace, .. } }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            TxError::InvalidMove {
+                kind: MoveKind::Reveal,
+                source: MoveError::RevealMismatch { tree: TreeKind::Trace, .. }
+            }
+        ),
+        "{err:?}"
+    );
     let mut short = nodes.clone();
     short.pop();
     let err = s.play(Side::Defender, Move::Reveal { nodes: short }, 5).expect_err("rejected");
@@ -185,11 +199,17 @@ fn rule_invalid_payloads_at_every_level_are_rejected() {
     // Commit with a wrong trace root.
     let Some((_, Move::Commit(mut c))) = s.agent_move() else { panic!("commit") };
     c.trace_root.0[0] ^= 1;
-    assert!(matches!(s.play(Side::Defender, Move::Commit(c), 1), Err(TxError::InvalidMove { kind: MoveKind::Commit, .. })));
+    assert!(matches!(
+        s.play(Side::Defender, Move::Commit(c), 1),
+        Err(TxError::InvalidMove { kind: MoveKind::Commit, .. })
+    ));
     play_until(&mut s, MoveKind::NodeReveal);
     let Some((_, Move::NodeReveal(mut r))) = s.agent_move() else { panic!("node reveal") };
     r.output_root.0[0] ^= 1;
-    assert!(matches!(s.play(Side::Defender, Move::NodeReveal(r), 1), Err(TxError::InvalidMove { kind: MoveKind::NodeReveal, .. })));
+    assert!(matches!(
+        s.play(Side::Defender, Move::NodeReveal(r), 1),
+        Err(TxError::InvalidMove { kind: MoveKind::NodeReveal, .. })
+    ));
     play_until(&mut s, MoveKind::ChunkReveal);
     let Some((_, Move::ChunkReveal { mut bytes })) = s.agent_move() else { panic!("chunk") };
     bytes[0] ^= 1;
@@ -207,7 +227,10 @@ fn rule_invalid_payloads_at_every_level_are_rejected() {
     play_until(&mut s, MoveKind::OneStep);
     let Some((_, Move::OneStep(mut p))) = s.agent_move() else { panic!("one step") };
     p.operands[0].value.bits ^= 1;
-    assert!(matches!(s.play(Side::Defender, Move::OneStep(p), 1), Err(TxError::InvalidMove { kind: MoveKind::OneStep, .. })));
+    assert!(matches!(
+        s.play(Side::Defender, Move::OneStep(p), 1),
+        Err(TxError::InvalidMove { kind: MoveKind::OneStep, .. })
+    ));
     // The honest end still applies.
     assert_eq!(s.play_out(), Side::Challenger);
 }
@@ -443,24 +466,38 @@ fn rule_only_a_bonded_sequencer_posts_a_chained_batch_matching_its_body() {
     let mut s = GameBuilder::toy().no_dispute().build();
     let stranger = Party::new(30);
     let entries = s.sealed.body.entries.clone();
-    let build = |n: u64, parent: Hash32, ts: u64, seq: Hash32, e: Vec<BodyEntry>| SealedBatch::build(n, parent, ts, seq, e).expect("batch");
+    let build = |n: u64, parent: Hash32, ts: u64, seq: Hash32, e: Vec<BodyEntry>| {
+        SealedBatch::build(n, parent, ts, seq, e).expect("batch")
+    };
     let good = build(2, s.sealed.header.hash(), 901, s.sequencer.id.as_hash(), entries.clone());
     let post = |b: &SealedBatch| Tx::PostBatch { header: b.header, body: b.body.clone() };
     assert_eq!(s.chain.apply(stranger.id, post(&good)), Err(TxError::NotSequencer(stranger.id)));
     let wrong_number = build(3, s.sealed.header.hash(), 901, s.sequencer.id.as_hash(), entries.clone());
-    assert_eq!(s.chain.apply(s.sequencer.id, post(&wrong_number)), Err(TxError::WrongBatchNumber { expected: 2, got: 3 }));
+    assert_eq!(
+        s.chain.apply(s.sequencer.id, post(&wrong_number)),
+        Err(TxError::WrongBatchNumber { expected: 2, got: 3 })
+    );
     let wrong_parent = build(2, h(b"x"), 901, s.sequencer.id.as_hash(), entries.clone());
     assert!(matches!(s.chain.apply(s.sequencer.id, post(&wrong_parent)), Err(TxError::WrongParent { .. })));
     let other_seq = build(2, s.sealed.header.hash(), 901, stranger.id.as_hash(), entries.clone());
     assert!(matches!(s.chain.apply(s.sequencer.id, post(&other_seq)), Err(TxError::WrongSequencer { .. })));
     let early = build(2, s.sealed.header.hash(), 899, s.sequencer.id.as_hash(), entries.clone());
-    assert_eq!(s.chain.apply(s.sequencer.id, post(&early)), Err(TxError::TimestampBeforeParent { parent: 900, got: 899 }));
+    assert_eq!(
+        s.chain.apply(s.sequencer.id, post(&early)),
+        Err(TxError::TimestampBeforeParent { parent: 900, got: 899 })
+    );
     let mut body_short = good.body.clone();
     body_short.entries.pop();
-    assert!(matches!(s.chain.apply(s.sequencer.id, Tx::PostBatch { header: good.header, body: body_short }), Err(TxError::Body(_))));
+    assert!(matches!(
+        s.chain.apply(s.sequencer.id, Tx::PostBatch { header: good.header, body: body_short }),
+        Err(TxError::Body(_))
+    ));
     let mut body_bad_input = good.body.clone();
     body_bad_input.entries[0].inputs = vec![];
-    assert!(matches!(s.chain.apply(s.sequencer.id, Tx::PostBatch { header: good.header, body: body_bad_input }), Err(TxError::Body(_))));
+    assert!(matches!(
+        s.chain.apply(s.sequencer.id, Tx::PostBatch { header: good.header, body: body_bad_input }),
+        Err(TxError::Body(_))
+    ));
     let ev = s.chain.apply(s.sequencer.id, post(&good)).expect("post");
     assert!(matches!(ev[0], Event::BatchPosted { number: 2, records: 3, .. }));
     assert_eq!(s.chain.st.head().map(|b| b.header.number), Some(2));
@@ -472,10 +509,16 @@ fn rule_deposit_withdraw_and_bond_conserve_value() {
     let a = Party::new(1).id;
     assert_eq!(c.st.deposit(a, 0), Err(TxError::ZeroAmount));
     c.deposit(a, 5_000);
-    assert_eq!(c.apply(a, Tx::Withdraw { amount: 5_001 }), Err(TxError::InsufficientBalance { account: a, needed: 5_001, available: 5_000 }));
+    assert_eq!(
+        c.apply(a, Tx::Withdraw { amount: 5_001 }),
+        Err(TxError::InsufficientBalance { account: a, needed: 5_001, available: 5_000 })
+    );
     c.apply(a, Tx::Withdraw { amount: 1_000 }).expect("withdraw");
     c.apply(a, Tx::BondSequencer { amount: 3_000 }).expect("bond");
-    assert_eq!(c.apply(a, Tx::BondSequencer { amount: 1_001 }), Err(TxError::InsufficientBalance { account: a, needed: 1_001, available: 1_000 }));
+    assert_eq!(
+        c.apply(a, Tx::BondSequencer { amount: 1_001 }),
+        Err(TxError::InsufficientBalance { account: a, needed: 1_001, available: 1_000 })
+    );
     let t = c.st.totals();
     assert_eq!((t.deposited, t.withdrawn, t.free, t.bonds, t.escrow), (5_000, 1_000, 1_000, 3_000, 0));
     assert!(matches!(c.st.deposit(a, u64::MAX), Err(TxError::Overflow)));
@@ -537,7 +580,10 @@ fn rule_signed_transactions_check_signature_chain_and_nonce() {
     let mut t = good.clone();
     t.signer = Party::new(2).id;
     assert_eq!(c.apply_signed(&t), Err(TxError::BadSignature));
-    assert_eq!(c.apply_signed(&SignedTx::sign(&a.key, chain_id, 1, tx.clone())), Err(TxError::BadNonce { expected: 0, got: 1 }));
+    assert_eq!(
+        c.apply_signed(&SignedTx::sign(&a.key, chain_id, 1, tx.clone())),
+        Err(TxError::BadNonce { expected: 0, got: 1 })
+    );
     c.apply_signed(&good).expect("valid");
     assert_eq!(c.st.account(&a.id).nonce, 1);
     assert_eq!(c.apply_signed(&good), Err(TxError::BadNonce { expected: 1, got: 0 }), "no replay");
@@ -577,7 +623,8 @@ fn rule_signed_post_batch_binds_header_and_referee_binds_body() {
     // check rejects it, nothing is spent.
     let mut t = good.clone();
     if let Tx::PostBatch { body, .. } = &mut t.tx {
-        body.entries[0].inputs[0] = body.entries[0].inputs[0].clone().reshaped(vec![body.entries[0].inputs[0].len()]).expect("reshape");
+        body.entries[0].inputs[0] =
+            body.entries[0].inputs[0].clone().reshaped(vec![body.entries[0].inputs[0].len()]).expect("reshape");
     }
     assert!(matches!(s.chain.apply_signed(&t), Err(TxError::Body(_))));
     assert_eq!(s.chain.st.account(&s.sequencer.id).nonce, 0);
@@ -585,7 +632,12 @@ fn rule_signed_post_batch_binds_header_and_referee_binds_body() {
     let v1 = |tx: &Tx| {
         use ed25519_dalek::Signer as _;
         let sig = s.sequencer.key.sign(&SignedTx::full_signing_bytes(chain_id, &s.sequencer.id, 0, tx));
-        SignedTx { signer: s.sequencer.id, nonce: 0, tx: tx.clone(), signature: verinfer_settlement::types::Sig64(sig.to_bytes()) }
+        SignedTx {
+            signer: s.sequencer.id,
+            nonce: 0,
+            tx: tx.clone(),
+            signature: verinfer_settlement::types::Sig64(sig.to_bytes()),
+        }
     };
     let legacy = v1(&post);
     legacy.verify_signature(chain_id).expect("v1 verifies");
@@ -660,14 +712,35 @@ fn rule_events_and_transcript_describe_the_game() {
         let (side, mv) = s.agent_move().expect("agents");
         events.extend(s.play(side, mv, 1).expect("valid"));
     }
-    let moves: Vec<_> = events.iter().filter_map(|e| match e { Event::MoveMade { seq, level, .. } => Some((*seq, *level)), _ => None }).collect();
+    let moves: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MoveMade { seq, level, .. } => Some((*seq, *level)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(moves.len(), s.view().transcript.len());
     assert!(moves.iter().enumerate().all(|(i, (seq, _))| *seq as usize == i));
     let levels: Vec<Level> = moves.iter().map(|m| m.1).collect();
-    for l in [Level::Commit, Level::NodeDissection, Level::NodeReveal, Level::ElementDissection, Level::Element, Level::StatesCommit, Level::StepDissection, Level::OneStep] {
+    for l in [
+        Level::Commit,
+        Level::NodeDissection,
+        Level::NodeReveal,
+        Level::ElementDissection,
+        Level::Element,
+        Level::StatesCommit,
+        Level::StepDissection,
+        Level::OneStep,
+    ] {
         assert!(levels.contains(&l), "{l:?} missing");
     }
-    let resolved = events.iter().find_map(|e| match e { Event::GameResolved { winner, pinpoint, payout, .. } => Some((*winner, pinpoint.clone(), *payout)), _ => None }).expect("resolved");
+    let resolved = events
+        .iter()
+        .find_map(|e| match e {
+            Event::GameResolved { winner, pinpoint, payout, .. } => Some((*winner, pinpoint.clone(), *payout)),
+            _ => None,
+        })
+        .expect("resolved");
     assert_eq!(resolved.0, Side::Challenger);
     assert_eq!(resolved.1.node, Some(2));
     assert_eq!(resolved.2, 200);
@@ -688,6 +761,11 @@ fn rule_agents_stay_silent_out_of_turn() {
     let mut h = honest_game();
     play_until(&mut h, MoveKind::Pick);
     assert_eq!(challenger_move(&h.view(), &h.honest), Ok(None));
-    assert!(verinfer_settlement::agent::record_is_wrong(&s.sealed.body.entries[1].record, &s.honest).expect("same program"));
-    assert!(!verinfer_settlement::agent::record_is_wrong(&s.sealed.body.entries[0].record, &s.honest).expect("same program"));
+    assert!(
+        verinfer_settlement::agent::record_is_wrong(&s.sealed.body.entries[1].record, &s.honest).expect("same program")
+    );
+    assert!(
+        !verinfer_settlement::agent::record_is_wrong(&s.sealed.body.entries[0].record, &s.honest)
+            .expect("same program")
+    );
 }

@@ -100,7 +100,13 @@ fn random_pick(v: &GameView, rng: &mut ChaCha8Rng) -> Move {
 
 /// Plays a game: each side's player proposes moves; the honest side's moves
 /// must be accepted; silence ends in a timeout. Returns the winner.
-fn run(s: &mut Setup, defender: &mut Player<'_>, challenger: &mut Player<'_>, honest: Side, rng: &mut ChaCha8Rng) -> Side {
+fn run(
+    s: &mut Setup,
+    defender: &mut Player<'_>,
+    challenger: &mut Player<'_>,
+    honest: Side,
+    rng: &mut ChaCha8Rng,
+) -> Side {
     for _ in 0..5_000 {
         let v = s.view();
         if let Some(r) = &v.resolution {
@@ -186,7 +192,9 @@ fn honest_challenger<'a>(honest: Arc<DisputeProver>) -> Box<Player<'a>> {
 }
 
 fn honest_defender<'a>(p: Arc<DisputeProver>) -> Box<Player<'a>> {
-    Box::new(move |v: &GameView, _rng: &mut ChaCha8Rng| vec![defender_move(v, &p).expect("defender agent").expect("its turn")])
+    Box::new(move |v: &GameView, _rng: &mut ChaCha8Rng| {
+        vec![defender_move(v, &p).expect("defender agent").expect("its turn")]
+    })
 }
 
 fn doubter_player<'a>(honest: Arc<DisputeProver>, view: &'a DisputeProver, d: Doubter) -> Box<Player<'a>> {
@@ -238,7 +246,10 @@ fn pick_doubter(rng: &mut ChaCha8Rng) -> Doubter {
     match rng.gen_range(0..5) {
         0 => Doubter::Random,
         1 => Doubter::WrongView,
-        2 => Doubter::RandomExcept([Level::NodeDissection, Level::ElementDissection, Level::Element, Level::StepDissection][rng.gen_range(0..4)]),
+        2 => Doubter::RandomExcept(
+            [Level::NodeDissection, Level::ElementDissection, Level::Element, Level::StepDissection]
+                [rng.gen_range(0..4)],
+        ),
         3 => Doubter::Invalid,
         _ => Doubter::SilentAfter(rng.gen_range(0..30)),
     }
@@ -246,7 +257,14 @@ fn pick_doubter(rng: &mut ChaCha8Rng) -> Doubter {
 
 /// Faulty records against the honest challenger, then correct records
 /// against dishonest challengers, on one model.
-fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games: usize, honest_games: usize, seed: u64) {
+fn soundness_on(
+    name: &str,
+    program: Program,
+    inputs: Vec<Tensor>,
+    faulty_games: usize,
+    honest_games: usize,
+    seed: u64,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let honest = Arc::new(DisputeProver::new(program.clone(), inputs.clone(), None).expect("honest"));
     let honest_claim = honest.claim().expect("claim");
@@ -270,7 +288,9 @@ fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games:
         let other = match strategy {
             Liar::Mixed => loop {
                 if let Some(f) = random_fault(&program, &mut rng) {
-                    break Some(Arc::new(DisputeProver::new(program.clone(), inputs.clone(), Some(f)).expect("other liar")));
+                    break Some(Arc::new(
+                        DisputeProver::new(program.clone(), inputs.clone(), Some(f)).expect("other liar"),
+                    ));
                 }
             },
             _ => None,
@@ -280,7 +300,11 @@ fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games:
         let mut game_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
         let winner = run(&mut s, &mut *def, &mut *ch, Side::Challenger, &mut game_rng);
         assert_eq!(winner, Side::Challenger, "{name}: {fault:?} {strategy:?} D={d}: the honest challenger must win");
-        assert_eq!(s.chain.st.record_status(1, 1, s.chain.now), Ok(Status::Fraudulent), "{name}: the wrong record is void");
+        assert_eq!(
+            s.chain.st.record_status(1, 1, s.chain.now),
+            Ok(Status::Fraudulent),
+            "{name}: the wrong record is void"
+        );
         let r = s.resolution();
         if matches!(strategy, Liar::Consistent | Liar::Tampers) {
             assert_eq!(
@@ -290,7 +314,11 @@ fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games:
             );
         }
         for i in [0, 2] {
-            assert_ne!(s.chain.st.record_status(1, i, s.chain.now), Ok(Status::Fraudulent), "{name}: other records stand");
+            assert_ne!(
+                s.chain.st.record_status(1, i, s.chain.now),
+                Ok(Status::Fraudulent),
+                "{name}: other records stand"
+            );
         }
         played += 1;
     }
@@ -310,9 +338,15 @@ fn soundness_on(name: &str, program: Program, inputs: Vec<Tensor>, faulty_games:
         let mut game_rng = ChaCha8Rng::seed_from_u64(rng.r#gen());
         let winner = run(&mut s, &mut *def, &mut *ch, Side::Defender, &mut game_rng);
         assert_eq!(winner, Side::Defender, "{name}: {strategy:?} D={d}: the honest defender must win");
-        assert_ne!(s.chain.st.record_status(1, 1, s.chain.now), Ok(Status::Fraudulent), "{name}: a correct record is never voided");
+        assert_ne!(
+            s.chain.st.record_status(1, 1, s.chain.now),
+            Ok(Status::Fraudulent),
+            "{name}: a correct record is never voided"
+        );
     }
-    eprintln!("{name}: {faulty_games} faulty-record games, {honest_games} correct-record games, {masked} masked faults skipped");
+    eprintln!(
+        "{name}: {faulty_games} faulty-record games, {honest_games} correct-record games, {masked} masked faults skipped"
+    );
 }
 
 #[test]

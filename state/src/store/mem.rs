@@ -73,11 +73,8 @@ impl KvStore for MemKv {
         let Some(map) = guard.get(cf.index()) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let mut items: Vec<(Vec<u8>, Vec<u8>)> = map
-            .iter()
-            .filter(|(k, _)| range.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut items: Vec<(Vec<u8>, Vec<u8>)> =
+            map.iter().filter(|(k, _)| range.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
         if reverse {
             items.reverse();
         }

@@ -72,8 +72,8 @@ pub use mem::MemKv;
 pub use rocks::RocksKv;
 
 use crate::batch::{
-    BatchBody, BatchHeader, BodyEntry, BodyError, FIRST_BATCH, GENESIS_PARENT, Inclusion,
-    InclusionError, MAX_BATCH_RECORDS, SealedRecords,
+    BatchBody, BatchHeader, BodyEntry, BodyError, FIRST_BATCH, GENESIS_PARENT, Inclusion, InclusionError,
+    MAX_BATCH_RECORDS, SealedRecords,
 };
 use crate::codec::{DecodeError, Malformed, Message, decode, encode};
 use crate::hash::Hash32;
@@ -542,8 +542,7 @@ fn key_u64(cf: Cf, key: &[u8]) -> Result<u64, StoreError> {
 }
 
 fn key_hash(cf: Cf, bytes: &[u8]) -> Result<Hash32, StoreError> {
-    let b: [u8; 32] =
-        bytes.try_into().map_err(|_| Corruption::BadKey { cf: cf.name(), len: bytes.len() })?;
+    let b: [u8; 32] = bytes.try_into().map_err(|_| Corruption::BadKey { cf: cf.name(), len: bytes.len() })?;
     Ok(Hash32(b))
 }
 
@@ -582,9 +581,8 @@ impl<K: KvStore> Store<K> {
     pub fn open(kv: K, opts: StoreOptions) -> Result<Self, StoreError> {
         match kv.get(Cf::Meta, META_SCHEMA)? {
             Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_slice())
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| StoreError::Decode {
+                let found =
+                    <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_le_bytes).map_err(|_| StoreError::Decode {
                         cf: Cf::Meta.name(),
                         source: DecodeError::Invalid {
                             what: "schema_version",
@@ -630,9 +628,8 @@ impl<K: KvStore> Store<K> {
             (None, None) => 0,
             (None, Some(h)) => {
                 let range = KeyRange::prefix(&be(h.number));
-                let (_, id) = kv
-                    .last(Cf::BatchIndex, range)?
-                    .ok_or(Corruption::IndexEntry { number: h.number, index: 0 })?;
+                let (_, id) =
+                    kv.last(Cf::BatchIndex, range)?.ok_or(Corruption::IndexEntry { number: h.number, index: 0 })?;
                 let id = key_hash(Cf::BatchIndex, &id)?;
                 let bytes = kv.get(Cf::Records, &id.0)?.ok_or(Corruption::MissingRecord(id))?;
                 let r: InferenceRecord = dec(Cf::Records, &bytes)?;
@@ -669,12 +666,7 @@ impl<K: KvStore> Store<K> {
     /// Registers a model with its ONNX bytes and serialised program.
     /// Durable (synced) when it returns. Re-registering the same model and
     /// program is a no-op; the same model with another program is an error.
-    pub fn register_model(
-        &self,
-        entry: &ModelEntry,
-        onnx: &[u8],
-        program: &[u8],
-    ) -> Result<Registered, StoreError> {
+    pub fn register_model(&self, entry: &ModelEntry, onnx: &[u8], program: &[u8]) -> Result<Registered, StoreError> {
         entry.validate().map_err(StoreError::InvalidModel)?;
         let computed = crate::model::model_id(onnx);
         if computed != entry.model_id {
@@ -762,14 +754,8 @@ impl<K: KvStore> Store<K> {
     pub fn accept_prepared(&self, p: PreparedAccept) -> Result<InferenceRecord, StoreError> {
         let mut w = self.lock();
         let seq = w.next_sequence;
-        let record = InferenceRecord::from_roots(
-            p.model_id,
-            p.program_root,
-            p.input_root,
-            p.output_root,
-            seq,
-            p.accepted_at_ms,
-        );
+        let record =
+            InferenceRecord::from_roots(p.model_id, p.program_root, p.input_root, p.output_root, seq, p.accepted_at_ms);
         let id = record.request_id.0;
         let mut b = WriteBatch::new();
         b.put(Cf::Records, id, encode(&record));
@@ -822,10 +808,7 @@ impl<K: KvStore> Store<K> {
         if let Some(p) = parent
             && params.timestamp_ms < p.timestamp_ms
         {
-            return Err(StoreError::TimestampRegressed {
-                parent: p.timestamp_ms,
-                given: params.timestamp_ms,
-            });
+            return Err(StoreError::TimestampRegressed { parent: p.timestamp_ms, given: params.timestamp_ms });
         }
         let max = params.max_records.clamp(1, MAX_BATCH_RECORDS) as usize;
         let mut records = Vec::new();
@@ -834,8 +817,7 @@ impl<K: KvStore> Store<K> {
             let (k, v) = item?;
             let seq = key_u64(Cf::Pending, &k)?;
             let id = key_hash(Cf::Pending, &v)?;
-            let record: InferenceRecord =
-                self.get_msg(Cf::Records, &id.0)?.ok_or(Corruption::MissingRecord(id))?;
+            let record: InferenceRecord = self.get_msg(Cf::Records, &id.0)?.ok_or(Corruption::MissingRecord(id))?;
             if record.sequence != seq {
                 return Err(Corruption::RecordMismatch(id).into());
             }
@@ -847,8 +829,7 @@ impl<K: KvStore> Store<K> {
         }
         // The inputs are not read: acceptance hashed them into each record's
         // input root, and they stay where acceptance wrote them.
-        let sealed =
-            SealedRecords::build(number, parent_hash, params.timestamp_ms, params.sequencer, records)?;
+        let sealed = SealedRecords::build(number, parent_hash, params.timestamp_ms, params.sequencer, records)?;
 
         let nk = be(number);
         let mut b = WriteBatch::new();
@@ -1026,17 +1007,11 @@ impl<K: KvStore> Store<K> {
             };
             let to = match (to, &receipt.inclusion) {
                 // "Back to batched" is always to the record's own position.
-                (Status::Batched { .. }, Some(inc)) => {
-                    Status::Batched { batch: inc.batch, index: inc.index() }
-                }
+                (Status::Batched { .. }, Some(inc)) => Status::Batched { batch: inc.batch, index: inc.index() },
                 (s, _) => s,
             };
             if !receipt.status.can_become(&to) || receipt.inclusion.is_none() {
-                return Err(StoreError::InvalidTransition {
-                    request_id: id,
-                    from: receipt.status,
-                    to,
-                });
+                return Err(StoreError::InvalidTransition { request_id: id, from: receipt.status, to });
             }
             receipt.status = to;
             staged.insert(id, receipt);
@@ -1172,7 +1147,13 @@ impl<K: KvStore> Store<K> {
         if w.head != head || w.next_sequence != next_seq || w.pending != pending {
             return Err(Corruption::ViewMismatch.into());
         }
-        Ok(ChainSummary { head, batches: expected_number - FIRST_BATCH, batched_records: batched, pending, next_sequence: next_seq })
+        Ok(ChainSummary {
+            head,
+            batches: expected_number - FIRST_BATCH,
+            batched_records: batched,
+            pending,
+            next_sequence: next_seq,
+        })
     }
 
     fn check_tensors(&self, r: &InferenceRecord) -> Result<(), StoreError> {

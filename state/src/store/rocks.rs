@@ -29,8 +29,8 @@
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Direction,
-    IteratorMode, Options, ReadOptions, WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode, Direction, IteratorMode, Options,
+    ReadOptions, WriteOptions,
 };
 
 use super::kv::{BatchOp, Cf, KeyRange, KvError, KvIter, KvStore, WriteBatch};

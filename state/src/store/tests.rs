@@ -52,17 +52,11 @@ fn schema_is_written_and_checked() {
         Some(StoreError::SchemaMismatch { found: newer, expected: SCHEMA_VERSION })
     );
     kv.put(Cf::Meta, META_SCHEMA, &[1, 0], true).unwrap();
-    assert!(matches!(
-        Store::open(kv.clone(), StoreOptions::default()),
-        Err(StoreError::Decode { cf: "meta", .. })
-    ));
+    assert!(matches!(Store::open(kv.clone(), StoreOptions::default()), Err(StoreError::Decode { cf: "meta", .. })));
 
     let kv = MemKv::new();
     kv.put(Cf::Records, b"k", b"v", false).unwrap();
-    assert_eq!(
-        Store::open(kv, StoreOptions::default()).err(),
-        Some(StoreError::SchemaMissing)
-    );
+    assert_eq!(Store::open(kv, StoreOptions::default()).err(), Some(StoreError::SchemaMissing));
 }
 
 #[test]
@@ -71,14 +65,8 @@ fn model_registration() {
     assert_eq!(s.register_model(&entry(), ONNX, b"program").unwrap(), Registered::AlreadyPresent);
     let mut other = entry();
     other.program_root = Hash32([8; 32]);
-    assert!(matches!(
-        s.register_model(&other, ONNX, b"p2"),
-        Err(StoreError::ModelConflict { .. })
-    ));
-    assert!(matches!(
-        s.register_model(&entry(), b"other bytes", b"p"),
-        Err(StoreError::ModelIdMismatch { .. })
-    ));
+    assert!(matches!(s.register_model(&other, ONNX, b"p2"), Err(StoreError::ModelConflict { .. })));
+    assert!(matches!(s.register_model(&entry(), b"other bytes", b"p"), Err(StoreError::ModelIdMismatch { .. })));
     assert_eq!(s.model(&model_id(ONNX)).unwrap(), Some(entry()));
     assert_eq!(s.model_onnx(&model_id(ONNX)).unwrap().as_deref(), Some(ONNX));
     assert_eq!(s.model_program(&model_id(ONNX)).unwrap().as_deref(), Some(&b"program"[..]));
@@ -93,16 +81,10 @@ fn accept_checks_model_and_signature() {
     assert_eq!(s.accept(bad).err(), Some(StoreError::UnknownModel(Hash32([1; 32]))));
     let mut bad = sub(0);
     bad.inputs[0] = Tensor::from_f32(vec![3], vec![0.0; 3]).unwrap();
-    assert!(matches!(
-        s.accept(bad),
-        Err(StoreError::Signature { role: TensorRole::Input, .. })
-    ));
+    assert!(matches!(s.accept(bad), Err(StoreError::Signature { role: TensorRole::Input, .. })));
     let mut bad = sub(0);
     bad.outputs.clear();
-    assert!(matches!(
-        s.accept(bad),
-        Err(StoreError::Signature { role: TensorRole::Output, .. })
-    ));
+    assert!(matches!(s.accept(bad), Err(StoreError::Signature { role: TensorRole::Output, .. })));
     assert_eq!(s.next_sequence(), 0);
     let r = s.accept(sub(0)).unwrap();
     assert_eq!(r.sequence, 0);
@@ -125,10 +107,7 @@ fn seal_reopen_and_read() {
     let b2 = s.seal(&params(10, 10)).unwrap().unwrap();
     assert_eq!(b2.header.parent_hash, b1.header.hash());
     assert_eq!(s.pending_count(), 5);
-    assert_eq!(
-        s.seal(&params(9, 10)).err(),
-        Some(StoreError::TimestampRegressed { parent: 10, given: 9 })
-    );
+    assert_eq!(s.seal(&params(9, 10)).err(), Some(StoreError::TimestampRegressed { parent: 10, given: 9 }));
 
     // Receipts carry proofs that verify against the stored header alone.
     for (i, r) in accepted[..20].iter().enumerate() {
@@ -192,10 +171,7 @@ fn stale_prepared_batch_is_refused() {
     let b = s.prepare_seal(&params(1, 2)).unwrap().unwrap();
     assert_eq!(a.header(), b.header());
     s.commit_seal(a).unwrap();
-    assert_eq!(
-        s.commit_seal(b).err(),
-        Some(StoreError::HeadMoved { expected: None, actual: Some(1) })
-    );
+    assert_eq!(s.commit_seal(b).err(), Some(StoreError::HeadMoved { expected: None, actual: Some(1) }));
     s.fsck().unwrap();
 }
 
@@ -222,10 +198,7 @@ fn settlement_updates_are_atomic_and_checked() {
     let mut u = SettlementUpdate::new();
     u.set_status(r0.request_id, Status::Batched { batch: 9, index: 9 }).delete(b"game/1".to_vec());
     s.apply_settlement(u).unwrap();
-    assert_eq!(
-        s.receipt(&r0.request_id).unwrap().unwrap().status,
-        Status::Batched { batch: 1, index: 0 }
-    );
+    assert_eq!(s.receipt(&r0.request_id).unwrap().unwrap().status, Status::Batched { batch: 1, index: 0 });
     let mut u = SettlementUpdate::new();
     u.set_status(r0.request_id, Status::Disputed).set_status(r0.request_id, Status::Fraudulent);
     s.apply_settlement(u).unwrap();
@@ -263,10 +236,7 @@ fn fsck_finds_tampering() {
     let snap = kv.snapshot();
     let s2 = Store::open(snap.clone(), StoreOptions::default()).unwrap();
     snap.delete(Cf::BatchIndex, &index_key(2, 1), false).unwrap();
-    assert_eq!(
-        s2.fsck().err(),
-        Some(StoreError::Corrupt(Corruption::IndexEntry { number: 2, index: 1 }))
-    );
+    assert_eq!(s2.fsck().err(), Some(StoreError::Corrupt(Corruption::IndexEntry { number: 2, index: 1 })));
 
     // A lost pending entry: at the tail it orphans its record, in the
     // middle it leaves a gap.
@@ -274,17 +244,11 @@ fn fsck_finds_tampering() {
     snap.delete(Cf::Pending, &be(5), false).unwrap();
     let s2 = Store::open(snap, StoreOptions::default()).unwrap();
     assert_eq!(s2.next_sequence(), 5);
-    assert_eq!(
-        s2.fsck().err(),
-        Some(StoreError::Corrupt(Corruption::OrphanRecords { records: 6, reachable: 5 }))
-    );
+    assert_eq!(s2.fsck().err(), Some(StoreError::Corrupt(Corruption::OrphanRecords { records: 6, reachable: 5 })));
     let s3 = Store::open(kv.snapshot(), StoreOptions::default()).unwrap();
     s3.accept(sub(6)).unwrap();
     s3.kv().delete(Cf::Pending, &be(5), false).unwrap();
-    assert_eq!(
-        s3.fsck().err(),
-        Some(StoreError::Corrupt(Corruption::SequenceGap { expected: 5, found: 6 }))
-    );
+    assert_eq!(s3.fsck().err(), Some(StoreError::Corrupt(Corruption::SequenceGap { expected: 5, found: 6 })));
 
     // A bit flip in a stored header no longer decodes.
     let snap = kv.snapshot();
@@ -294,10 +258,7 @@ fn fsck_finds_tampering() {
     let s2 = Store::open(snap, StoreOptions::default()).unwrap();
     assert!(s2.fsck().is_err());
 
-    assert!(matches!(
-        s.checkpoint(Path::new("/nonexistent/x")),
-        Err(StoreError::Kv(KvError::Unsupported(_)))
-    ));
+    assert!(matches!(s.checkpoint(Path::new("/nonexistent/x")), Err(StoreError::Kv(KvError::Unsupported(_)))));
 }
 
 /// Moves a schema-2 store's tensors to the schema-1 keys (request ids) and
@@ -324,7 +285,10 @@ fn schema_1_store_is_migrated_on_open() {
     // The schema-1 layout: tensors under request ids, bodies copied.
     downgrade_to_v1(&kv);
     kv.put(Cf::Bodies, &be(1), &encode(&bodies[0]), false).unwrap();
-    assert_eq!(kv.scan(Cf::Tensors, KeyRange::all(), false).unwrap().filter(|e| e.as_ref().unwrap().0.len() == 32).count(), 7);
+    assert_eq!(
+        kv.scan(Cf::Tensors, KeyRange::all(), false).unwrap().filter(|e| e.as_ref().unwrap().0.len() == 32).count(),
+        7
+    );
 
     let s = Store::open(kv.clone(), StoreOptions::default()).unwrap();
     assert_eq!(kv.get(Cf::Meta, META_SCHEMA).unwrap(), Some(SCHEMA_VERSION.to_le_bytes().to_vec()));

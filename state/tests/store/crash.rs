@@ -33,10 +33,7 @@ const CHILD_SEED: &str = "VERINFER_CRASH_CHILD_SEED";
 const ROUNDS: usize = 24;
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The writer. A no-op unless the parent set [`CHILD_DIR`].
@@ -167,19 +164,13 @@ fn crash_recovery_under_sigkill() {
 
 fn check_acks(s: &verinfer_state::store::RocksStore, acks: &Acks, round: usize) {
     for (id, seq) in &acks.requests {
-        let r = s
-            .record(id)
-            .unwrap()
-            .unwrap_or_else(|| panic!("round {round}: acknowledged request {id} lost"));
+        let r = s.record(id).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged request {id} lost"));
         assert_eq!(r.sequence, *seq, "round {round}: request {id} changed sequence");
         assert!(s.record_tensors(id).unwrap().is_some());
         assert!(s.receipt(id).unwrap().is_some());
     }
     for (n, h) in &acks.batches {
-        let header = s
-            .header(*n)
-            .unwrap()
-            .unwrap_or_else(|| panic!("round {round}: acknowledged batch {n} lost"));
+        let header = s.header(*n).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged batch {n} lost"));
         assert_eq!(header.hash(), *h, "round {round}: batch {n} changed");
     }
 }

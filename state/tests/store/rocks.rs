@@ -2,7 +2,7 @@
 
 use verinfer_state::batch::verify_inclusion;
 use verinfer_state::receipt::Status;
-use verinfer_state::store::{Cf, KvStore, RocksKv, RocksStore, StoreError, StoreOptions, SCHEMA_VERSION};
+use verinfer_state::store::{Cf, KvStore, RocksKv, RocksStore, SCHEMA_VERSION, StoreError, StoreOptions};
 
 use crate::common::{open, params, submission};
 
@@ -131,7 +131,10 @@ fn flush_and_reopen(dir: &std::path::Path) {
         }
         // The flush runs in the background; wait for its file.
         let sst = || {
-            std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sst")).count()
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sst"))
+                .count()
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while sst() == 0 && std::time::Instant::now() < deadline {

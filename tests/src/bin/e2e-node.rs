@@ -22,7 +22,10 @@ const USAGE: &str = "usage: e2e-node DATADIR [INTERVAL_MS] [--inject-fault SPEC]
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let mut positional = Vec::new();
     let (mut fault, mut window, mut clock) = (std::env::var("E2E_INJECT_FAULT").ok(), None, None);
     let mut args = std::env::args().skip(1);

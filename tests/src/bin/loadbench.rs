@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verinfer_e2e::{model_bytes, model_input};
-use verinfer_rpc::tensor::WireTensor;
 use verinfer_prover::ProverError;
 use verinfer_prover::program::Program;
+use verinfer_rpc::tensor::WireTensor;
 use verinfer_sequencer::{Executor, FastExecutor, NodeConfig, Prepared, RunningNode, StubPoster};
 use verinfer_state::tensor::Tensor;
 
@@ -330,17 +330,16 @@ fn run_model(o: &Opts, model: &str) {
     let total_cpu = cpu_seconds(false) - cpu0;
     let window = to - from;
     // Requests completed inside the measurement window.
-    let mut lat: Vec<u64> = stats
-        .iter()
-        .flat_map(|s| s.done.iter().filter(|(at, _)| *at >= from && *at <= to).map(|(_, l)| *l))
-        .collect();
+    let mut lat: Vec<u64> =
+        stats.iter().flat_map(|s| s.done.iter().filter(|(at, _)| *at >= from && *at <= to).map(|(_, l)| *l)).collect();
     lat.sort_unstable();
     let busy: u64 = stats.iter().map(|s| s.busy).sum();
     let errors: u64 = stats.iter().map(|s| s.errors).sum();
     let rps = lat.len() as f64 / window.as_secs_f64();
     let st = node.node.stats();
     rt.block_on(node.shutdown(Duration::from_secs(30)));
-    let store = verinfer_state::store::RocksStore::open_path(dir.path().join("db"), Default::default()).expect("reopen");
+    let store =
+        verinfer_state::store::RocksStore::open_path(dir.path().join("db"), Default::default()).expect("reopen");
     let head = store.head().map_or(0, |h| h.number);
     println!(
         "node: {rps:.1} req/s over {:.1} s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  busy {busy}  errors {errors}",
@@ -392,7 +391,9 @@ fn cpu_seconds(thread_only: bool) -> f64 {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
