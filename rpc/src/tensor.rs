@@ -261,14 +261,18 @@ enum B64Error {
     Tensor(verinfer_state::TensorError),
 }
 
+impl From<verinfer_state::TensorError> for B64Error {
+    fn from(e: verinfer_state::TensorError) -> Self {
+        B64Error::Tensor(e)
+    }
+}
+
 /// Decodes base64 straight into the storage of `n` elements of `dtype`
-/// (little-endian bytes, as the tensor root commits to them): no
-/// intermediate byte buffer and no per-element conversion pass, which for a
-/// 600 KB image were two of the request's copies (docs/node.md).
+/// (`TensorData::from_le_fill`): no intermediate byte buffer and no
+/// per-element conversion pass, which for a 600 KB image were two of the
+/// request's copies (docs/node.md).
 fn decode_b64_elements(dtype: DType, n: usize, b64: &[u8]) -> Result<TensorData, B64Error> {
-    fn into<T: bytemuck::Pod + Default>(n: usize, b64: &[u8], from_le: fn(T) -> T) -> Result<Vec<T>, B64Error> {
-        let mut v = vec![T::default(); n];
-        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
+    TensorData::from_le_fill(dtype, n, |dst| {
         // The SIMD decoder (3.4× the base64 crate here, docs/node.md) takes
         // the well-formed string of the right length; anything else goes
         // through the base64 crate, whose verdict and error message count.
@@ -284,28 +288,7 @@ fn decode_b64_elements(dtype: DType, n: usize, b64: &[u8]) -> Result<TensorData,
                 return Err(B64Error::Length(got));
             }
         }
-        if cfg!(target_endian = "big") {
-            for x in &mut v {
-                *x = from_le(*x);
-            }
-        }
-        Ok(v)
-    }
-    Ok(match dtype {
-        DType::F32 => TensorData::F32(into(n, b64, |x: f32| f32::from_bits(u32::from_le(x.to_bits())))?),
-        DType::I64 => TensorData::I64(into(n, b64, i64::from_le)?),
-        DType::I32 => TensorData::I32(into(n, b64, i32::from_le)?),
-        DType::I16 => TensorData::I16(into(n, b64, i16::from_le)?),
-        DType::I8 => TensorData::I8(into(n, b64, i8::from_le)?),
-        DType::U64 => TensorData::U64(into(n, b64, u64::from_le)?),
-        DType::U32 => TensorData::U32(into(n, b64, u32::from_le)?),
-        DType::U16 => TensorData::U16(into(n, b64, u16::from_le)?),
-        DType::U8 => TensorData::U8(into(n, b64, u8::from_le)?),
-        // Bytes other than 0 and 1 are rejected element by element.
-        DType::Bool => {
-            let bytes = into::<u8>(n, b64, u8::from_le)?;
-            TensorData::from_le_bytes(DType::Bool, &bytes).map_err(B64Error::Tensor)?
-        }
+        Ok(())
     })
 }
 

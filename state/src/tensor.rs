@@ -427,37 +427,55 @@ impl TensorData {
                 got: bytes.len() as u64,
             });
         }
-        // On a little-endian host the canonical bytes are the storage: one
-        // copy (memcpy speed) instead of an element-by-element conversion;
-        // every stored or received tensor is decoded through here.
-        macro_rules! conv {
-            ($t:ty, $var:ident) => {
-                TensorData::$var(if cfg!(target_endian = "little") {
-                    let mut v: Vec<$t> = vec![0 as $t; bytes.len() / sz];
-                    bytemuck::cast_slice_mut::<$t, u8>(&mut v).copy_from_slice(bytes);
-                    v
-                } else {
-                    bytes.chunks_exact(sz).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size"))).collect()
-                })
-            };
+        Self::from_le_fill(dtype, bytes.len() / sz, |dst| {
+            dst.copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// `n` elements of `dtype` whose canonical little-endian bytes
+    /// (`n × size` of them) `fill` writes straight into the storage. On a
+    /// little-endian host those bytes are the storage, so decoding is one
+    /// copy (or one base64 decode, `verinfer-rpc`) instead of an
+    /// element-by-element conversion. Bool bytes other than 0 and 1 are
+    /// rejected by index.
+    pub fn from_le_fill<E: From<TensorError>>(
+        dtype: DType,
+        n: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Self, E> {
+        fn typed<T: bytemuck::Pod, E>(
+            n: usize,
+            fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+            from_le: fn(T) -> T,
+        ) -> Result<Vec<T>, E> {
+            let mut v = vec![T::zeroed(); n];
+            fill(bytemuck::cast_slice_mut(&mut v))?;
+            if cfg!(target_endian = "big") {
+                for x in &mut v {
+                    *x = from_le(*x);
+                }
+            }
+            Ok(v)
         }
         Ok(match dtype {
-            DType::F32 => conv!(f32, F32),
-            DType::I64 => conv!(i64, I64),
-            DType::I32 => conv!(i32, I32),
-            DType::I16 => conv!(i16, I16),
-            DType::I8 => conv!(i8, I8),
-            DType::U64 => conv!(u64, U64),
-            DType::U32 => conv!(u32, U32),
-            DType::U16 => conv!(u16, U16),
-            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::F32 => TensorData::F32(typed(n, fill, |x: f32| f32::from_bits(u32::from_le(x.to_bits())))?),
+            DType::I64 => TensorData::I64(typed(n, fill, i64::from_le)?),
+            DType::I32 => TensorData::I32(typed(n, fill, i32::from_le)?),
+            DType::I16 => TensorData::I16(typed(n, fill, i16::from_le)?),
+            DType::I8 => TensorData::I8(typed(n, fill, i8::from_le)?),
+            DType::U64 => TensorData::U64(typed(n, fill, u64::from_le)?),
+            DType::U32 => TensorData::U32(typed(n, fill, u32::from_le)?),
+            DType::U16 => TensorData::U16(typed(n, fill, u16::from_le)?),
+            DType::U8 => TensorData::U8(typed(n, fill, u8::from_le)?),
             DType::Bool => {
+                let bytes: Vec<u8> = typed(n, fill, u8::from_le)?;
                 let mut v = Vec::with_capacity(bytes.len());
                 for (i, &b) in bytes.iter().enumerate() {
                     match b {
                         0 => v.push(false),
                         1 => v.push(true),
-                        _ => return Err(TensorError::BadBool { index: i as u64, byte: b }),
+                        _ => return Err(TensorError::BadBool { index: i as u64, byte: b }.into()),
                     }
                 }
                 TensorData::Bool(v)
