@@ -60,6 +60,11 @@ pub struct Config {
     pub log_format: String,
     /// Log filter (`info`, `verinfer_challenger=debug`, …).
     pub log_filter: String,
+    /// Refuse to plan a model program (fetched from the node, which may be
+    /// the party being checked) whose plan needs more than this many MiB;
+    /// 0 = no limit. Its records are then left unchecked, with an error in
+    /// the log.
+    pub max_model_mib: u64,
 }
 
 impl Default for Config {
@@ -82,6 +87,7 @@ impl Default for Config {
             force_dispute: Vec::new(),
             log_format: "plain".into(),
             log_filter: "info".into(),
+            max_model_mib: 2048,
         }
     }
 }
@@ -97,6 +103,17 @@ impl Config {
         }
         if self.poll_ms == 0 || self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
             return Err("poll_ms and reconnect_min_ms must be > 0 and reconnect_max_ms ≥ reconnect_min_ms".into());
+        }
+        // Backoffs double these; a day is far beyond any useful setting.
+        const DAY_MS: u64 = 86_400_000;
+        for (name, v) in [
+            ("poll_ms", self.poll_ms),
+            ("reconnect_max_ms", self.reconnect_max_ms),
+            ("dispute_retry_max_ms", self.dispute_retry_max_ms),
+        ] {
+            if v > DAY_MS {
+                return Err(format!("{name}: {v} is above {DAY_MS} (one day)"));
+            }
         }
         if self.dispute_retries == 0 {
             return Err("dispute_retries must be ≥ 1 (the first attempt counts)".into());
@@ -123,6 +140,11 @@ impl Config {
             min_ms: self.reconnect_min_ms,
             max_ms: self.dispute_retry_max_ms.max(self.reconnect_min_ms),
         }
+    }
+
+    /// [`Config::max_model_mib`] in bytes, `None` for no limit.
+    pub fn memory_limit(&self) -> Option<u64> {
+        (self.max_model_mib > 0).then(|| self.max_model_mib.saturating_mul(1 << 20))
     }
 
     /// The WebSocket URL of the node.
@@ -155,6 +177,8 @@ mod tests {
         assert!(Config { sample: 1.5, ..c.clone() }.validate().is_err());
         assert!(Config { sample: f64::NAN, ..c.clone() }.validate().is_err());
         assert!(Config { rpc: "ws://x".into(), ..c.clone() }.validate().is_err());
+        assert!(Config { poll_ms: u64::MAX, ..c.clone() }.validate().is_err());
+        assert!(Config { reconnect_max_ms: u64::MAX / 2 + 1, ..c.clone() }.validate().is_err());
         assert_eq!(c.key_path(), c.datadir.join("key"));
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use verinfer_prover::Program;
 use verinfer_prover::dispute::DisputeProver;
-use verinfer_prover::fast::{Plan, Workspace};
+use verinfer_prover::fast::{Plan, PlanOptions, Workspace};
 use verinfer_state::hash::Hash32;
 use verinfer_state::tensor::Tensor;
 
@@ -24,9 +24,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Plans `program`.
-    pub fn new(program: Program) -> Result<Self> {
-        let plan = Plan::new(&program)?;
+    /// Plans `program`, refusing it (`ProverError::ResourceLimit`) if its
+    /// plan would need more than `memory_limit` bytes: the program comes
+    /// from the node, which may be the party being checked.
+    pub fn new(program: Program, memory_limit: Option<u64>) -> Result<Self> {
+        let plan = Plan::with_options(&program, &PlanOptions { memory_limit, ..Default::default() })?;
         Ok(Self { program: Arc::new(program), plan, pool: Mutex::new(Vec::new()) })
     }
 
@@ -53,9 +55,21 @@ impl Prepared {
 #[derive(Debug, Default)]
 pub struct ModelCache {
     by_root: Mutex<HashMap<Hash32, Arc<Prepared>>>,
+    /// Plans above this many bytes are refused (`Config::max_model_mib`).
+    pub memory_limit: Option<u64>,
 }
 
 impl ModelCache {
+    /// An empty cache that refuses plans above `memory_limit` bytes.
+    pub fn new(memory_limit: Option<u64>) -> Self {
+        Self { by_root: Mutex::default(), memory_limit }
+    }
+
+    /// Plans `program` within this cache's memory limit.
+    pub fn plan(&self, program: Program) -> Result<Prepared> {
+        Prepared::new(program, self.memory_limit)
+    }
+
     /// The prepared program for `root`, if cached.
     pub fn get(&self, root: &Hash32) -> Option<Arc<Prepared>> {
         self.by_root.lock().unwrap_or_else(PoisonError::into_inner).get(root).cloned()
@@ -79,7 +93,14 @@ impl ModelCache {
             match verinfer_prover::load_model(&bytes, &opts) {
                 Ok(m) => {
                     let root = m.program_root;
-                    self.insert(root, Arc::new(Prepared::new(m.program)?));
+                    let p = match self.plan(m.program) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!(model = %path.display(), error = %e, "local model skipped");
+                            continue;
+                        }
+                    };
+                    self.insert(root, Arc::new(p));
                     tracing::info!(model = %path.display(), program_root = %root, "local model loaded");
                     n += 1;
                 }

@@ -185,7 +185,7 @@ impl RunningChallenger {
             }
             None => (None, None),
         };
-        let models = ModelCache::default();
+        let models = ModelCache::new(cfg.memory_limit());
         if let Some(d) = &cfg.models_dir {
             models.load_dir(d)?;
         }
@@ -548,7 +548,8 @@ impl Shared {
         }
         let program = self.chain.program(model_id, root).await?;
         let nodes = program.nodes.len();
-        let p = tokio::task::spawn_blocking(move || Prepared::new(program))
+        let limit = self.models.memory_limit;
+        let p = tokio::task::spawn_blocking(move || Prepared::new(program, limit))
             .await
             .map_err(|e| ChallengerError::Db(format!("planning task: {e}")))??;
         let p = Arc::new(p);

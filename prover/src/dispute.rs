@@ -415,8 +415,10 @@ pub struct StatesCommit {
 pub fn verify_states_commit(ctx: &NodeContext, e: u64, v: &Scalar, c: &StatesCommit) -> Result<u64, DisputeError> {
     let fold = ctx.fold()?;
     let k = fold.steps(e);
-    check_pos("s0", &c.s0_proof, 0, k + 1)?;
-    check_pos("sK", &c.sk_proof, k, k + 1)?;
+    // Bounded for any fold built from checked types; saturating keeps a
+    // crafted count from overflowing (the position checks then fail).
+    check_pos("s0", &c.s0_proof, 0, k.saturating_add(1))?;
+    check_pos("sK", &c.sk_proof, k, k.saturating_add(1))?;
     merkle::verify(&c.states_root, &state_leaf(0, &c.s0), &c.s0_proof).map_err(merkle_err("s0"))?;
     merkle::verify(&c.states_root, &state_leaf(k, &c.sk), &c.sk_proof).map_err(merkle_err("sK"))?;
     if c.s0 != fold.init(e) {
@@ -580,7 +582,7 @@ pub fn verify_one_step(
     if &state_leaf(j, &p.s_next) != leaf {
         return Err(DisputeError::Mismatch("s_j"));
     }
-    check_pos("s_{j-1}", &p.s_prev_proof, j - 1, k_steps + 1)?;
+    check_pos("s_{j-1}", &p.s_prev_proof, j - 1, k_steps.saturating_add(1))?;
     merkle::verify(states_root, &state_leaf(j - 1, &p.s_prev), &p.s_prev_proof).map_err(merkle_err("s_{j-1}"))?;
     let fold = ctx.fold()?;
     let mut rd = ProofReader { claim, commit, ctx, ops: &p.operands, next: 0, roots: HashMap::new() };
@@ -734,7 +736,9 @@ impl DisputeProver {
     }
 
     fn computed(&self) -> Result<Computed, ProverError> {
-        let mut g = self.cache.lock().expect("cache lock");
+        // A panic while computing leaves the cache empty, never half
+        // written, so a poisoned lock is safe to reuse.
+        let mut g = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
@@ -762,12 +766,12 @@ impl DisputeProver {
 
     /// Node `k`'s output.
     pub fn node_output(&self, k: u32) -> Result<Tensor, ProverError> {
-        Ok(self.computed()?.outputs[k as usize].clone())
+        self.computed()?.outputs.get(k as usize).cloned().ok_or_else(|| no_node(k))
     }
 
     /// Node `k`'s output chunk tree.
     pub fn chunk_tree(&self, k: u32) -> Result<MerkleTree, ProverError> {
-        Ok(self.computed()?.trees[k as usize].clone())
+        self.computed()?.trees.get(k as usize).cloned().ok_or_else(|| no_node(k))
     }
 
     /// The commit move.
@@ -914,4 +918,9 @@ impl DisputeProver {
             operands,
         })
     }
+}
+
+/// `k` names no node of the program (a node index from the other party).
+fn no_node(k: u32) -> ProverError {
+    ProverError::InvalidProgram { node: format!("#{k}"), why: "no such node in the program".into() }
 }

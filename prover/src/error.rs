@@ -85,6 +85,17 @@ pub enum ProverError {
         /// What is wrong.
         why: String,
     },
+    /// Planning the program would take more memory than the caller allows
+    /// ([`crate::fast::PlanOptions::memory_limit`]).
+    #[error("{what} needs {bytes} bytes, above the limit of {limit} bytes")]
+    ResourceLimit {
+        /// What needs the memory (a value, or the whole plan).
+        what: String,
+        /// Bytes it needs.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A data-dependent failure during execution (e.g. a gather index out of
     /// range): the request is invalid and gets no record.
     #[error("node {node:?} ({op}): {why}")]

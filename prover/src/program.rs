@@ -640,6 +640,21 @@ impl Program {
         Ok(())
     }
 
+    /// Refuses ([`ProverError::ResourceLimit`]) an input or node output
+    /// larger than `limit` bytes. Call after [`Program::validate`].
+    pub fn check_value_bytes(&self, limit: u64) -> Result<(), ProverError> {
+        let values = self.inputs.iter().map(|t| (format!("input {:?}", t.name), t.dtype, &t.shape));
+        let values =
+            values.chain(self.nodes.iter().map(|n| (format!("node {:?}", n.name), n.output.dtype, &n.output.shape)));
+        for (what, dtype, shape) in values {
+            let bytes = checked_numel(shape).unwrap_or(u64::MAX).saturating_mul(dtype.size() as u64);
+            if bytes > limit {
+                return Err(ProverError::ResourceLimit { what: format!("{what} ({dtype}{shape:?})"), bytes, limit });
+            }
+        }
+        Ok(())
+    }
+
     /// Leaf 0.
     pub fn header_leaf(&self) -> Hash32 {
         ProgramHeader::of(self).leaf()

@@ -1153,3 +1153,44 @@ fn vmath_exhaustive() {
         );
     }
 }
+
+/// A memory limit refuses a program before its large allocations: a value
+/// larger than the limit (here 16 GiB, which would abort the process if
+/// allocated) and a plan whose workspace is, each with `ResourceLimit`.
+#[test]
+fn memory_limit_refuses_before_allocating() {
+    use verinfer_prover::ProverError;
+    use verinfer_prover::program::*;
+    use verinfer_state::tensor::DType;
+    let huge = vec![65_536u64, 65_536];
+    let p = Program {
+        version: PROGRAM_VERSION,
+        inputs: vec![TensorInfo { name: "x".into(), dtype: DType::F32, shape: huge.clone() }],
+        outputs: vec![OutputInfo { name: "y".into(), node: 0 }],
+        nodes: vec![Node {
+            name: "neg".into(),
+            op: Op::Unary(UnaryOp::Neg),
+            inputs: vec![ValueRef::Input(0)],
+            output: ValueType { dtype: DType::F32, shape: huge },
+        }],
+        constants: vec![],
+    };
+    let opts = PlanOptions { memory_limit: Some(1 << 30), ..Default::default() };
+    match Plan::with_options(&p, &opts) {
+        Err(ProverError::ResourceLimit { bytes, limit, what }) => {
+            assert_eq!((bytes, limit), (1 << 34, 1 << 30));
+            assert!(what.contains("input \"x\""), "{what}");
+        }
+        other => panic!("expected ResourceLimit, got {:?}", other.map(|p| p.stats().clone())),
+    }
+    // A real model: refused below its plan size, planned at it.
+    let (model, inputs) = model_inputs("lenet5");
+    let plan = Plan::new(&model.program).expect("plan");
+    let s = plan.stats();
+    let need = (s.arena_bytes.0.max(s.arena_bytes.1) + s.scratch_bytes + s.packed_bytes) as u64;
+    let tight = PlanOptions { memory_limit: Some(need / 2), ..Default::default() };
+    assert!(matches!(Plan::with_options(&model.program, &tight), Err(ProverError::ResourceLimit { .. })));
+    let roomy = PlanOptions { memory_limit: Some(need + 4096), ..Default::default() };
+    let mut plan = Plan::with_options(&model.program, &roomy).expect("plan within the limit");
+    assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
+}

@@ -5,7 +5,8 @@
 //! the range JSON-RPC reserves, -32768..-32000); the transport's own errors
 //! keep their standard codes ([`PARSE_ERROR`], [`INVALID_REQUEST`],
 //! [`METHOD_NOT_FOUND`], [`INVALID_PARAMS`], [`OVERSIZED_REQUEST`],
-//! [`OVERSIZED_BATCH`]). The message always names the offending field
+//! [`OVERSIZED_BATCH`], [`TOO_MANY_SUBSCRIPTIONS`], [`OVERSIZED_RESPONSE`],
+//! [`OVERSIZED_BATCH_RESPONSE`]). The message always names the offending field
 //! (`inputs[1].shape: expected [1,16], got [1,15]`). `docs/rpc.md` lists
 //! which method returns which code.
 
@@ -26,9 +27,19 @@ pub const OVERSIZED_REQUEST: i32 = -32007;
 /// A JSON-RPC batch with more entries than the node's `max_batch_len`
 /// (jsonrpsee).
 pub const OVERSIZED_BATCH: i32 = -32010;
+/// A connection already has `max_subscriptions_per_connection`
+/// subscriptions (jsonrpsee).
+pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
+/// A response larger than the node's `max_response_body_bytes` (jsonrpsee):
+/// ask for less (a shorter range, `b64` outputs).
+pub const OVERSIZED_RESPONSE: i32 = -32008;
+/// A batch whose responses together exceed `max_response_body_bytes`
+/// (jsonrpsee).
+pub const OVERSIZED_BATCH_RESPONSE: i32 = -32011;
 
-/// A parameter is well-typed but not acceptable (a malformed hash, a range
-/// that is too long, an unknown encoding name, …).
+/// A parameter is well-typed but not acceptable (a range that is too long,
+/// a name that is too long, bad base64 ONNX, …). A malformed hash fails to
+/// deserialize and is [`INVALID_PARAMS`].
 pub const INVALID_ARGUMENT: i32 = 4000;
 /// No model with this id is registered.
 pub const UNKNOWN_MODEL: i32 = 4001;
@@ -39,7 +50,8 @@ pub const INVALID_TENSOR: i32 = 4002;
 /// An input value is NaN or ±Infinity (the NaN policy, docs/decisions/0007).
 pub const NON_FINITE_INPUT: i32 = 4003;
 /// The ONNX bytes could not be loaded: not ONNX, not typable by the
-/// frontend, a symbolic input shape without a concrete shape, a bad shape.
+/// frontend, a symbolic input shape without a concrete shape, a bad shape,
+/// or a plan above the node's `exec.max_model_mib`.
 pub const INVALID_MODEL: i32 = 4004;
 /// The model uses an op outside the canonical op set; the message names the
 /// op and the node.
@@ -75,6 +87,9 @@ pub const ALL: &[(i32, &str)] = &[
     (INVALID_PARAMS, "INVALID_PARAMS"),
     (OVERSIZED_REQUEST, "OVERSIZED_REQUEST"),
     (OVERSIZED_BATCH, "OVERSIZED_BATCH"),
+    (TOO_MANY_SUBSCRIPTIONS, "TOO_MANY_SUBSCRIPTIONS"),
+    (OVERSIZED_RESPONSE, "OVERSIZED_RESPONSE"),
+    (OVERSIZED_BATCH_RESPONSE, "OVERSIZED_BATCH_RESPONSE"),
     (INVALID_ARGUMENT, "INVALID_ARGUMENT"),
     (UNKNOWN_MODEL, "UNKNOWN_MODEL"),
     (INVALID_TENSOR, "INVALID_TENSOR"),
@@ -168,6 +183,18 @@ pub fn parse_hash(field: &str, s: &str) -> Result<verinfer_state::Hash32, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The transport codes are jsonrpsee's, which the server emits itself.
+    #[test]
+    fn transport_codes_are_jsonrpsees() {
+        use jsonrpsee::types::error as j;
+        assert_eq!(OVERSIZED_REQUEST, j::OVERSIZED_REQUEST_CODE);
+        assert_eq!(OVERSIZED_BATCH, j::TOO_BIG_BATCH_REQUEST_CODE);
+        assert_eq!(TOO_MANY_SUBSCRIPTIONS, j::TOO_MANY_SUBSCRIPTIONS_CODE);
+        assert_eq!(OVERSIZED_RESPONSE, j::OVERSIZED_RESPONSE_CODE);
+        assert_eq!(OVERSIZED_BATCH_RESPONSE, j::TOO_BIG_BATCH_RESPONSE_CODE);
+        assert_eq!(INVALID_PARAMS, j::INVALID_PARAMS_CODE);
+    }
 
     #[test]
     fn codes_are_unique_and_round_trip() {

@@ -1,6 +1,9 @@
 //! Node configuration: a TOML file (every field optional, `#[serde(default)]`)
 //! and command-line flags that override it (the CLI applies them).
 //!
+//! A sketch of the common keys; `docs/node.md` lists every key with its
+//! default.
+//!
 //! ```toml
 //! datadir = "/var/lib/verinfer"
 //!
@@ -23,6 +26,7 @@
 //!
 //! [exec]
 //! workers = 0                        # 0 = one per core
+//! max_model_mib = 2048               # refuse models whose plan needs more; 0 = no limit
 //!
 //! [batcher]
 //! max_records = 4096                 # seal when this many are pending…
@@ -211,15 +215,25 @@ pub struct ExecConfig {
     /// process with tract's generic kernels and refuse it if the program
     /// roots differ (docs/decisions/0005). Used by `verinfer node`.
     pub cross_check_folding: bool,
+    /// Refuse to register a model whose plan (one value, or packed weights
+    /// plus one worker's arena and scratch) needs more than this many MiB;
+    /// 0 = no limit. Each worker holds its own arena, so a model can take
+    /// up to `workers ×` this.
+    pub max_model_mib: u64,
 }
 
 impl Default for ExecConfig {
     fn default() -> Self {
-        Self { workers: 0, cross_check_folding: true }
+        Self { workers: 0, cross_check_folding: true, max_model_mib: 2048 }
     }
 }
 
 impl ExecConfig {
+    /// [`ExecConfig::max_model_mib`] in bytes, `None` for no limit.
+    pub fn memory_limit(&self) -> Option<u64> {
+        (self.max_model_mib > 0).then(|| self.max_model_mib.saturating_mul(1 << 20))
+    }
+
     /// The worker count to use.
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
@@ -356,8 +370,11 @@ impl NodeConfig {
         if self.batcher.max_records == 0 || self.batcher.max_records > verinfer_state::batch::MAX_BATCH_RECORDS {
             bail!("batcher.max_records must be in 1..=1048576");
         }
-        if self.batcher.interval_ms == 0 {
-            bail!("batcher.interval_ms must be positive");
+        // Upper bounds keep `Instant + Duration` and the timers' arithmetic
+        // from overflowing: a day is far beyond any useful setting.
+        const DAY_MS: u64 = 86_400_000;
+        if self.batcher.interval_ms == 0 || self.batcher.interval_ms > DAY_MS {
+            bail!("batcher.interval_ms must be in 1..={DAY_MS} (got {})", self.batcher.interval_ms);
         }
         if self.mempool.capacity == 0 {
             bail!("mempool.capacity must be positive");
@@ -365,8 +382,8 @@ impl NodeConfig {
         if self.rpc.max_batch_len == 0 {
             bail!("rpc.max_batch_len must be positive");
         }
-        if self.settlement.tick_ms == 0 {
-            bail!("settlement.tick_ms must be positive");
+        if self.settlement.tick_ms == 0 || self.settlement.tick_ms > DAY_MS {
+            bail!("settlement.tick_ms must be in 1..={DAY_MS} (got {})", self.settlement.tick_ms);
         }
         if let Some(spec) = &self.dev_options.inject_fault {
             // Corrupting results is a test tool; a production node must not
@@ -395,6 +412,9 @@ mod tests {
         assert_eq!(c.batcher.max_records, 4096);
         assert_eq!(c.metrics.listen, None);
         assert!(NodeConfig::from_toml("[rpc]\nbogus = 1\n").is_err());
+        assert_eq!(c.exec.memory_limit(), Some(2048 << 20));
+        let unlimited = NodeConfig::from_toml("[exec]\nmax_model_mib = 0\n").unwrap();
+        assert_eq!(unlimited.exec.memory_limit(), None);
         let round = toml::to_string(&NodeConfig::default()).unwrap();
         assert_eq!(NodeConfig::from_toml(&round).unwrap(), NodeConfig::default());
     }

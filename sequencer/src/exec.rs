@@ -25,6 +25,23 @@ pub trait Executor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Prepares `program` (compile, plan buffers, …).
     fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError>;
+    /// Prepares `program`, or refuses it with
+    /// [`ProverError::ResourceLimit`] if it would need more than
+    /// `memory_limit` bytes, before allocating that memory. The node calls
+    /// this with its `exec.max_model_mib`. The default refuses any value
+    /// (input or node output) above the limit; executors that plan buffers
+    /// also bound the plan.
+    fn prepare_within(
+        &self,
+        program: Arc<Program>,
+        memory_limit: Option<u64>,
+    ) -> Result<Arc<dyn Prepared>, ProverError> {
+        if let Some(limit) = memory_limit {
+            program.validate()?;
+            program.check_value_bytes(limit)?;
+        }
+        self.prepare(program)
+    }
 }
 
 /// The reference executor (`verinfer_prover::exec::execute`).
@@ -86,7 +103,16 @@ impl Executor for FastExecutor {
     }
 
     fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
-        let plan = verinfer_prover::fast::Plan::new(&program)?;
+        self.prepare_within(program, None)
+    }
+
+    fn prepare_within(
+        &self,
+        program: Arc<Program>,
+        memory_limit: Option<u64>,
+    ) -> Result<Arc<dyn Prepared>, ProverError> {
+        let opts = verinfer_prover::fast::PlanOptions { memory_limit, ..Default::default() };
+        let plan = verinfer_prover::fast::Plan::with_options(&program, &opts)?;
         Ok(Arc::new(FastPrepared { plan, pool: Mutex::new(Vec::new()) }))
     }
 }

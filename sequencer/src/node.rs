@@ -301,6 +301,9 @@ pub fn model_error(e: ProverError) -> ApiError {
             ApiError::new(codes::UNSUPPORTED_OP, e.to_string())
         }
         ProverError::UnknownInput { .. } => ApiError::new(codes::INVALID_MODEL, format!("input_shapes: {e}")),
+        ProverError::ResourceLimit { .. } => {
+            ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_mib)"))
+        }
         _ => ApiError::new(codes::INVALID_MODEL, e.to_string()),
     }
 }
@@ -482,19 +485,32 @@ impl Node {
             if program.root() != entry.program_root {
                 anyhow::bail!("model {}: stored program does not hash to its program root", entry.model_id);
             }
-            self.install(entry, Arc::new(program))?;
+            // A model that no longer plans (a lower exec.max_model_mib than
+            // when it was registered) stays in the store with its records;
+            // it is not served until the limit allows it again. The node
+            // still starts.
+            match self.prepare_model(entry.clone(), Arc::new(program)) {
+                Ok(m) => self.insert(m),
+                Err(e) => {
+                    tracing::error!(model_id = %entry.model_id, name = %entry.name, error = %e, "model not loaded")
+                }
+            }
         }
         Ok(())
     }
 
-    fn install(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
+    /// Prepares a model for serving (within `exec.max_model_mib`) without
+    /// making it visible.
+    fn prepare_model(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
         let nodes = program.nodes.len() as u64;
         let label = entry.model_id.to_hex()[..16].to_string();
         let exec_hist = self.metrics.execution.with_label_values(&[&label]);
-        let prepared = self.executor.prepare(program.clone())?;
-        let m = Arc::new(LoadedModel { entry, nodes, prepared, program, exec_hist });
-        self.models.write().unwrap_or_else(PoisonError::into_inner).insert(m.entry.model_id, m.clone());
-        Ok(m)
+        let prepared = self.executor.prepare_within(program.clone(), self.cfg.exec.memory_limit())?;
+        Ok(Arc::new(LoadedModel { entry, nodes, prepared, program, exec_hist }))
+    }
+
+    fn insert(&self, m: Arc<LoadedModel>) {
+        self.models.write().unwrap_or_else(PoisonError::into_inner).insert(m.entry.model_id, m);
     }
 
     /// A loaded model.
@@ -582,12 +598,15 @@ impl Node {
             registered_at_ms: now_ms(),
         };
         let bytes = program.to_bytes();
+        // Plan before saving: a model the node cannot serve must not be
+        // stored, or every restart would try (and fail) to plan it again.
+        let loaded = self.prepare_model(entry.clone(), Arc::new(program)).map_err(model_error)?;
         self.store.register_model(&entry, onnx, &bytes).map_err(|e| match e {
             StoreError::InvalidModel(m) => ApiError::new(codes::INVALID_MODEL, format!("model: {m}")),
             StoreError::ModelConflict { .. } => ApiError::new(codes::MODEL_CONFLICT, e.to_string()),
             e => store_err(e),
         })?;
-        let loaded = self.install(entry, Arc::new(program)).map_err(model_error)?;
+        self.insert(loaded.clone());
         tracing::info!(model_id = %loaded.entry.model_id, name = %loaded.entry.name, program_root = %loaded.entry.program_root, nodes = loaded.nodes, "model registered");
         Ok(loaded.info(false))
     }
@@ -659,59 +678,69 @@ impl Node {
 
     fn worker_loop(&self, rx: Receiver<WorkMsg>) {
         while let Ok(WorkMsg::Run(job)) = rx.recv() {
-            let Job { model, inputs, encoding, accepted_at_ms, reply } = job;
-            if reply.is_closed() {
-                continue; // the client went away before execution: nothing to accept.
+            // Execution has its own catch_unwind (for a precise error); this
+            // one keeps the worker alive if anything after it panics (the
+            // reply is dropped and the caller gets an internal error;
+            // nothing is accepted).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_job(job))).is_err() {
+                tracing::error!("a request panicked in its worker after execution; it was not accepted");
             }
-            let t0 = std::time::Instant::now();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.prepared.run(&inputs)));
-            let dt = t0.elapsed();
-            model.exec_hist.observe(dt.as_secs_f64());
-            let us = dt.as_micros() as u64;
-            let old = self.exec_ewma_us.load(Ordering::Relaxed);
-            self.exec_ewma_us.store((old * 7 + us) / 8, Ordering::Relaxed);
-            let mut outputs = match result {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
-                    let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, format!("execution: {e}"))));
-                    continue;
-                }
-                Err(_) => {
-                    tracing::error!(model_id = %model.entry.model_id, "executor panicked");
-                    let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, "execution: the executor panicked")));
-                    continue;
-                }
-            };
-            if let Some(inj) = &self.faults
-                && inj.pick(&model.entry.name, &model.entry.model_id)
-            {
-                match self.inject(inj, &model, &inputs) {
-                    Ok(Some(o)) => outputs = o,
-                    Ok(None) => {}
-                    Err(e) => {
-                        // Never accept a corrupted record whose fault is not
-                        // durable: the defender could not defend it.
-                        let _ = reply.send(Err(ApiError::internal(format!("fault injection: {e}"))));
-                        continue;
-                    }
-                }
+        }
+    }
+
+    fn run_job(&self, job: Job) {
+        let Job { model, inputs, encoding, accepted_at_ms, reply } = job;
+        if reply.is_closed() {
+            return; // the client went away before execution: nothing to accept.
+        }
+        let t0 = std::time::Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.prepared.run(&inputs)));
+        let dt = t0.elapsed();
+        model.exec_hist.observe(dt.as_secs_f64());
+        let us = dt.as_micros() as u64;
+        let old = self.exec_ewma_us.load(Ordering::Relaxed);
+        self.exec_ewma_us.store((old * 7 + us) / 8, Ordering::Relaxed);
+        let mut outputs = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, format!("execution: {e}"))));
+                return;
             }
-            let wire: Vec<WireTensor> = outputs.iter().map(|t| WireTensor::encode(t, encoding)).collect();
-            let sub = Submission { model_id: model.entry.model_id, inputs, outputs, accepted_at_ms };
-            // Check, hash and encode here, in parallel across workers; the
-            // committer only assigns the sequence and writes.
-            let sub = match self.store.prepare_accept(sub) {
-                Ok(p) => p,
+            Err(_) => {
+                tracing::error!(model_id = %model.entry.model_id, "executor panicked");
+                let _ = reply.send(Err(ApiError::new(codes::EXECUTION_FAILED, "execution: the executor panicked")));
+                return;
+            }
+        };
+        if let Some(inj) = &self.faults
+            && inj.pick(&model.entry.name, &model.entry.model_id)
+        {
+            match self.inject(inj, &model, &inputs) {
+                Ok(Some(o)) => outputs = o,
+                Ok(None) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "accept failed");
-                    let _ = reply.send(Err(store_err(e)));
-                    continue;
+                    // Never accept a corrupted record whose fault is not
+                    // durable: the defender could not defend it.
+                    let _ = reply.send(Err(ApiError::internal(format!("fault injection: {e}"))));
+                    return;
                 }
-            };
-            if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
-                // The committer is gone (shutdown): the reply is dropped and
-                // the caller gets an internal error; nothing was accepted.
             }
+        }
+        let wire: Vec<WireTensor> = outputs.iter().map(|t| WireTensor::encode(t, encoding)).collect();
+        let sub = Submission { model_id: model.entry.model_id, inputs, outputs, accepted_at_ms };
+        // Check, hash and encode here, in parallel across workers; the
+        // committer only assigns the sequence and writes.
+        let sub = match self.store.prepare_accept(sub) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed");
+                let _ = reply.send(Err(store_err(e)));
+                return;
+            }
+        };
+        if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
+            // The committer is gone (shutdown): the reply is dropped and
+            // the caller gets an internal error; nothing was accepted.
         }
     }
 

@@ -194,7 +194,8 @@ impl ExplorerApiServer for Api {
         if to - from >= MAX_BATCH_RANGE {
             return Err(ApiError::invalid(format!(
                 "to: at most {MAX_BATCH_RANGE} batches per call (from {from} to {to} is {})",
-                to - from + 1
+                // 2^64 batches for [0, u64::MAX]: print it, do not overflow.
+                u128::from(to - from) + 1
             ))
             .into());
         }

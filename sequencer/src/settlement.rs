@@ -702,8 +702,8 @@ impl SettlementHost {
         self.apply(Input::Tick).map(|(_, e)| e)
     }
 
-    /// Funds (from the genesis allocation) and bonds the sequencer up to the
-    /// minimum bond if it is below it.
+    /// If the sequencer's bond is below the minimum, funds it (from the
+    /// genesis allocation) and bonds it up to twice the minimum.
     pub fn ensure_bonded(&self) -> Result<(), SettlementError> {
         let (bond, min, free) = self.read(|s, _| {
             (

@@ -200,18 +200,25 @@ pub enum TensorError {
 }
 
 /// Element count of `shape`, or an error if it is absurd.
+///
+/// The bound applies to the product of the non-zero dims, so an empty
+/// tensor cannot carry dims whose strides overflow `u64` (`[0, 2^40, 2^40]`
+/// is rejected like `[2^40, 2^40]`): every stride and flat index of an
+/// accepted shape fits in `u64` with room to spare.
 pub fn checked_numel(shape: &[u64]) -> Result<u64, TensorError> {
     if shape.len() > MAX_RANK {
         return Err(TensorError::TooLarge(shape.to_vec()));
     }
-    let mut n: u64 = 1;
+    let mut extent: u64 = 1;
+    let mut empty = false;
     for &d in shape {
-        n = n.checked_mul(d).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
+        empty |= d == 0;
+        extent = extent
+            .checked_mul(d.max(1))
+            .filter(|&e| e <= MAX_ELEMENTS)
+            .ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
     }
-    if n > MAX_ELEMENTS {
-        return Err(TensorError::TooLarge(shape.to_vec()));
-    }
-    Ok(n)
+    Ok(if empty { 0 } else { extent })
 }
 
 /// One element, as its dtype and its value widened to 64 bits (floats as
@@ -887,6 +894,19 @@ mod tests {
             let back: Tensor = borsh::from_slice(&enc).unwrap();
             assert_eq!(back, t);
         }
+    }
+
+    #[test]
+    fn checked_numel_bounds_empty_shapes_too() {
+        assert_eq!(checked_numel(&[]).unwrap(), 1);
+        assert_eq!(checked_numel(&[0, 5]).unwrap(), 0);
+        assert_eq!(checked_numel(&[MAX_ELEMENTS]).unwrap(), MAX_ELEMENTS);
+        assert_eq!(checked_numel(&[0, MAX_ELEMENTS]).unwrap(), 0);
+        assert!(checked_numel(&[MAX_ELEMENTS + 1]).is_err());
+        // Zero elements, but strides of 2^80: rejected like the non-empty shape.
+        assert!(checked_numel(&[0, 1 << 40, 1 << 40]).is_err());
+        assert!(checked_numel(&[1 << 20, 0, 1 << 20]).is_err());
+        assert!(checked_numel(&[1; MAX_RANK + 1]).is_err());
     }
 
     #[test]

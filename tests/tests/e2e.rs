@@ -346,6 +346,13 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     assert_eq!(e.code, codes::INVALID_ARGUMENT);
     let e = api_err(c.batches(1, 5000).await.unwrap_err());
     assert_eq!(e.code, codes::INVALID_ARGUMENT);
+    let e = api_err(c.batches(0, u64::MAX).await.unwrap_err());
+    assert_eq!(
+        (e.code, e.message.contains("is 18446744073709551616")),
+        (codes::INVALID_ARGUMENT, true),
+        "{}",
+        e.message
+    );
     let e = api_err(c.get_model(Hash32([3; 32])).await.unwrap_err());
     assert_eq!(e.code, codes::UNKNOWN_MODEL);
 

@@ -61,3 +61,59 @@ async fn a_model_whose_folding_depends_on_the_cpu_is_refused() {
     assert_eq!(c.get_model(info.model_id).await.unwrap().program_root, info.program_root);
     n.stop().await;
 }
+
+/// A model the node could not plan within `exec.max_model_mib` is refused
+/// before anything is stored (it used to be stored first, and a model that
+/// could not be planned then stopped every restart); a stored model that no
+/// longer fits after the limit is lowered is not served, and the node still
+/// starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_above_the_memory_limit_is_refused_and_not_stored() {
+    use base64::Engine as _;
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_rpc::types::RegisterModel;
+    use verinfer_state::tensor::DType;
+
+    // Neg over a 65536×65536 f32 input: 16 GiB for each value.
+    let dims = [Dim::Fixed(65_536), Dim::Fixed(65_536)];
+    let onnx = OnnxBuilder::new(13)
+        .input("x", DType::F32, &dims)
+        .output("y", DType::F32, &dims)
+        .node("Neg", &["x"], &["y"], &[])
+        .build();
+    let huge = RegisterModel {
+        name: "huge".into(),
+        onnx_b64: base64::engine::general_purpose::STANDARD.encode(onnx),
+        input_shapes: Default::default(),
+    };
+    // Default limit (2048 MiB); bodies large enough for MobileNetV2's 14 MB.
+    let mut n = TestNode::start(|c| c.rpc.max_request_body_bytes = 32 << 20).await;
+    let c = n.http();
+    let e = api_err(c.register_model(huge).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("17179869184 bytes") && e.message.contains("exec.max_model_mib"), "{}", e.message);
+    assert!(c.list_models().await.unwrap().is_empty(), "nothing is registered");
+    // The node keeps serving.
+    let lenet = c.register_model(register_request("lenet5")).await.expect("lenet5 registers");
+    let mobilenet = c.register_model(register_request("mobilenetv2")).await.expect("mobilenetv2 registers");
+    n.stop().await;
+
+    // MobileNetV2's plan needs ~20 MiB: with an 8 MiB limit it is not
+    // served after a restart, lenet5 (< 1 MiB) is, and the node starts.
+    let mut cfg = test_config(&n.dir.path().join("db"));
+    cfg.exec.max_model_mib = 8;
+    cfg.rpc.max_request_body_bytes = 32 << 20;
+    let node = verinfer_sequencer::RunningNode::start(
+        cfg,
+        Arc::new(verinfer_sequencer::FastExecutor),
+        Arc::new(verinfer_sequencer::StubPoster::new()),
+    )
+    .await
+    .expect("the node starts with a model it cannot plan in its store");
+    n.node = Some(node);
+    let c = n.http();
+    assert_eq!(c.get_model(lenet.model_id).await.unwrap().program_root, lenet.program_root);
+    let e = api_err(c.get_model(mobilenet.model_id).await.unwrap_err());
+    assert_eq!(e.code, codes::UNKNOWN_MODEL, "{e:?}");
+    n.stop().await;
+}

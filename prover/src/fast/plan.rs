@@ -56,11 +56,17 @@ pub struct PlanOptions {
     pub fuse: bool,
     /// The program's root, if the caller has it (else computed).
     pub program_root: Option<Hash32>,
+    /// Refuse (with [`ProverError::ResourceLimit`]) a program with a value
+    /// larger than this many bytes, or whose plan (packed constants, arena
+    /// and scratch of one workspace) would be. Checked before the large
+    /// allocations, so a node can plan a program someone else chose without
+    /// aborting on an allocation failure. `None`: no limit.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { isa: None, fuse: true, program_root: None }
+        Self { isa: None, fuse: true, program_root: None, memory_limit: None }
     }
 }
 
@@ -210,6 +216,10 @@ impl Plan {
             Some(isa) => Kernels::new(isa).ok_or_else(|| bad("-", format!("this CPU does not support {isa}")))?,
             None => Kernels::from_env().map_err(|e| bad("-", e))?,
         };
+        let limit = opts.memory_limit.unwrap_or(u64::MAX);
+        let over = |what: String, bytes: u64| ProverError::ResourceLimit { what, bytes, limit };
+        // Values first: kernel selection sizes tables by them.
+        program.check_value_bytes(limit)?;
         let program_root = opts.program_root.unwrap_or_else(|| program.root());
         let n = program.nodes.len();
         let mut meta = Vec::with_capacity(n);
@@ -292,6 +302,11 @@ impl Plan {
             scratch_bytes: scratch_len * 4,
             packed_bytes,
         };
+        let workspace_bytes = (plain.arena_len.max(traced.arena_len) as u64 + scratch_len as u64 + 32) * 4;
+        let plan_bytes = workspace_bytes.saturating_add(packed_bytes as u64);
+        if plan_bytes > limit {
+            return Err(over("the plan (packed constants, arena and scratch)".into(), plan_bytes));
+        }
         let mut plan = Self {
             kern,
             program_root,

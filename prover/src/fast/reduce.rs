@@ -36,7 +36,7 @@ impl GroupTable {
     pub fn reduce(input: &ValueType, axes: &[u32], out_len: usize) -> Result<Self, ProverError> {
         let g = Groups::new(&input.shape, axes)?;
         let bases = (0..out_len as u64).map(|e| g.base_of_reduced(e) as usize).collect();
-        Ok(Self { bases, offsets: g.offsets.iter().map(|&o| o as usize).collect() })
+        Ok(Self { bases, offsets: g.offsets().iter().map(|&o| o as usize).collect() })
     }
 
     /// For a normalisation: the distinct groups, in order of their first
@@ -49,7 +49,7 @@ impl GroupTable {
         }
         let n_groups: u64 = kept.iter().product();
         let bases = (0..n_groups).map(|e| g.base_of_reduced(e) as usize).collect();
-        Ok(Self { bases, offsets: g.offsets.iter().map(|&o| o as usize).collect() })
+        Ok(Self { bases, offsets: g.offsets().iter().map(|&o| o as usize).collect() })
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) struct EinPlan {
 
 fn stride_of(axis: &EinAxis, pos: Option<u32>, shape: &[u64], st: &[u64]) -> u64 {
     match pos {
-        Some(p) if shape[p as usize] == axis.dim && axis.dim != 1 => st[p as usize],
+        Some(p) if shape.get(p as usize) == Some(&axis.dim) && axis.dim != 1 => st[p as usize],
         _ => 0,
     }
 }

@@ -269,9 +269,13 @@ pub fn check_types(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<(),
 pub fn fold_for(op: &Op, inputs: &[ValueType], out: &ValueType) -> Result<Box<dyn ElementFold>, ProverError> {
     use crate::program::BinaryOp;
     let _ = BinaryOp::Add;
-    let n = out.numel();
-    if n > verinfer_state::tensor::MAX_ELEMENTS {
-        return Err(ProverError::InvalidProgram { node: op.name(), why: "output too large".into() });
+    // Every type here may come from the other party of a dispute (a node
+    // descriptor, a preimage's shape): bound them all before any shape
+    // arithmetic, so strides and flat indices cannot overflow and no fold
+    // allocates by a dim it was handed.
+    for (what, t) in inputs.iter().map(|t| ("input", t)).chain([("output", out)]) {
+        verinfer_state::tensor::checked_numel(&t.shape)
+            .map_err(|e| ProverError::InvalidProgram { node: op.name(), why: format!("{what}: {e}") })?;
     }
     Ok(match op {
         Op::Unary(u) => {

@@ -72,7 +72,9 @@ impl MoveFold {
                     && super::layout::broadcast_shapes(&x.shape, &out.shape).as_deref() == Some(&out.shape[..])
             }
             Op::Tile { multiples } => {
-                multiples.len() == r && x.shape.len() == r && (0..r).all(|i| x.shape[i] * multiples[i] == out.shape[i])
+                multiples.len() == r
+                    && x.shape.len() == r
+                    && (0..r).all(|i| x.shape[i].checked_mul(multiples[i]) == Some(out.shape[i]))
             }
             Op::Slice { axis, start, end } => {
                 let a = *axis as usize;
@@ -89,20 +91,23 @@ impl MoveFold {
                     && *stride != 0
                     && (0..r).all(|i| i == a || out.shape[i] == x.shape[i])
                     && (out.shape[a] == 0 || {
-                        let last = *start as i64 + (out.shape[a] as i64 - 1) * stride;
-                        (*start < x.shape[a] || x.shape[a] == 0) && last >= 0 && (last as u64) < x.shape[a]
+                        // i128: start, stride and the extent come from a descriptor.
+                        let last = *start as i128 + (out.shape[a] as i128 - 1) * *stride as i128;
+                        (*start < x.shape[a] || x.shape[a] == 0) && last >= 0 && last < x.shape[a] as i128
                     })
             }
             Op::Concat { axis } => {
                 let a = *axis as usize;
                 a < r
                     && inputs.iter().all(|i| i.shape.len() == r && (0..r).all(|k| k == a || i.shape[k] == out.shape[k]))
-                    && inputs.iter().map(|i| i.shape[a]).sum::<u64>() == out.shape[a]
+                    && inputs.iter().try_fold(0u64, |s, i| s.checked_add(i.shape[a])) == Some(out.shape[a])
             }
             Op::Pad { pads, mode } => {
                 pads.len() == r
                     && x.shape.len() == r
-                    && (0..r).all(|i| x.shape[i] + pads[i].0 + pads[i].1 == out.shape[i])
+                    && (0..r).all(|i| {
+                        x.shape[i].checked_add(pads[i].0).and_then(|v| v.checked_add(pads[i].1)) == Some(out.shape[i])
+                    })
                     && match mode {
                         PadMode::Reflect => {
                             (0..r).all(|i| pads[i].0 < x.shape[i].max(1) && pads[i].1 < x.shape[i].max(1))
@@ -126,12 +131,16 @@ impl MoveFold {
                 let is = &inputs[1].shape;
                 match is.last() {
                     Some(&k) => {
-                        let k = k as usize;
-                        is.len() > b
-                            && b + k <= x.shape.len()
-                            && out.shape[..is.len() - 1] == is[..is.len() - 1]
-                            && out.shape[is.len() - 1..] == x.shape[b + k..]
-                            && x.shape[..b] == is[..b]
+                        let bk = usize::try_from(k).ok().and_then(|k| b.checked_add(k));
+                        match bk {
+                            Some(bk) if is.len() > b && bk <= x.shape.len() => {
+                                r == is.len() - 1 + (x.shape.len() - bk)
+                                    && out.shape[..is.len() - 1] == is[..is.len() - 1]
+                                    && out.shape[is.len() - 1..] == x.shape[bk..]
+                                    && x.shape[..b] == is[..b]
+                            }
+                            _ => false,
+                        }
                     }
                     None => false,
                 }

@@ -18,7 +18,7 @@
 use verinfer_state::tensor::{DType, Scalar, Tensor, TensorData};
 
 use super::elementwise::{binary_scalar, fmax, fmin};
-use super::layout::{strides, unravel};
+use super::layout::strides;
 use super::{ElementFold, FoldState, OperandReader};
 use crate::error::ProverError;
 use crate::math::{self, canon};
@@ -26,15 +26,28 @@ use crate::program::{BinaryOp, Reducer, ValueType};
 
 /// The positions of a reduction group: a base per output element and
 /// offsets shared by every group.
+///
+/// The offsets are tabulated only up to [`OFFSET_TABLE_MAX`] positions and
+/// computed per step beyond: a fold is built from types alone (the referee
+/// builds one from a disputed node's descriptor, which the other party
+/// chose), so its memory must not grow with the group.
 #[derive(Debug, Clone)]
 pub(crate) struct Groups {
     in_shape: Vec<u64>,
     in_strides: Vec<u64>,
     /// Axes reduced.
     axes: Vec<usize>,
-    /// Offsets of each reduced position, row-major over `axes`.
-    pub offsets: Vec<u64>,
+    /// Extents of the reduced axes.
+    dims: Vec<u64>,
+    /// Group size.
+    n: u64,
+    /// Offsets of each reduced position, row-major over `axes`, when
+    /// `n <= OFFSET_TABLE_MAX`; empty otherwise.
+    table: Vec<u64>,
 }
+
+/// Largest group whose offsets are tabulated when the fold is built.
+pub(crate) const OFFSET_TABLE_MAX: u64 = 1 << 16;
 
 impl Groups {
     pub fn new(in_shape: &[u64], axes: &[u32]) -> Result<Self, ProverError> {
@@ -45,21 +58,51 @@ impl Groups {
                 why: format!("bad axes {axes:?} for rank {}", in_shape.len()),
             });
         }
+        verinfer_state::tensor::checked_numel(in_shape)
+            .map_err(|e| ProverError::InvalidProgram { node: "reduce".into(), why: e.to_string() })?;
+        // Bounded by the check above: every stride and offset fits in u64.
         let in_strides = strides(in_shape);
         let dims: Vec<u64> = axes.iter().map(|&a| in_shape[a]).collect();
         let n: u64 = dims.iter().product();
-        let mut offsets = Vec::with_capacity(n as usize);
-        let mut c = vec![0u64; dims.len()];
-        for t in 0..n {
-            unravel(t, &dims, &mut c);
-            offsets.push(c.iter().zip(&axes).map(|(ci, &a)| ci * in_strides[a]).sum());
+        let mut g = Self { in_shape: in_shape.to_vec(), in_strides, axes, dims, n, table: Vec::new() };
+        if n <= OFFSET_TABLE_MAX {
+            g.table = (0..n).map(|t| g.compute_offset(t)).collect();
         }
-        Ok(Self { in_shape: in_shape.to_vec(), in_strides, axes, offsets })
+        Ok(g)
+    }
+
+    fn compute_offset(&self, t: u64) -> u64 {
+        let mut idx = t;
+        let mut off = 0;
+        for (&d, &a) in self.dims.iter().zip(&self.axes).rev() {
+            off += (idx % d) * self.in_strides[a];
+            idx /= d;
+        }
+        off
     }
 
     /// Group size.
     pub fn n(&self) -> u64 {
-        self.offsets.len() as u64
+        self.n
+    }
+
+    /// Offset of reduced position `t < n` from its group's base.
+    pub fn offset(&self, t: u64) -> u64 {
+        match self.table.get(t as usize) {
+            Some(&o) if self.table.len() as u64 == self.n => o,
+            _ => self.compute_offset(t),
+        }
+    }
+
+    /// Every offset, in step order. Executors call this once per node, with
+    /// the input tensor already in memory, so the table is bounded by data
+    /// that exists.
+    pub fn offsets(&self) -> std::borrow::Cow<'_, [u64]> {
+        if self.table.len() as u64 == self.n {
+            std::borrow::Cow::Borrowed(&self.table)
+        } else {
+            std::borrow::Cow::Owned((0..self.n).map(|t| self.compute_offset(t)).collect())
+        }
     }
 
     /// Base input index of the group of a *kept-dims* output element `e`
@@ -211,7 +254,7 @@ impl ElementFold for ReduceFold {
         reduce_init(self.reducer, self.in_dtype)
     }
     fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
-        let idx = self.groups.base_of_reduced(e) + self.groups.offsets[t as usize];
+        let idx = self.groups.base_of_reduced(e) + self.groups.offset(t);
         reduce_step(self.reducer, s, rd.read(0, idx)?, t)
     }
     fn finish(&self, _e: u64, s: FoldState) -> Scalar {
@@ -221,6 +264,7 @@ impl ElementFold for ReduceFold {
 
 pub(crate) fn exec_reduce(reducer: Reducer, axes: &[u32], x: &Tensor, out: &ValueType) -> Result<Tensor, ProverError> {
     let g = Groups::new(&x.shape_u64(), axes)?;
+    let offs = g.offsets();
     let n_out = out.numel() as usize;
     if let (TensorData::F32(v), Reducer::Sum | Reducer::Max | Reducer::Min | Reducer::Prod | Reducer::MeanOfSquares) =
         (x.data(), reducer)
@@ -229,7 +273,7 @@ pub(crate) fn exec_reduce(reducer: Reducer, axes: &[u32], x: &Tensor, out: &Valu
         for (e, r) in res.iter_mut().enumerate() {
             let base = g.base_of_reduced(e as u64) as usize;
             let mut s = reduce_init(reducer, DType::F32);
-            for &o in &g.offsets {
+            for &o in offs.iter() {
                 s = reduce_step(reducer, s, Scalar::from_f32(v[base + o as usize]), 0)?;
             }
             *r = reduce_finish(reducer, s, DType::F32, g.n()).f32();
@@ -240,7 +284,7 @@ pub(crate) fn exec_reduce(reducer: Reducer, axes: &[u32], x: &Tensor, out: &Valu
     for e in 0..n_out {
         let base = g.base_of_reduced(e as u64);
         let mut s = reduce_init(reducer, x.dtype());
-        for (t, &o) in g.offsets.iter().enumerate() {
+        for (t, &o) in offs.iter().enumerate() {
             s = reduce_step(reducer, s, x.scalar(base + o)?, t as u64)?;
         }
         data.set_scalar(e, reduce_finish(reducer, s, x.dtype(), g.n()));
@@ -271,10 +315,10 @@ impl ElementFold for SoftmaxFold {
         let base = self.groups.base_of_element(e);
         let (m, sum) = (s.f0(), s.f1());
         if t < n {
-            let x = rd.read(0, base + self.groups.offsets[t as usize])?.f32();
+            let x = rd.read(0, base + self.groups.offset(t))?.f32();
             Ok(FoldState::f32x2(fmax(m, x), sum))
         } else if t < 2 * n {
-            let x = rd.read(0, base + self.groups.offsets[(t - n) as usize])?.f32();
+            let x = rd.read(0, base + self.groups.offset(t - n))?.f32();
             Ok(FoldState::f32x2(m, canon(sum + math::exp(canon(x - m)))))
         } else {
             let x = rd.read(0, e)?.f32();
@@ -289,6 +333,7 @@ impl ElementFold for SoftmaxFold {
 pub(crate) fn exec_softmax(axes: &[u32], log: bool, x: &Tensor, out: &ValueType) -> Result<Tensor, ProverError> {
     let v = x.as_f32().ok_or(ProverError::OpDType { op: "Softmax".into(), dtype: x.dtype() })?;
     let g = Groups::new(&x.shape_u64(), axes)?;
+    let offs = g.offsets();
     let mut res = vec![0f32; v.len()];
     // Each group is computed once and written to all its elements: the
     // per-element fold's first 2n steps are identical across the group.
@@ -299,14 +344,14 @@ pub(crate) fn exec_softmax(axes: &[u32], log: bool, x: &Tensor, out: &ValueType)
         }
         let base = g.base_of_element(e as u64) as usize;
         let mut m = f32::NEG_INFINITY;
-        for &o in &g.offsets {
+        for &o in offs.iter() {
             m = fmax(m, v[base + o as usize]);
         }
         let mut s = -0.0f32;
-        for &o in &g.offsets {
+        for &o in offs.iter() {
             s = canon(s + math::exp(canon(v[base + o as usize] - m)));
         }
-        for &o in &g.offsets {
+        for &o in offs.iter() {
             let i = base + o as usize;
             res[i] = softmax_value(v[i], m, s, log);
             done[i] = true;
@@ -336,7 +381,7 @@ impl ElementFold for RmsNormFold {
     fn step(&self, e: u64, t: u64, s: FoldState, rd: &mut dyn OperandReader) -> Result<FoldState, ProverError> {
         let n = self.groups.n();
         if t < n {
-            let x = rd.read(0, self.groups.base_of_element(e) + self.groups.offsets[t as usize])?.f32();
+            let x = rd.read(0, self.groups.base_of_element(e) + self.groups.offset(t))?.f32();
             Ok(FoldState::f32(canon(x.mul_add(x, s.f0()))))
         } else {
             let x = rd.read(0, e)?.f32();
@@ -351,6 +396,7 @@ impl ElementFold for RmsNormFold {
 pub(crate) fn exec_rms_norm(axis: u32, eps: f32, x: &Tensor, out: &ValueType) -> Result<Tensor, ProverError> {
     let v = x.as_f32().ok_or(ProverError::OpDType { op: "RmsNorm".into(), dtype: x.dtype() })?;
     let g = Groups::new(&x.shape_u64(), &[axis])?;
+    let offs = g.offsets();
     let mut res = vec![0f32; v.len()];
     let mut done = vec![false; v.len()];
     for e in 0..v.len() {
@@ -359,11 +405,11 @@ pub(crate) fn exec_rms_norm(axis: u32, eps: f32, x: &Tensor, out: &ValueType) ->
         }
         let base = g.base_of_element(e as u64) as usize;
         let mut acc = -0.0f32;
-        for &o in &g.offsets {
+        for &o in offs.iter() {
             let xv = v[base + o as usize];
             acc = canon(xv.mul_add(xv, acc));
         }
-        for &o in &g.offsets {
+        for &o in offs.iter() {
             let i = base + o as usize;
             res[i] = rms_value(v[i], acc, g.n(), eps);
             done[i] = true;

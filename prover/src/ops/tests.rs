@@ -552,3 +552,57 @@ fn fold_api_exposes_steps_operands_and_states() {
     let v = f.finish(e, states[3]);
     assert_eq!(v, Scalar::from_f32(4.0f32.mul_add(0.5, 5.0f32.mul_add(2.0, 6.0 * 1.0))));
 }
+
+/// Folds are built from types alone, and the referee builds one from a
+/// node descriptor the other party chose: absurd types are errors, never an
+/// allocation sized by a dim, an overflow or an out-of-range index.
+#[test]
+fn folds_from_hostile_types_fail_cleanly() {
+    let f = |s: &[u64]| vt(DType::F32, s);
+    let invalid = |r: Result<Box<dyn ElementFold>, ProverError>| matches!(r, Err(ProverError::InvalidProgram { .. }));
+    let sum0 = Op::Reduce { reducer: Reducer::Sum, axes: vec![0] };
+    // 2^40 elements in: rejected before any offset is computed (this asked
+    // for an 8 TiB table before inputs were checked).
+    assert!(invalid(fold_for(&sum0, &[f(&[1 << 40])], &f(&[1]))));
+    assert!(invalid(fold_for(&Op::Softmax { axes: vec![0], log: false }, &[f(&[1 << 40])], &f(&[1 << 40]))));
+    // Empty, but with strides of 2^80.
+    assert!(invalid(fold_for(&sum0, &[f(&[0, 1 << 40, 1 << 40])], &f(&[1, 1 << 40, 1 << 40]))));
+    // The largest legal group builds at once: its offsets are not tabulated.
+    let fold = fold_for(&sum0, &[f(&[1 << 32])], &f(&[1])).unwrap();
+    assert_eq!(fold.steps(0), 1 << 32);
+    let sm = fold_for(&Op::Softmax { axes: vec![1], log: false }, &[f(&[1, 1 << 32])], &f(&[1, 1 << 32])).unwrap();
+    assert_eq!(sm.steps(5), 2 * (1 << 32) + 1);
+    // Attribute arithmetic that would overflow.
+    assert!(invalid(fold_for(&Op::Tile { multiples: vec![u64::MAX] }, &[f(&[2])], &f(&[2]))));
+    let pad = Op::Pad { pads: vec![(u64::MAX, 3)], mode: PadMode::Constant(0) };
+    assert!(invalid(fold_for(&pad, &[f(&[2])], &f(&[4]))));
+    let down = Op::Downsample { axis: 0, stride: i64::MAX, start: 1 };
+    assert!(invalid(fold_for(&down, &[f(&[4])], &f(&[3]))));
+    let gnd = Op::GatherNd { batch_dims: 0 };
+    assert!(invalid(fold_for(&gnd, &[f(&[4]), vt(DType::I64, &[u64::MAX])], &f(&[]))));
+    assert!(invalid(fold_for(&gnd, &[f(&[4, 4]), vt(DType::I64, &[1])], &f(&[]))));
+    // An EinSum axis position past the input's rank.
+    let ax = |a, b, out, dim| EinAxis { a, b, out, dim };
+    let spec = EinSumSpec { free: vec![ax(Some(7), None, Some(0), 2)], contracted: vec![] };
+    assert!(fold_for(&Op::EinSum(spec), &[f(&[2]), f(&[2])], &f(&[2])).is_err());
+}
+
+/// Groups larger than the offset table compute their offsets per step, and
+/// still agree with the direct reduction bit for bit.
+#[test]
+fn reductions_over_untabulated_groups_match_the_fold() {
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    // Group of 3 * 25_000 = 75_000 > OFFSET_TABLE_MAX positions over axes 0 and 2.
+    let x = rand_tensor(&mut rng, &[3, 2, 25_000], 0.01);
+    const { assert!(3 * 25_000 > reduce::OFFSET_TABLE_MAX) };
+    cross_check(
+        &Op::Reduce { reducer: Reducer::Sum, axes: vec![0, 2] },
+        std::slice::from_ref(&x),
+        &vt(DType::F32, &[1, 2, 1]),
+    );
+    cross_check(
+        &Op::Reduce { reducer: Reducer::Max, axes: vec![0, 2] },
+        std::slice::from_ref(&x),
+        &vt(DType::F32, &[1, 2, 1]),
+    );
+}
