@@ -91,6 +91,17 @@ pub enum SettlementError {
     /// Invalid parameters in the configuration.
     #[error("settlement parameters: {0}")]
     Params(String),
+    /// A `PostBatch` from another account than this node's sequencer: the
+    /// embedded settlement takes batches only from its node.
+    #[error(
+        "PostBatch from {signer}: the embedded settlement takes batches only from this node's sequencer {sequencer}"
+    )]
+    ForeignBatch {
+        /// Who signed it.
+        signer: AccountId,
+        /// The node's sequencer account.
+        sequencer: AccountId,
+    },
 }
 
 /// An input to the referee.
@@ -679,6 +690,17 @@ impl SettlementHost {
 
     /// Applies a signed transaction from anyone.
     pub fn submit(&self, stx: SignedTx) -> Result<(u64, Vec<Event>), SettlementError> {
+        // The referee itself lets any bonded account post the next batch (a
+        // contract could hold several sequencers). The embedded deployment
+        // is this node's chain. A rollup's batch inbox accepts only its
+        // configured batcher, and this host does the same: it takes batches
+        // only from its own key. Otherwise anyone could take the faucet
+        // (in dev), bond, and post batch N+1 first. Every later post of the
+        // node would then fail with `WrongBatchNumber`. A refused
+        // transaction never reaches the log, so replay is unaffected.
+        if matches!(stx.tx, Tx::PostBatch { .. }) && stx.signer != self.account {
+            return Err(SettlementError::ForeignBatch { signer: stx.signer, sequencer: self.account });
+        }
         self.apply(Input::Signed(Box::new(stx)))
     }
 
@@ -952,6 +974,40 @@ mod tests {
         assert_eq!(h.lock().state.to_bytes(), bytes);
         let total: u64 = (1..=SNAPSHOT_EVERY + 5).sum();
         assert_eq!(h.read(|s, _| s.account(&AccountId([7; 32])).free), total);
+    }
+
+    /// Anyone can bond through the faucet, but only the node's own key posts
+    /// batches to its embedded settlement: a stranger's `PostBatch` (which
+    /// would take the next number and leave every later post of the node
+    /// failing with `WrongBatchNumber`) is refused before the referee sees
+    /// it. (The node's own posts go through `submit_own`, covered by the
+    /// end-to-end settlement tests.)
+    #[test]
+    fn only_the_nodes_sequencer_posts_batches() {
+        use verinfer_state::batch::{BatchBody, BatchHeader, FIRST_BATCH, GENESIS_PARENT};
+        use verinfer_state::hash::Hash32;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let h = open(dir.path(), &cfg);
+        let stranger = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+        let who = AccountId::of_key(&stranger.verifying_key());
+        let chain = h.read(|s, _| s.params().chain_id);
+        let min = h.read(|s, _| s.params().min_sequencer_bond);
+        h.deposit(who, 10 * min).expect("faucet");
+        h.submit(SignedTx::sign(&stranger, chain, 0, Tx::BondSequencer { amount: min })).expect("anyone may bond");
+        let header = BatchHeader {
+            number: FIRST_BATCH,
+            parent_hash: GENESIS_PARENT,
+            records_root: Hash32::ZERO,
+            record_count: 1,
+            timestamp_ms: 1,
+            sequencer: who.as_hash(),
+        };
+        let post = Tx::PostBatch { header, body: BatchBody { entries: vec![] } };
+        let e = h.submit(SignedTx::sign(&stranger, chain, 1, post)).unwrap_err();
+        assert!(matches!(e, SettlementError::ForeignBatch { signer, .. } if signer == who), "{e}");
+        assert!(h.read(|s, _| s.head().is_none()), "nothing was posted");
+        assert_eq!(h.read(|s, _| s.account(&who).nonce), 1, "the refused post used no nonce");
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn parse_account(field: &str, s: &str) -> RpcResult<AccountId> {
 fn settlement_err(e: SettlementError) -> ErrorObjectOwned {
     match e {
         SettlementError::Rejected(t) => err(ApiError::new(codes::TX_REJECTED, t.to_string())),
+        e @ SettlementError::ForeignBatch { .. } => err(ApiError::new(codes::TX_REJECTED, e.to_string())),
         other => err(ApiError::internal(other.to_string())),
     }
 }

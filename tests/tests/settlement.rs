@@ -157,6 +157,20 @@ async fn settlement_methods_and_their_errors() {
     let stx = SignedTx::sign(&p.key, p.chain_id + 1, 0, Tx::Withdraw { amount: 1 });
     let e = api_err(c.submit_tx(hex::encode(borsh::to_vec(&stx).unwrap())).await.unwrap_err());
     assert_eq!((e.code, e.message.as_str()), (codes::TX_REJECTED, "bad signature"));
+    // Only the node's own key posts batches here (decision 0015).
+    let header = verinfer_state::batch::BatchHeader {
+        number: 1,
+        parent_hash: Hash32::ZERO,
+        records_root: Hash32::ZERO,
+        record_count: 1,
+        timestamp_ms: 1,
+        sequencer: AccountId::of_key(&p.key.verifying_key()).as_hash(),
+    };
+    let body = verinfer_state::batch::BatchBody { entries: vec![] };
+    let stx = SignedTx::sign(&p.key, p.chain_id, 0, Tx::PostBatch { header, body });
+    let e = api_err(c.submit_tx(hex::encode(borsh::to_vec(&stx).unwrap())).await.unwrap_err());
+    assert_eq!(e.code, codes::TX_REJECTED);
+    assert!(e.message.contains("takes batches only from this node's sequencer"), "{}", e.message);
     let e = p.send(&c, Tx::Withdraw { amount: 5000 }).await.unwrap_err();
     assert_eq!(e.code, codes::TX_REJECTED);
     let e = p.send(&c, Tx::ClaimTimeout { game: 42 }).await.unwrap_err();
