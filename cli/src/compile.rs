@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use verinfer_prover::frontend::{LoadOptions, load_model};
+use verinfer_sequencer::node::CompileCheckError;
 use verinfer_state::hash::Hash32;
 
 use crate::run::parse_shape;
@@ -25,13 +26,45 @@ pub struct CompileArgs {
     /// Write the encoded program to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Print one JSON object on stdout instead of text.
+    /// Print one JSON object on stdout instead of text. A model the
+    /// frontend refuses prints `{"error": "…"}` and exits with status 2.
     #[arg(long)]
     json: bool,
+    /// Limit this process's address space to this many MiB (RLIMIT_AS), so
+    /// a model whose lowering would exhaust memory fails here with an error
+    /// (status 2) instead of taking the machine's memory. The node's
+    /// registration guard sets it.
+    #[arg(long, value_name = "MIB")]
+    max_memory_mib: Option<u64>,
+}
+
+/// The frontend refused the model (exit status 2 of `verinfer compile`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ModelRefused(pub String);
+
+/// Sets RLIMIT_AS for this process.
+fn limit_address_space(mib: u64) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let bytes = mib.saturating_mul(1 << 20) as libc::rlim_t;
+        let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+        // SAFETY: setrlimit reads the struct we pass and touches no Rust memory.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) };
+        if rc != 0 {
+            anyhow::bail!("--max-memory-mib {mib}: setrlimit failed: {}", std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = mib;
+    Ok(())
 }
 
 /// Runs `verinfer compile`.
 pub fn compile(args: CompileArgs) -> Result<()> {
+    if let Some(mib) = args.max_memory_mib {
+        limit_address_space(mib)?;
+    }
     let bytes = if args.model.as_os_str() == "-" {
         let mut b = Vec::new();
         std::io::stdin().read_to_end(&mut b).context("reading the model from stdin")?;
@@ -46,7 +79,15 @@ pub fn compile(args: CompileArgs) -> Result<()> {
         positional_shapes: vec![],
         constant_inputs: vec![],
     };
-    let model = load_model(&bytes, &opts)?;
+    let model = match load_model(&bytes, &opts) {
+        Ok(m) => m,
+        Err(e) => {
+            if args.json {
+                println!("{}", json!({ "error": e.to_string() }));
+            }
+            return Err(ModelRefused(e.to_string()).into());
+        }
+    };
     let program = &model.program;
     if let Some(p) = &args.out {
         std::fs::write(p, program.to_bytes()).with_context(|| format!("writing {}", p.display()))?;
@@ -88,19 +129,33 @@ pub fn compile(args: CompileArgs) -> Result<()> {
 #[derive(Debug)]
 pub struct ChildCompileCheck {
     exe: PathBuf,
+    max_memory_mib: Option<u64>,
 }
 
 impl ChildCompileCheck {
-    /// Uses the running `verinfer` binary.
-    pub fn current() -> Result<Self> {
-        Ok(Self { exe: std::env::current_exe().context("locating the verinfer binary for the registration guard")? })
+    /// Uses the running `verinfer` binary; the child's address space is
+    /// limited to `max_memory_mib` (`None`: unlimited).
+    pub fn current(max_memory_mib: Option<u64>) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the verinfer binary for the registration guard")?;
+        Ok(Self { exe, max_memory_mib })
+    }
+
+    /// The child's limit for a node whose models may plan up to
+    /// `max_model_mib` (0: unlimited): twice that (tract holds the model and
+    /// its folded copy) plus 2 GiB for the binary, its threads and tract.
+    pub fn limit_for(max_model_mib: u64) -> Option<u64> {
+        (max_model_mib > 0).then(|| max_model_mib.saturating_mul(2).saturating_add(2048))
     }
 }
 
 impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
-    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, String> {
+    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError> {
+        use CompileCheckError::Failed;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("compile").arg("-").arg("--json").env("TRACT_CPU_ISA", crate::bench::TRACT_GENERIC_ISA);
+        if let Some(mib) = self.max_memory_mib {
+            cmd.arg("--max-memory-mib").arg(mib.to_string());
+        }
         for (name, dims) in &opts.shapes {
             let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
             cmd.arg("--shape").arg(format!("{name}={}", dims.join(",")));
@@ -110,19 +165,38 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("spawning {}: {e}", self.exe.display()))?;
+            .map_err(|e| Failed(format!("spawning {}: {e}", self.exe.display())))?;
         // Write on another thread: a child that fails early stops reading.
-        let mut stdin = child.stdin.take().ok_or("child stdin")?;
+        let mut stdin = child.stdin.take().ok_or_else(|| Failed("child stdin".into()))?;
         let bytes = onnx.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-        let out = child.wait_with_output().map_err(|e| format!("waiting for the child compile: {e}"))?;
+        let out = child.wait_with_output().map_err(|e| Failed(format!("waiting for the child compile: {e}")))?;
         let _ = writer.join();
+        let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
         if !out.status.success() {
-            return Err(format!("the child compile failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            // Status 2 with {"error"}: the frontend refused the model (an
+            // allocation beyond the limit inside tract is one such refusal).
+            if out.status.code() == Some(2)
+                && let Some(msg) = v.as_ref().and_then(|v| v.get("error")).and_then(|e| e.as_str())
+            {
+                return Err(CompileCheckError::Model(match self.max_memory_mib {
+                    Some(mib) if msg.contains("allocat") => {
+                        format!("{msg} (compiling this model needs more than the guard's {mib} MiB)")
+                    }
+                    _ => msg.to_string(),
+                }));
+            }
+            return Err(Failed(format!(
+                "the child compile failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("the child compile printed no JSON: {e}"))?;
-        let root = v.get("program_root").and_then(|r| r.as_str()).ok_or("the child compile printed no program_root")?;
-        Hash32::from_hex(root).map_err(|e| format!("program_root {root:?}: {e}"))
+        let v = v.ok_or_else(|| Failed("the child compile printed no JSON".into()))?;
+        let root = v
+            .get("program_root")
+            .and_then(|r| r.as_str())
+            .ok_or_else(|| Failed("the child compile printed no program_root".into()))?;
+        Hash32::from_hex(root).map_err(|e| Failed(format!("program_root {root:?}: {e}")))
     }
 }

@@ -96,6 +96,8 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // 2: `verinfer compile` refused the model itself (the node's
+        // registration guard tells that apart from a failure to run).
+        std::process::exit(if e.downcast_ref::<compile::ModelRefused>().is_some() { 2 } else { 1 });
     }
 }

@@ -188,9 +188,10 @@ pub fn run(args: NodeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rpc").build()?;
     rt.block_on(async move {
         let cross_check = cfg.exec.cross_check_folding;
+        let guard_mib = crate::compile::ChildCompileCheck::limit_for(cfg.exec.max_model_mib);
         let node = RunningNode::start_embedded(cfg, Arc::new(FastExecutor)).await?;
         if cross_check {
-            node.node.set_compile_check(Arc::new(crate::compile::ChildCompileCheck::current()?));
+            node.node.set_compile_check(Arc::new(crate::compile::ChildCompileCheck::current(guard_mib)?));
         }
         if args.dev {
             let mut curl = None;

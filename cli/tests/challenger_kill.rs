@@ -9,14 +9,12 @@
 //! shows the same with everything the OS tears down on SIGKILL (no
 //! destructors, no RocksDB close, open sockets reset).
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use verinfer_e2e::gate::SubmitGate;
+use verinfer_e2e::proc::Proc;
 use verinfer_prover::dispute::{DisputeProver, Fault, execute_all};
 use verinfer_prover::frontend::LoadOptions;
 use verinfer_prover::game::types::Side;
@@ -36,91 +34,6 @@ const MODEL: &str = "lenet5";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A child process killed (SIGKILL, by its pid) and reaped when dropped, so
-/// that a failing assertion leaks no process; on a panic its stderr log is
-/// printed.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-    stdout: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
-        let err = std::fs::File::create(log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_verinfer"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("spawn verinfer");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        // Drains stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { name: name.into(), child: Some(child), log: log.to_path_buf(), stdout: rx }
-    }
-
-    /// The first stdout line starting with `prefix`, without it.
-    fn line(&self, prefix: &str, limit: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            let left = limit.saturating_sub(t0.elapsed());
-            match self.stdout.recv_timeout(left) {
-                Ok(l) => {
-                    if let Some(rest) = l.strip_prefix(prefix) {
-                        return rest.trim().to_string();
-                    }
-                }
-                Err(e) => panic!("{}: no stdout line {prefix:?} within {limit:?} ({e})", self.name),
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("---- {} (last lines of {}) ----", self.name, self.log.display());
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
 }
 
 fn input(i: usize) -> Tensor {
@@ -230,7 +143,7 @@ tick_ms = 100
         s("--inject-fault"),
         spec,
     ];
-    let mut node = Proc::spawn("node", &node_args, &d.join("node.log"));
+    let mut node = Proc::spawn(Path::new(env!("CARGO_BIN_EXE_verinfer")), "node", &node_args, &d.join("node.log"));
     let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(60));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let c = HttpClientBuilder::default().build(&url).expect("client");
@@ -256,7 +169,12 @@ tick_ms = 100
     let gate = SubmitGate::start(node_addr, 2).await;
     let mut ch_args_gated = ch_args.clone();
     ch_args_gated[2] = gate.url();
-    let mut ch = Proc::spawn("challenger", &ch_args_gated, &d.join("challenger-1.log"));
+    let mut ch = Proc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_verinfer")),
+        "challenger",
+        &ch_args_gated,
+        &d.join("challenger-1.log"),
+    );
     let account = ch.line("challenger account: ", Duration::from_secs(30));
 
     // Three requests; the node corrupts the second.
@@ -302,7 +220,12 @@ tick_ms = 100
     eprintln!("killed challenger pid {pid} at move {moves_at_kill} of game {} ({ours_at_kill} of its own moves)", g.id);
 
     // Restart on the same datadir (same key, same database).
-    let mut ch2 = Proc::spawn("challenger (restarted)", &ch_args, &d.join("challenger-2.log"));
+    let mut ch2 = Proc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_verinfer")),
+        "challenger (restarted)",
+        &ch_args,
+        &d.join("challenger-2.log"),
+    );
     assert_eq!(ch2.line("challenger account: ", Duration::from_secs(30)), account, "same key after the restart");
     let done = wait_until(
         "the resumed game to resolve",

@@ -2,7 +2,8 @@
 //! TOML), and a malformed fault spec is named. Every invocation gets its
 //! own datadir, an ephemeral RPC port and no metrics port, and is killed if
 //! it starts serving instead of exiting (a refused option must not start a
-//! node).
+//! node). Also: a model whose compile would exhaust memory is refused by the
+//! registration guard's memory-limited child while the node keeps serving.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -75,4 +76,70 @@ fn the_same_fault_spec_is_accepted_with_dev() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cfg = String::from_utf8_lossy(&out.stdout);
     assert!(cfg.contains("inject_fault = \"every=2\""), "{cfg}");
+}
+
+/// A model whose lowering makes tract materialise a constant (a
+/// `ConstantOfShape` of a constant 32768×32768 shape: gigabytes) fails in
+/// the registration guard's memory-limited child, not in the node: the
+/// registration gets INVALID_MODEL naming the allocation, and the node keeps
+/// serving. `verinfer compile --max-memory-mib` exits 2 with `{"error"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_whose_compile_exhausts_memory_fails_in_the_guard_not_the_node() {
+    use base64::Engine as _;
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_rpc::api::ModelApiClient;
+    use verinfer_state::tensor::{DType, Tensor, TensorData};
+
+    let shape = Tensor::new(vec![2], TensorData::I64(vec![32_768, 32_768])).expect("shape");
+    let onnx = OnnxBuilder::new(13)
+        .input("x", DType::F32, &[Dim::Fixed(1)])
+        .output("y", DType::F32, &[Dim::Fixed(32_768), Dim::Fixed(32_768)])
+        .initializer("s", &shape)
+        .node("ConstantOfShape", &["s"], &["c"], &[])
+        .node("Add", &["c", "x"], &["y"], &[])
+        .build();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("big.onnx"), &onnx).expect("write model");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .arg("compile")
+        .arg(d.join("big.onnx"))
+        .args(["--json", "--max-memory-mib", "1024"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run compile");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("allocate")), "{v}");
+
+    // 64 MiB models: the guard's child gets 2 × 64 + 2048 MiB.
+    let toml = format!(
+        "datadir = \"{}\"\n[rpc]\nlisten = \"127.0.0.1:0\"\n[exec]\nmax_model_mib = 64\n",
+        d.join("node").display()
+    );
+    std::fs::write(d.join("node.toml"), toml).expect("write config");
+    let s = |x: &str| x.to_string();
+    let args = [
+        s("node"),
+        s("--dev"),
+        s("--config"),
+        d.join("node.toml").display().to_string(),
+        s("--metrics-addr"),
+        s("off"),
+    ];
+    let exe = Path::new(env!("CARGO_BIN_EXE_verinfer"));
+    let node = verinfer_e2e::proc::Proc::spawn(exe, "node", &args, &d.join("node.log"));
+    let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(120));
+    let c = verinfer_e2e::http_client(&url);
+    let before = c.list_models().await.expect("models").len();
+    let req = verinfer_rpc::types::RegisterModel {
+        name: "big".into(),
+        onnx_b64: base64::engine::general_purpose::STANDARD.encode(&onnx),
+        input_shapes: Default::default(),
+    };
+    let e = verinfer_e2e::play::api_err(c.register_model(req).await.expect_err("refused"));
+    assert_eq!(e.code, verinfer_rpc::error::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("allocate") && e.message.contains("2176 MiB"), "{}", e.message);
+    assert_eq!(c.list_models().await.expect("the node still serves").len(), before, "nothing registered");
 }

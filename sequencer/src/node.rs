@@ -268,9 +268,27 @@ pub struct Node {
 /// root; registration refuses a model whose roots differ (decision 0005:
 /// tract folds constants with CPU-dependent kernels). `verinfer node` uses
 /// a child process with tract forced to its generic kernels.
+///
+/// The node runs the check *before* its own compile, so a model whose
+/// lowering would exhaust memory (tract materialises folded constants, e.g.
+/// a `ConstantOfShape` of a constant 16 GiB shape) fails in the child, not
+/// in the node.
 pub trait CompileCheck: Send + Sync + 'static {
     /// The program root of `onnx` under `opts`, or why it could not be computed.
-    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, String>;
+    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError>;
+}
+
+/// Why a [`CompileCheck`] gave no program root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileCheckError {
+    /// The model itself was refused (the frontend failed on it, or its
+    /// compile exceeded the check's memory limit): `INVALID_MODEL`.
+    #[error("{0}")]
+    Model(String),
+    /// The check could not run (the child could not be started, crashed or
+    /// printed nothing useful): `INTERNAL`, fail closed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl std::fmt::Debug for Node {
@@ -547,6 +565,27 @@ impl Node {
             positional_shapes: vec![],
             constant_inputs: vec![],
         };
+        // The same bytes with no shape that differs from the registered
+        // program's: the same program (decision 0005), so answer without
+        // compiling anything.
+        if let Some(existing) = self.model(&verinfer_prover::frontend::model_id(onnx))
+            && input_shapes.iter().all(|(k, v)| existing.entry.inputs.iter().any(|i| &i.name == k && &i.shape == v))
+        {
+            return Ok(existing.info(true));
+        }
+        // The guard compiles first, in its child: a model that would exhaust
+        // memory while being lowered takes the child down, not the node.
+        let checked_root = match self.compile_check.get() {
+            None => None,
+            Some(check) => Some(check.program_root(onnx, &opts).map_err(|e| match e {
+                CompileCheckError::Model(m) => ApiError::new(codes::INVALID_MODEL, format!("model: {m}")),
+                // Fail closed: a model whose folding could not be
+                // cross-checked is not registered.
+                CompileCheckError::Failed(m) => {
+                    ApiError::internal(format!("model: the constant-folding cross-check failed: {m}"))
+                }
+            })?),
+        };
         let model = load_model(onnx, &opts).map_err(model_error)?;
         let program = model.program;
         if let Some(existing) = self.model(&model.model_id) {
@@ -561,22 +600,17 @@ impl Node {
                 ),
             ));
         }
-        if let Some(check) = self.compile_check.get() {
-            // Fail closed: a model whose folding could not be cross-checked
-            // is not registered.
-            let other = check
-                .program_root(onnx, &opts)
-                .map_err(|e| ApiError::internal(format!("model: the constant-folding cross-check failed: {e}")))?;
-            if other != model.program_root {
-                return Err(ApiError::new(
-                    codes::INVALID_MODEL,
-                    format!(
-                        "model: constant folding of this model depends on the CPU (program root {} here, {} under \
-                         tract's generic kernels), so other parties could not reproduce its program (docs/decisions/0005)",
-                        model.program_root, other
-                    ),
-                ));
-            }
+        if let Some(other) = checked_root
+            && other != model.program_root
+        {
+            return Err(ApiError::new(
+                codes::INVALID_MODEL,
+                format!(
+                    "model: constant folding of this model depends on the CPU (program root {} here, {} under \
+                     tract's generic kernels), so other parties could not reproduce its program (docs/decisions/0005)",
+                    model.program_root, other
+                ),
+            ));
         }
         let node_type = |n: u32| program.nodes.get(n as usize).map(|node| node.output.clone());
         let mut outputs = Vec::new();

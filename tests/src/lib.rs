@@ -8,6 +8,7 @@
 
 pub mod gate;
 pub mod play;
+pub mod proc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use verinfer_e2e::*;
 use verinfer_prover::frontend::{LoadOptions, load_model};
 use verinfer_rpc::api::ModelApiClient;
 use verinfer_rpc::error as codes;
-use verinfer_sequencer::node::CompileCheck;
+use verinfer_sequencer::node::{CompileCheck, CompileCheckError};
 use verinfer_state::hash::Hash32;
 
 /// A guard that compiles in-process (agrees), flips a bit of the root
@@ -23,15 +23,16 @@ enum Guard {
 }
 
 impl CompileCheck for Guard {
-    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, String> {
+    fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError> {
+        let model = |e: verinfer_prover::ProverError| CompileCheckError::Model(e.to_string());
         match self {
-            Guard::Agree => load_model(onnx, opts).map(|m| m.program_root).map_err(|e| e.to_string()),
+            Guard::Agree => load_model(onnx, opts).map(|m| m.program_root).map_err(model),
             Guard::Disagree => {
-                let mut r = load_model(onnx, opts).map_err(|e| e.to_string())?.program_root;
+                let mut r = load_model(onnx, opts).map_err(model)?.program_root;
                 r.0[0] ^= 1;
                 Ok(r)
             }
-            Guard::Fail => Err("child exited with status 1".into()),
+            Guard::Fail => Err(CompileCheckError::Failed("child exited with status 1".into())),
         }
     }
 }
