@@ -32,7 +32,7 @@ use verinfer_prover::game::types::AccountId;
 use verinfer_rpc::api::{ExplorerApiClient, SettlementApiClient};
 use verinfer_state::hash::Hash32;
 
-use crate::chain::{Chain, CheckedBody, SettlementParams, opened_game};
+use crate::chain::{Chain, CheckedBody, SettlementBatch, SettlementParams, opened_game};
 use crate::config::Config;
 use crate::db::{Db, GameEntry};
 use crate::error::{ChallengerError, Result};
@@ -366,18 +366,29 @@ impl Shared {
                         }
                         Err(e) => warn!(error = %e, "explorer_head failed; relying on the subscription"),
                     }
-                    while let Some(item) = sub.next().await {
-                        match item {
-                            Ok(s) => {
-                                let n = s.header.number;
-                                if n >= next && !self.catch_up(&out, &mut next, n).await {
-                                    return;
+                    // Notifications drive catching up; a `poll_ms` poll of the
+                    // head bounds what a notification the node never sends
+                    // (or a socket that stays open but silent) can cost.
+                    let mut poll = tokio::time::interval(Duration::from_millis(self.cfg.poll_ms));
+                    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    poll.tick().await;
+                    loop {
+                        let upto = tokio::select! {
+                            item = sub.next() => match item {
+                                Some(Ok(s)) => s.header.number,
+                                Some(Err(e)) => {
+                                    warn!(error = %e, "malformed batch notification; resubscribing");
+                                    break;
                                 }
-                            }
-                            Err(e) => {
-                                warn!(error = %e, "malformed batch notification; resubscribing");
-                                break;
-                            }
+                                None => break,
+                            },
+                            _ = poll.tick() => match self.chain.head().await {
+                                Ok(h) => h,
+                                Err(_) => continue,
+                            },
+                        };
+                        if upto >= next && !self.catch_up(&out, &mut next, upto).await {
+                            return;
                         }
                     }
                     warn!("batch subscription closed (node restarted, or we fell behind); reconnecting");
@@ -392,7 +403,10 @@ impl Shared {
     }
 
     /// Sends `*next..=upto` to the pipeline, confirming the numbers with
-    /// `explorer_batches` ranges. Returns false when the pipeline is gone.
+    /// `explorer_batches` ranges. Numbers go out strictly in sequence: at
+    /// the first one the node leaves out, catching up stops there (and is
+    /// tried again on the next notification) instead of skipping it.
+    /// Returns false when the pipeline is gone.
     async fn catch_up(&self, out: &mpsc::Sender<u64>, next: &mut u64, upto: u64) -> bool {
         for (from, to) in solver::catch_up_ranges(*next, upto, MAX_RANGE) {
             let numbers: Vec<u64> = match self.chain.batches(from, to).await {
@@ -406,10 +420,20 @@ impl Shared {
                 if n < *next {
                     continue;
                 }
+                if n > *next {
+                    warn!(missing = *next, served = n, "explorer_batches left a batch out; waiting for it");
+                    return true;
+                }
                 if out.send(n).await.is_err() {
                     return false;
                 }
-                *next = n + 1;
+                match n.checked_add(1) {
+                    Some(m) => *next = m,
+                    None => return true,
+                }
+            }
+            if *next <= to {
+                return true; // the node has not served this far yet
             }
         }
         true
@@ -502,8 +526,10 @@ impl Shared {
                     // A body that does not match its header is the node
                     // lying about data availability; nothing to re-execute.
                     if attempts >= 5 || matches!(e, ChallengerError::BadResponse { .. }) {
-                        error!(batch = n, error = %e, "cannot load batch body; skipping it (its records are not checked)");
-                        self.batch_done(n, progress);
+                        // Not marked done: the watermark stays below it, so
+                        // a restart tries again (verdicts already saved for
+                        // later batches are not redone).
+                        error!(batch = n, error = %e, "cannot load batch body; skipping it for now (its records are not checked; the watermark holds below it until a restart checks it)");
                         return;
                     }
                     warn!(batch = n, error = %e, retry_in_ms = delay, "loading batch body failed; retrying");
@@ -512,13 +538,34 @@ impl Shared {
                 }
             }
         };
-        let sb = self.chain.settlement_batch(n).await.unwrap_or_default();
-        if let Some(h) = sb.hash
-            && h != checked.header.hash()
-        {
+        // The body is judged only against the header the referee holds: the
+        // explorer's own header is the node's word. The node announces a
+        // batch before its post reaches the referee, so wait for it a while.
+        let mut delay = self.cfg.reconnect_min_ms;
+        let mut sb = SettlementBatch::default();
+        for attempt in 1..=8 {
+            match self.chain.settlement_batch(n).await {
+                Ok(b) if b.hash.is_some() => {
+                    sb = b;
+                    break;
+                }
+                Ok(_) | Err(_) if attempt < 8 => {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    delay = (delay * 2).min(self.cfg.reconnect_max_ms);
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+        let Some(h) = sb.hash else {
+            error!(
+                batch = n,
+                "the referee does not know this batch; skipping it for now (the watermark holds below it until a restart checks it)"
+            );
+            return;
+        };
+        if h != checked.header.hash() {
             error!(batch = n, referee = %h, explorer = %checked.header.hash(),
-                   "explorer serves another header than the referee holds; skipping batch");
-            self.batch_done(n, progress);
+                   "explorer serves another header than the referee holds; skipping batch for now (the watermark holds below it)");
             return;
         }
         let referee_now_ms = self.chain.info().await.map(|i| i.now_ms).unwrap_or(0);
@@ -580,7 +627,20 @@ impl Shared {
         }
         let forced = self.cfg.force_dispute.contains(&(b, i));
         let recomputed = if forced || solver::sampled(&self.salt, &record.request_id, self.cfg.sample) {
-            Some(match self.prepared(record.model_id, record.program_root).await {
+            // A failed fetch of the program (the node unreachable for a
+            // moment) is retried before the record is written off as
+            // unverifiable; a program that does not verify or plan is not.
+            let mut prepared = self.prepared(record.model_id, record.program_root).await;
+            let mut delay = self.cfg.reconnect_min_ms;
+            for _ in 0..5 {
+                if !matches!(prepared, Err(ChallengerError::Rpc { .. })) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                delay = (delay * 2).min(self.cfg.reconnect_max_ms);
+                prepared = self.prepared(record.model_id, record.program_root).await;
+            }
+            Some(match prepared {
                 Ok(p) => {
                     let inputs = entry.inputs.clone();
                     let t0 = Instant::now();
@@ -891,14 +951,36 @@ impl Shared {
             self.db.games()?.into_iter().filter(|g| g.outcome.is_none()).map(|g| (g.id, g)).collect();
         match self.chain.games_of(&self.me, true).await {
             Ok(open) => {
+                // Adopt a listed game only where we meant to dispute that
+                // record and never learned the game's id (a crash between
+                // sending and saving): the listing is the node's word, and the
+                // node may be the sequencer we dispute. Never overwrite a
+                // verdict, never adopt a game we had no reason to open.
                 for v in open.into_iter().filter(|v| v.challenger == self.me) {
-                    games.entry(v.id).or_insert_with(|| {
-                        let g = GameEntry { id: v.id, batch: v.batch, index: v.index, record: v.record, outcome: None };
-                        if let Err(e) = self.db.put_game(&g, Hash32::ZERO) {
-                            error!(game = v.id, error = %e, "cannot persist a recovered game");
+                    if games.contains_key(&v.id) {
+                        continue;
+                    }
+                    let ours = match self.db.verdict(v.batch, v.index) {
+                        Ok(Some(Verdict::Wrong { ours, game: None })) => ours,
+                        Ok(_) => {
+                            warn!(
+                                game = v.id,
+                                batch = v.batch,
+                                index = v.index,
+                                "the node lists a game of ours that we have no open intent for; ignoring it"
+                            );
+                            continue;
                         }
-                        g
-                    });
+                        Err(e) => {
+                            error!(game = v.id, error = %e, "cannot read our verdict; not adopting the listed game");
+                            continue;
+                        }
+                    };
+                    let g = GameEntry { id: v.id, batch: v.batch, index: v.index, record: v.record, outcome: None };
+                    if let Err(e) = self.db.put_game(&g, ours) {
+                        error!(game = v.id, error = %e, "cannot persist a recovered game");
+                    }
+                    games.insert(v.id, g);
                 }
             }
             Err(e) => warn!(error = %e, "settlement_games failed; resuming only the games in the database"),
@@ -987,6 +1069,22 @@ impl Shared {
         let mut said_silent = false;
         loop {
             let view = match self.chain.game(id).await {
+                // The view is the node's word: it must be the game we
+                // opened, or moves go elsewhere and another game's result is
+                // saved as ours.
+                Ok(v) if v.id != id || v.batch != g.batch || v.index != g.index || v.challenger != self.me => {
+                    let d = failed(&mut backoff);
+                    error!(
+                        game = id,
+                        served_id = v.id,
+                        batch = v.batch,
+                        index = v.index,
+                        retry_in_ms = d,
+                        "{what}: the node served a view of another game; ignoring it"
+                    );
+                    nap(&waker, d).await;
+                    continue;
+                }
                 Ok(v) => Arc::new(v),
                 Err(e) => {
                     let d = failed(&mut backoff);

@@ -186,20 +186,18 @@ pub fn solve_game(view: &GameView, honest: &DisputeProver) -> Result<GameAction,
 }
 
 /// Ranges `from..=to` of at most `max` numbers covering `first..=last`: the
-/// `explorer_batches` calls that catch up a gap.
-pub fn catch_up_ranges(first: u64, last: u64, max: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
+/// `explorer_batches` calls that catch up a gap. Lazy: `last` is the node's
+/// word (a head of `u64::MAX` must not become 10^16 ranges in memory), and
+/// the caller stops at the first range the node does not fill.
+pub fn catch_up_ranges(first: u64, last: u64, max: u64) -> impl Iterator<Item = (u64, u64)> {
     let max = max.max(1);
-    let mut from = first;
-    while from <= last {
-        let to = last.min(from.saturating_add(max - 1));
-        out.push((from, to));
-        if to == u64::MAX {
-            break;
-        }
-        from = to + 1;
-    }
-    out
+    let mut from = Some(first).filter(|&f| f <= last);
+    std::iter::from_fn(move || {
+        let f = from?;
+        let to = last.min(f.saturating_add(max - 1));
+        from = (to < last).then(|| to + 1);
+        Some((f, to))
+    })
 }
 
 /// Whether we can afford one more dispute: the free balance must cover the
@@ -257,8 +255,11 @@ pub enum RetryDecision {
 /// `window_end_ms`.
 ///
 /// A referee rejection is final (the record is already void, the window
-/// closed, …) except a nonce mismatch, which only means another sender
-/// used our key in between: the next attempt re-reads the nonce. The other
+/// closed, …) except those that describe a moment, not the record: a nonce
+/// mismatch (another sender used our key in between: the next attempt
+/// re-reads it), `no batch N` (the node announces a sealed batch before its
+/// post reaches the referee, so an early dispute meets it) and a balance
+/// that cannot cover the bond yet (a game may end and free it). The other
 /// failures back off exponentially, never past the window end (the referee
 /// would refuse a late dispute): when the window closes before the next
 /// backoff, the retry is pulled in to half the time left, and when less
@@ -271,7 +272,7 @@ pub fn dispute_retry(
     window_end_ms: Option<u64>,
 ) -> RetryDecision {
     if let DisputeFailure::Rejected(reason) = failure
-        && !reason.starts_with("nonce ")
+        && !transient_rejection(reason)
     {
         return RetryDecision::GiveUp(format!("the referee rejected it: {reason}"));
     }
@@ -291,6 +292,15 @@ pub fn dispute_retry(
         }
         None => RetryDecision::RetryIn { delay_ms: backoff },
     }
+}
+
+/// Referee rejections (`TxError`'s messages) that may not hold a moment
+/// later; see [`dispute_retry`].
+fn transient_rejection(reason: &str) -> bool {
+    let moment =
+        reason.starts_with("nonce ") || reason.starts_with("time went backwards") || reason.starts_with("no batch ");
+    // `InsufficientBalance`: "<account> has N, needs M".
+    moment || (reason.contains(" has ") && reason.contains(", needs "))
 }
 
 /// The game an event notification (`settlement_subscribeEvents`, `{at_ms,

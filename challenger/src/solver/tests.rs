@@ -172,10 +172,15 @@ fn sampling_is_keyed_deterministic_and_close_to_its_rate() {
 
 #[test]
 fn catch_up_ranges_cover_the_gap_in_bounded_calls() {
-    assert_eq!(catch_up_ranges(5, 4, 1000), vec![]);
-    assert_eq!(catch_up_ranges(1, 1, 1000), vec![(1, 1)]);
-    assert_eq!(catch_up_ranges(1, 2500, 1000), vec![(1, 1000), (1001, 2000), (2001, 2500)]);
-    assert_eq!(catch_up_ranges(u64::MAX - 1, u64::MAX, 1000), vec![(u64::MAX - 1, u64::MAX)]);
+    let r = |a, b, m| catch_up_ranges(a, b, m).collect::<Vec<_>>();
+    assert_eq!(r(5, 4, 1000), vec![]);
+    assert_eq!(r(1, 1, 1000), vec![(1, 1)]);
+    assert_eq!(r(1, 2500, 1000), vec![(1, 1000), (1001, 2000), (2001, 2500)]);
+    assert_eq!(r(u64::MAX - 1, u64::MAX, 1000), vec![(u64::MAX - 1, u64::MAX)]);
+    // A node claiming a head of u64::MAX: lazy, nothing is materialised.
+    let mut it = catch_up_ranges(1, u64::MAX, 1000);
+    assert_eq!(it.next(), Some((1, 1000)));
+    assert_eq!(it.next(), Some((1001, 2000)));
 }
 
 #[test]
@@ -229,11 +234,25 @@ fn dispute_retries_never_outlive_the_window() {
 }
 
 #[test]
-fn referee_rejections_are_final_except_a_stale_nonce() {
+fn referee_rejections_are_final_except_momentary_ones() {
     let final_ = DisputeFailure::Rejected("record 1 of batch 3 is already void".into());
     assert!(matches!(dispute_retry(&POLICY, 1, &final_, 0, None), RetryDecision::GiveUp(_)));
     let nonce = DisputeFailure::Rejected("nonce 3, expected 4".into());
     assert_eq!(dispute_retry(&POLICY, 1, &nonce, 0, None), RetryDecision::RetryIn { delay_ms: 250 });
+    // The node announces a sealed batch before its post reaches the referee:
+    // a dispute that arrives first is retried, not dropped for good.
+    let early = DisputeFailure::Rejected("no batch 7".into());
+    assert_eq!(dispute_retry(&POLICY, 1, &early, 0, Some(100_000)), RetryDecision::RetryIn { delay_ms: 250 });
+    let poor = DisputeFailure::Rejected("AccountId(0x01…) has 50, needs 100".into());
+    assert_eq!(dispute_retry(&POLICY, 2, &poor, 0, None), RetryDecision::RetryIn { delay_ms: 500 });
+    for r in
+        ["challenge window of batch 3 closed at 9 ms", "a sequencer cannot dispute its own batch", "batch 3 is settled"]
+    {
+        assert!(
+            matches!(dispute_retry(&POLICY, 1, &DisputeFailure::Rejected(r.into()), 0, None), RetryDecision::GiveUp(_)),
+            "{r}"
+        );
+    }
 }
 
 #[test]
