@@ -853,7 +853,8 @@ impl DisputeProver {
     /// All states of element `e` of node `k` and their tree.
     pub fn states(&self, k: u32, e: u64) -> Result<(Vec<FoldState>, MerkleTree), ProverError> {
         let c = self.computed()?;
-        let node = &self.program.nodes[k as usize];
+        // `k` comes from the game, i.e. from the other party.
+        let node = self.program.nodes.get(k as usize).ok_or_else(|| no_node(k))?;
         let args = self.node_args(&c, k);
         let refs: Vec<&Tensor> = args.iter().collect();
         let types: Vec<ValueType> = args.iter().map(ValueType::of).collect();
@@ -885,7 +886,7 @@ impl DisputeProver {
         if j == 0 || j as usize >= states.len() {
             return Err(ProverError::Fold(format!("micro-step leaf {j} out of range")));
         }
-        let node = &self.program.nodes[k as usize];
+        let node = self.program.nodes.get(k as usize).ok_or_else(|| no_node(k))?;
         let args = self.node_args(&c, k);
         let refs: Vec<&Tensor> = args.iter().collect();
         let types: Vec<ValueType> = args.iter().map(ValueType::of).collect();
