@@ -1050,7 +1050,9 @@ mod tests {
         const ONNX: &[u8] = b"toy onnx";
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NodeConfig { dev: true, ..Default::default() };
-        cfg.settlement.challenge_window_ms = Some(300);
+        // Long enough for the synced writes below to land inside the window
+        // while another test fsyncs on the same disk.
+        cfg.settlement.challenge_window_ms = Some(2_000);
         cfg.settlement.clock_ms = Some(1);
         let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
         let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
@@ -1126,7 +1128,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5)); // the defender's 1 ms clock runs out
         send(&h, Tx::ClaimTimeout { game: g0 }); // record 0 void
         let g1 = game_of(&send(&h, dispute(1))); // record 1 disputed, left open
-        std::thread::sleep(Duration::from_millis(350)); // both windows close
+        std::thread::sleep(Duration::from_millis(2_100)); // both windows close
         let settled = h.tick().expect("tick");
         assert!(matches!(settled.as_slice(), [Event::BatchSettled { number: 2, .. }]), "{settled:?}");
         for r in recs.iter().chain([&later]) {

@@ -29,6 +29,8 @@ use verinfer_state::tensor::{Tensor, TensorData};
 
 const WINDOW_MS: u64 = 12_000;
 const CLOCK_MS: u64 = 6_000;
+/// The clock of the kill-and-restart test (see there).
+const RESTART_CLOCK_MS: u64 = 20_000;
 
 fn init_logs() {
     let _ = tracing_subscriber::fmt()
@@ -225,7 +227,7 @@ async fn honest_node_many_batches_no_dispute_everything_final() {
     }
     let last_batch = places.iter().map(|p| p.0).max().expect("some");
     assert!(last_batch >= 4, "expected many batches, got {last_batch}");
-    wait_for("the challenger to verify every batch", Duration::from_secs(30), || async {
+    wait_for("the challenger to verify every batch", Duration::from_secs(60), || async {
         ch.watermark() >= last_batch
     })
     .await;
@@ -313,12 +315,12 @@ async fn injected_fault_is_pinpointed_slashed_and_the_rest_of_the_batch_finalize
     assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
     assert_eq!(status(&c, bad.0, bad.1).await["void"], Value::Bool(true));
     // Slashed to the challenger: it gets its bond back plus the stake.
-    wait_for("the payout", Duration::from_secs(5), || async {
+    wait_for("the payout", Duration::from_secs(20), || async {
         free(&c, &ch.account).await == free_before + g.defender_stake
     })
     .await;
     assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
-    wait_for("the challenger to see its win", Duration::from_secs(5), || async { ch.metrics().won.get() == 1 }).await;
+    wait_for("the challenger to see its win", Duration::from_secs(20), || async { ch.metrics().won.get() == 1 }).await;
     // The other records stand and finalize.
     wait_for("the other records to be final", Duration::from_secs(WINDOW_MS / 1000 + 15), || async {
         for &p in &places {
@@ -373,7 +375,7 @@ async fn two_challengers_on_one_fraud_are_paid_from_separate_stakes() {
     }
     // Each won its own escrow: its bond back plus one stake; the sequencer
     // paid exactly two stakes, no more.
-    wait_for("payouts", Duration::from_secs(5), || async {
+    wait_for("payouts", Duration::from_secs(20), || async {
         free(&c, &a.account).await == fa + stake && free(&c, &b.account).await == fb + stake
     })
     .await;
@@ -416,7 +418,7 @@ async fn a_silent_defender_loses_by_the_timeout_the_challenger_claims() {
         verinfer_prover::game::view::ResolutionReason::Timeout { side: verinfer_prover::game::types::Side::Defender }
     );
     assert_eq!(g.transcript.len(), 0, "the defender never moved");
-    wait_for("the claim to be counted", Duration::from_secs(5), || async {
+    wait_for("the claim to be counted", Duration::from_secs(20), || async {
         ch.metrics().moves.with_label_values(&["claim_timeout"]).get() == 1 && ch.metrics().won.get() == 1
     })
     .await;
@@ -451,7 +453,7 @@ async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
     let g = games_on(&c, b).await.remove(0);
     let r = g.resolution.as_ref().expect("resolved");
     assert_eq!(r.winner, verinfer_prover::game::types::Side::Defender, "{r:?}");
-    wait_for("the loss to show", Duration::from_secs(5), || async {
+    wait_for("the loss to show", Duration::from_secs(20), || async {
         free(&c, &ch.account).await == f0 - g.challenger_bond
     })
     .await;
@@ -459,7 +461,8 @@ async fn a_challenger_disputing_a_correct_record_loses_its_bond() {
     let host = node.running().settlement.as_ref().expect("settlement");
     assert_eq!(free(&c, &host.account()).await, seq_free_before + g.challenger_bond + g.defender_stake);
     assert_eq!(sequencer_bond(&node), bond_before - g.defender_stake);
-    wait_for("the challenger to see its loss", Duration::from_secs(5), || async { ch.metrics().lost.get() == 1 }).await;
+    wait_for("the challenger to see its loss", Duration::from_secs(20), || async { ch.metrics().lost.get() == 1 })
+        .await;
     assert_ne!(status_name(&c, b, i).await, "fraudulent");
     conservation(&node);
 }
@@ -471,7 +474,15 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     init_logs();
     let at = find_fault("lenet5", 2);
     let spec = format!("request=3,model=lenet5,node={},element={},step={}", at.0, at.1, at.2);
-    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    // A 20 s clock: the restart (open the database, reconnect, fetch and
+    // plan lenet5, rebuild the prover) runs on the challenger's clock while
+    // another test may keep both cores busy; 6 s was tight.
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, Some(spec));
+        c.settlement.clock_ms = Some(RESTART_CLOCK_MS);
+        c.settlement.challenge_window_ms = Some(2 * RESTART_CLOCK_MS);
+    })
+    .await;
     let c = node.http();
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = challenger_cfg(&node, dir.path());
@@ -505,7 +516,7 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     // Restart on the same datadir and key.
     let ch = RunningChallenger::start(cfg).await.expect("restarts");
     assert_eq!(ch.account, account);
-    wait_for("the resumed game to resolve", Duration::from_secs(CLOCK_MS / 1000 + 20), || async {
+    wait_for("the resumed game to resolve", Duration::from_secs(RESTART_CLOCK_MS / 1000 + 20), || async {
         games_on(&c, bad.0).await.iter().all(|g| g.resolution.is_some())
     })
     .await;

@@ -123,7 +123,7 @@ async fn sigkill_under_load_loses_no_acknowledged_request() {
         .unwrap();
     assert_eq!(fresh.record.sequence, next);
     let mut receipt = c.receipt(fresh.request_id).await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..800 {
         if receipt.status != Status::Pending {
             break;
         }

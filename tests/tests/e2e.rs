@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use jsonrpsee_http_client::HttpClient;
 use serde_json::json;
-use verinfer_e2e::play::api_err;
+use verinfer_e2e::play::{api_err, wait_for};
 use verinfer_e2e::*;
 use verinfer_prover::ProverError;
 use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
@@ -34,14 +34,14 @@ fn mlp_submit(model_id: Hash32, t: &Tensor) -> SubmitRequest {
 }
 
 async fn wait_batched(c: &HttpClient, id: Hash32) -> Receipt {
-    for _ in 0..200 {
+    for _ in 0..800 {
         let r = c.receipt(id).await.expect("receipt");
         if r.status != Status::Pending {
             return r;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("request {id} not batched in 5 s");
+    panic!("request {id} not batched in 20 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +82,7 @@ async fn register_submit_receipt_batch_and_subscriptions() {
     let first: Receipt = status.next().await.unwrap().unwrap();
     // It may already be batched if the seal won the race.
     let batched = if first.status == Status::Pending {
-        tokio::time::timeout(Duration::from_secs(5), status.next()).await.expect("status update").unwrap().unwrap()
+        tokio::time::timeout(Duration::from_secs(20), status.next()).await.expect("status update").unwrap().unwrap()
     } else {
         first
     };
@@ -90,7 +90,7 @@ async fn register_submit_receipt_batch_and_subscriptions() {
 
     // The batch subscription delivered that batch.
     let ev: BatchSummary =
-        tokio::time::timeout(Duration::from_secs(5), batches.next()).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), batches.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ev.header.number, batch);
     assert_eq!(ev.hash, ev.header.hash());
 
@@ -399,9 +399,19 @@ async fn cors_and_rate_limit_apply_to_batch_entries() {
         arr.iter().filter(|e| e["error"]["code"].as_i64() == Some(codes::RATE_LIMITED as i64)).collect();
     assert_eq!(limited.len(), 2, "{}", r.body);
     assert!(limited[0]["error"]["data"]["retry_after_ms"].as_u64().unwrap() >= 1);
-    // A single call is limited too (the bucket is shared by all connections).
-    let r = raw_post(addr, br#"{"jsonrpc":"2.0","id":1,"method":"explorer_head","params":[]}"#, "").await.unwrap();
-    assert_eq!(r.json()["error"]["code"].as_i64(), Some(codes::RATE_LIMITED as i64), "{}", r.body);
+    // Single calls are limited too (the bucket is shared by all
+    // connections). The bucket refills a token a second, so a stall of the
+    // test machine may let one through: three in a row cannot all pass.
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let r = raw_post(addr, br#"{"jsonrpc":"2.0","id":1,"method":"explorer_head","params":[]}"#, "").await.unwrap();
+        if r.json()["error"]["code"].as_i64() == Some(codes::RATE_LIMITED as i64) {
+            bodies.clear();
+            break;
+        }
+        bodies.push(r.body);
+    }
+    assert!(bodies.is_empty(), "no single call was rate limited: {bodies:?}");
     node.stop().await;
 }
 
@@ -450,13 +460,8 @@ async fn full_mempool_answers_busy_with_a_retry_hint_and_shutdown_seals_what_was
         let req = mlp_submit(info.model_id, &x);
         held.push(tokio::spawn(async move { c.submit(req).await }));
     }
-    // Wait until both are admitted.
-    for _ in 0..200 {
-        if c.stats().await.unwrap().queue_depth == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Wait until both are admitted (a loaded machine may take a while).
+    wait_for("both submissions admitted", || async { (c.stats().await.unwrap().queue_depth == 2).then_some(()) }).await;
     let e = api_err(c.submit(mlp_submit(info.model_id, &x)).await.unwrap_err());
     assert_eq!(e.code, codes::BUSY);
     assert!(e.retry_after_ms.unwrap() >= 1);

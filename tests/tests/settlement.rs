@@ -58,12 +58,12 @@ fn sequencer_bond(v: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_posted_and_finalize_after_the_window() {
-    let mut node = TestNode::start_settled(|c| short(c, 1500, 10_000)).await;
+    let mut node = TestNode::start_settled(|c| short(c, 5_000, 10_000)).await;
     let c = node.http();
     let s = setup(&node).await;
     let info = SettlementApiClient::info(&c).await.expect("info");
     assert_eq!(info["dev"], true);
-    assert_eq!(info["params"]["challenge_window_ms"], 1500);
+    assert_eq!(info["params"]["challenge_window_ms"], 5_000);
     let seq = info["sequencer"].as_str().expect("sequencer").to_string();
     let acct = c.account(seq.clone()).await.expect("account");
     assert!(sequencer_bond(&acct) >= info["params"]["min_sequencer_bond"].as_u64().unwrap(), "{acct}");
