@@ -10,7 +10,14 @@
 //! "challenger/watermark"                      → u64 le: every batch ≤ it is judged
 //! "challenger/verdict/" batch:u64be index:u64be → borsh Verdict
 //! "challenger/game/" id:u64be                 → borsh GameEntry
+//! "challenger/inputs/" batch:u64be index:u64be  → borsh Vec<Tensor>: a disputed record's inputs
+//! "challenger/program/" program_root           → Program::to_bytes of a disputed record's model
 //! ```
+//!
+//! The last two are written with a dispute intent, before `OpenDispute` is
+//! sent: a challenger restarted mid-game rebuilds its prover from them, so
+//! a node that withholds the batch body or the program once it is disputed
+//! (it may be the sequencer being disputed) cannot run down our clock.
 //!
 //! Every write is synced (fsync): the bot writes a few keys per record, and
 //! a verdict or a game lost to a power cut could mean a second dispute (a
@@ -35,6 +42,8 @@ const K_SCHEMA: &[u8] = b"challenger/schema";
 const K_WATERMARK: &[u8] = b"challenger/watermark";
 const P_VERDICT: &[u8] = b"challenger/verdict/";
 const P_GAME: &[u8] = b"challenger/game/";
+const P_INPUTS: &[u8] = b"challenger/inputs/";
+const P_PROGRAM: &[u8] = b"challenger/program/";
 
 /// A game we opened, as persisted.
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize)]
@@ -67,6 +76,19 @@ fn verdict_key(batch: u64, index: u64) -> Vec<u8> {
     let mut k = P_VERDICT.to_vec();
     k.extend_from_slice(&batch.to_be_bytes());
     k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn inputs_key(batch: u64, index: u64) -> Vec<u8> {
+    let mut k = P_INPUTS.to_vec();
+    k.extend_from_slice(&batch.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn program_key(root: &verinfer_state::hash::Hash32) -> Vec<u8> {
+    let mut k = P_PROGRAM.to_vec();
+    k.extend_from_slice(&root.0);
     k
 }
 
@@ -126,6 +148,39 @@ impl Db {
         let bytes = borsh::to_vec(v).map_err(|e| corrupt("verdict", e))?;
         self.kv.put(Cf::Meta, &verdict_key(batch, index), &bytes, true)?;
         Ok(())
+    }
+
+    /// Keeps a disputed record's inputs and its model's program (unless
+    /// already kept), in one synced write.
+    pub fn put_dispute_data(
+        &self,
+        batch: u64,
+        index: u64,
+        inputs: &[verinfer_state::tensor::Tensor],
+        program: Option<(&verinfer_state::hash::Hash32, Vec<u8>)>,
+    ) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(Cf::Meta, inputs_key(batch, index), borsh::to_vec(inputs).map_err(|e| corrupt("inputs", e))?);
+        if let Some((root, bytes)) = program
+            && self.kv.get(Cf::Meta, &program_key(root))?.is_none()
+        {
+            b.put(Cf::Meta, program_key(root), bytes);
+        }
+        self.kv.write(b, true)?;
+        Ok(())
+    }
+
+    /// A disputed record's inputs, if kept.
+    pub fn dispute_inputs(&self, batch: u64, index: u64) -> Result<Option<Vec<verinfer_state::tensor::Tensor>>> {
+        self.kv
+            .get(Cf::Meta, &inputs_key(batch, index))?
+            .map(|v| borsh::from_slice(&v).map_err(|e| corrupt("inputs", e)))
+            .transpose()
+    }
+
+    /// A kept program's bytes (`Program::to_bytes`), by program root.
+    pub fn program(&self, root: &verinfer_state::hash::Hash32) -> Result<Option<Vec<u8>>> {
+        Ok(self.kv.get(Cf::Meta, &program_key(root))?)
     }
 
     /// Records an opened game and its record's verdict in one atomic write.
@@ -190,6 +245,27 @@ mod tests {
 
     fn record() -> InferenceRecord {
         InferenceRecord::from_roots(Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32]), Hash32([4; 32]), 7, 9)
+    }
+
+    /// A disputed record's inputs and its program survive a restart, the
+    /// program is written once per root, and neither disturbs the verdict
+    /// and game scans.
+    #[test]
+    fn dispute_data_persists() {
+        use verinfer_state::tensor::Tensor;
+        let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
+        let db = Db::over(kv.clone()).expect("open");
+        let x = Tensor::from_f32(vec![2], vec![1.5, -0.0]).expect("tensor");
+        let root = Hash32([5; 32]);
+        db.put_dispute_data(3, 1, std::slice::from_ref(&x), Some((&root, vec![1, 2, 3]))).expect("put");
+        db.put_dispute_data(3, 2, std::slice::from_ref(&x), Some((&root, vec![9]))).expect("put");
+        let db = Db::over(kv).expect("reopen");
+        assert_eq!(db.dispute_inputs(3, 1).expect("read"), Some(vec![x]));
+        assert_eq!(db.dispute_inputs(3, 3).expect("read"), None);
+        assert_eq!(db.program(&root).expect("read"), Some(vec![1, 2, 3]), "kept once, not overwritten");
+        assert_eq!(db.program(&Hash32([6; 32])).expect("read"), None);
+        assert!(db.unopened_disputes().expect("scan").is_empty());
+        assert!(db.games().expect("scan").is_empty());
     }
 
     #[test]

@@ -593,7 +593,16 @@ impl Shared {
         if let Some(p) = self.models.get(&root) {
             return Ok(p);
         }
-        let program = self.chain.program(model_id, root).await?;
+        // A program kept with a dispute intent (checked against its root
+        // like a fetched one), else the node's.
+        let kept = match self.db.program(&root) {
+            Ok(Some(bytes)) => verinfer_prover::Program::from_bytes(&bytes).ok().filter(|p| p.root() == root),
+            _ => None,
+        };
+        let program = match kept {
+            Some(p) => p,
+            None => self.chain.program(model_id, root).await?,
+        };
         let nodes = program.nodes.len();
         let limit = self.models.memory_limit;
         let p = tokio::task::spawn_blocking(move || Prepared::new(program, limit))
@@ -693,6 +702,14 @@ impl Shared {
                 } else {
                     info!(batch = b, index = i, ours = %ours, committed = %record.output_root,
                           "record {} of batch {b} (of {total}): output root differs; opening dispute", i + 1);
+                }
+                // What a restart needs to play the game without the node's
+                // help, kept before the intent (docs/challenger.md).
+                let program = self.models.get(&record.program_root).map(|p| p.program.to_bytes());
+                if let Err(e) =
+                    self.db.put_dispute_data(b, i, &entry.inputs, program.map(|bytes| (&record.program_root, bytes)))
+                {
+                    error!(batch = b, index = i, error = %e, "cannot keep the disputed record's data; disputing anyway");
                 }
                 if let Err(e) = self.db.put_verdict(b, i, &Verdict::Wrong { ours, game: None }) {
                     error!(batch = b, index = i, error = %e, "cannot persist dispute intent; not disputing");
@@ -1012,7 +1029,14 @@ impl Shared {
         g: &GameEntry,
         inputs: Option<Vec<verinfer_state::tensor::Tensor>>,
     ) -> Result<DisputeProver> {
-        let inputs = match inputs {
+        let kept = match inputs {
+            Some(_) => None,
+            None => self.db.dispute_inputs(g.batch, g.index).unwrap_or_else(|e| {
+                warn!(game = g.id, error = %e, "cannot read the kept inputs; fetching them from the node");
+                None
+            }),
+        };
+        let inputs = match inputs.or(kept) {
             Some(i) => i,
             None => {
                 let body = self.chain.body(g.batch).await?;

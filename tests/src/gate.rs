@@ -93,3 +93,79 @@ async fn pipe(c: TcpStream, u: TcpStream, allowed: usize, seen: Arc<AtomicUsize>
     };
     tokio::join!(up, down);
 }
+
+/// A TCP proxy that forwards everything except requests naming one of the
+/// `withheld` methods: the connection carrying one is closed unanswered.
+/// Tests use it to play a node that stops serving data once disputed.
+#[derive(Debug)]
+pub struct Withhold {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    refused: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Withhold {
+    /// Proxies to `upstream`, refusing `withheld` methods (plain HTTP
+    /// JSON-RPC; WebSocket frames from a client are masked and pass).
+    pub async fn start(upstream: SocketAddr, withheld: &[&'static str]) -> Withhold {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = l.local_addr().expect("proxy address");
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (r, needles) = (refused.clone(), withheld.to_vec());
+        let task = tokio::spawn(async move {
+            while let Ok((c, _)) = l.accept().await {
+                let Ok(u) = TcpStream::connect(upstream).await else { continue };
+                tokio::spawn(withhold_pipe(c, u, needles.clone(), r.clone()));
+            }
+        });
+        Withhold { addr, refused, task }
+    }
+
+    /// The proxy's `http://` URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests refused so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Withhold {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn withhold_pipe(c: TcpStream, u: TcpStream, needles: Vec<&'static str>, refused: Arc<AtomicUsize>) {
+    let (mut cr, mut cw) = c.into_split();
+    let (mut ur, mut uw) = u.into_split();
+    let up = async move {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // A method name is in the first bytes of a request body; the
+            // bodies here are small, so one read holds it.
+            if needles.iter().any(|m| buf[..n].windows(m.len()).any(|w| w == m.as_bytes())) {
+                refused.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if uw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async move {
+        let _ = tokio::io::copy(&mut ur, &mut cw).await;
+    };
+    // Closing the upstream half is not enough: drop both on refusal.
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+}

@@ -513,8 +513,12 @@ async fn a_challenger_killed_mid_game_resumes_and_wins() {
     assert!(g.resolution.is_none(), "killed mid-game: {} moves, {:?}", g.moves, g.resolution);
     let moves_at_kill = g.moves;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Restart on the same datadir and key.
-    let ch = RunningChallenger::start(cfg).await.expect("restarts");
+    // Restart on the same datadir and key, against a node that now
+    // withholds the disputed batch's body and the model's program: the
+    // challenger kept both with its dispute intent and plays on from them.
+    let withhold =
+        verinfer_e2e::gate::Withhold::start(node.running().rpc_addr, &["explorer_batchBody", "model_program"]).await;
+    let ch = RunningChallenger::start(Config { rpc: withhold.url(), ..cfg }).await.expect("restarts");
     assert_eq!(ch.account, account);
     wait_for("the resumed game to resolve", Duration::from_secs(RESTART_CLOCK_MS / 1000 + 20), || async {
         games_on(&c, bad.0).await.iter().all(|g| g.resolution.is_some())
