@@ -130,22 +130,10 @@ tick_ms = 100
 "#,
         d.join("node").display()
     );
-    std::fs::write(d.join("node.toml"), node_toml).expect("write config");
     let spec = format!("request=2,model={MODEL},node={},element={},step={}", at.0, at.1, at.2);
     let s = |x: &str| x.to_string();
-    let node_args = vec![
-        s("node"),
-        s("--dev"),
-        s("--config"),
-        d.join("node.toml").display().to_string(),
-        s("--metrics-addr"),
-        s("off"),
-        s("--inject-fault"),
-        spec,
-    ];
-    let mut node = Proc::spawn(Path::new(env!("CARGO_BIN_EXE_verinfer")), "node", &node_args, &d.join("node.log"));
-    let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(60));
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let (mut node, url) =
+        Proc::dev_node(Path::new(env!("CARGO_BIN_EXE_verinfer")), d, &node_toml, &[s("--inject-fault"), spec]);
     let c = HttpClientBuilder::default().build(&url).expect("client");
     let models = verinfer_rpc::api::ModelApiClient::list_models(&c).await.expect("models");
     let model = models.iter().find(|m| m.name == MODEL).expect("the dev node registers lenet5").model_id;

@@ -118,19 +118,8 @@ async fn a_model_whose_compile_exhausts_memory_fails_in_the_guard_not_the_node()
         "datadir = \"{}\"\n[rpc]\nlisten = \"127.0.0.1:0\"\n[exec]\nmax_model_mib = 64\n",
         d.join("node").display()
     );
-    std::fs::write(d.join("node.toml"), toml).expect("write config");
-    let s = |x: &str| x.to_string();
-    let args = [
-        s("node"),
-        s("--dev"),
-        s("--config"),
-        d.join("node.toml").display().to_string(),
-        s("--metrics-addr"),
-        s("off"),
-    ];
     let exe = Path::new(env!("CARGO_BIN_EXE_verinfer"));
-    let node = verinfer_e2e::proc::Proc::spawn(exe, "node", &args, &d.join("node.log"));
-    let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(120));
+    let (_node, url) = verinfer_e2e::proc::Proc::dev_node(exe, d, &toml, &[]);
     let c = verinfer_e2e::http_client(&url);
     let before = c.list_models().await.expect("models").len();
     let req = verinfer_rpc::types::RegisterModel {

@@ -97,3 +97,21 @@ impl Drop for Proc {
         }
     }
 }
+
+impl Proc {
+    /// `exe node --dev --config DIR/node.toml --metrics-addr off EXTRA…`
+    /// with `toml` written to `DIR/node.toml` and stderr to `DIR/node.log`;
+    /// returns the process and its RPC URL once it serves (60 s at most).
+    pub fn dev_node(exe: &Path, dir: &Path, toml: &str, extra: &[String]) -> (Proc, String) {
+        let config = dir.join("node.toml");
+        std::fs::write(&config, toml).expect("write the node's config");
+        let mut args: Vec<String> = ["node", "--dev", "--config"].map(String::from).to_vec();
+        args.push(config.display().to_string());
+        args.extend(["--metrics-addr", "off"].map(String::from));
+        args.extend_from_slice(extra);
+        let node = Proc::spawn(exe, "node", &args, &dir.join("node.log"));
+        let url = node.line("RPC (HTTP and WebSocket): ", Duration::from_secs(60));
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        (node, url)
+    }
+}
