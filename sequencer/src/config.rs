@@ -321,6 +321,11 @@ pub struct SettlementConfig {
     pub auto_bond: Option<bool>,
     /// Answer disputes automatically (the defender).
     pub defender: bool,
+    /// Delete the inputs and outputs of batches that are final (settled by
+    /// the referee: window over, no game open) once their window ended at
+    /// least this long ago; records, receipts and proofs stay. 0 = keep
+    /// every tensor forever (the default). See `docs/node.md#pruning`.
+    pub prune_after_ms: u64,
 }
 
 impl Default for SettlementConfig {
@@ -338,6 +343,7 @@ impl Default for SettlementConfig {
             key_file: None,
             auto_bond: None,
             defender: true,
+            prune_after_ms: 0,
         }
     }
 }
@@ -385,6 +391,11 @@ impl NodeConfig {
         if self.settlement.tick_ms == 0 || self.settlement.tick_ms > DAY_MS {
             bail!("settlement.tick_ms must be in 1..={DAY_MS} (got {})", self.settlement.tick_ms);
         }
+        if self.settlement.prune_after_ms > 0 && !self.settlement.enabled {
+            bail!(
+                "settlement.prune_after_ms needs the embedded settlement (settlement.enabled = true): without it the node cannot tell when a batch is final"
+            );
+        }
         if let Some(spec) = &self.dev_options.inject_fault {
             // Corrupting results is a test tool; a production node must not
             // be able to do it by a config mistake.
@@ -415,6 +426,11 @@ mod tests {
         assert_eq!(c.exec.memory_limit(), Some(2048 << 20));
         let unlimited = NodeConfig::from_toml("[exec]\nmax_model_mib = 0\n").unwrap();
         assert_eq!(unlimited.exec.memory_limit(), None);
+        // Pruning needs finality, which only the embedded settlement knows.
+        let c = NodeConfig::from_toml("[settlement]\nenabled = false\nprune_after_ms = 1000\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("prune_after_ms needs the embedded settlement"));
+        let c = NodeConfig::from_toml("[batcher]\ninterval_ms = 9223372036854775807\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("batcher.interval_ms must be in 1..=86400000"));
         let round = toml::to_string(&NodeConfig::default()).unwrap();
         assert_eq!(NodeConfig::from_toml(&round).unwrap(), NodeConfig::default());
     }

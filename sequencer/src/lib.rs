@@ -107,7 +107,8 @@ impl RunningNode {
         } else if host.read(|s, _| s.sequencer(&account).is_none_or(|q| q.bond < s.params().min_sequencer_bond)) {
             tracing::warn!(account = %account, "the sequencer is not bonded: batches will not be posted until it is");
         }
-        let (tick_ms, defender) = (cfg.settlement.tick_ms, cfg.settlement.defender);
+        let (tick_ms, defender, prune_after_ms) =
+            (cfg.settlement.tick_ms, cfg.settlement.defender, cfg.settlement.prune_after_ms);
         let poster = Arc::new(settlement::SettlementPoster(host.clone()));
         let (node, tasks) = Node::start_on(cfg, store, executor, poster)?;
         host.attach(&node);
@@ -117,7 +118,7 @@ impl RunningNode {
         node.metrics
             .register_settlement(move || weak.upgrade().map(|h| h.figures()))
             .map_err(|e| anyhow::anyhow!("settlement metrics: {e}"))?;
-        let stasks = settlement::spawn_tasks(host.clone(), tick_ms, defender);
+        let stasks = settlement::spawn_tasks(host.clone(), tick_ms, defender, prune_after_ms);
         let module = settlement_rpc::SettlementRpc::new(host.clone()).into_module();
         let mut me = Self::serve(node, tasks, Some(module)).await?;
         me.settlement = Some(host);

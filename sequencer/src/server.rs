@@ -49,7 +49,11 @@ fn api<T>(r: Result<T, ApiError>) -> RpcResult<T> {
 }
 
 fn store<T>(r: Result<T, verinfer_state::StoreError>) -> Result<T, ApiError> {
-    r.map_err(|e| ApiError::internal(format!("store: {e}")))
+    r.map_err(|e| match e {
+        // A documented state of old data, not a failure.
+        verinfer_state::StoreError::TensorsPruned(_) => ApiError::not_found(e.to_string()),
+        e => ApiError::internal(format!("store: {e}")),
+    })
 }
 
 impl Api {

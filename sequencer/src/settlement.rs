@@ -719,6 +719,31 @@ impl SettlementHost {
         self.apply(Input::Deposit { account, amount })
     }
 
+    /// Deletes the inputs and outputs of final batches whose window ended
+    /// at least `after_ms` ago, oldest first and in order (at most 64
+    /// batches a call); returns the records pruned. Only settled batches
+    /// qualify: no game can open on them any more, so neither the defender
+    /// nor a challenger needs their inputs.
+    pub fn prune_final(&self, after_ms: u64) -> Result<u64, SettlementError> {
+        let done = self.store.pruned().through_batch;
+        let upto = self.read(|s, now| {
+            let mut upto = done;
+            for n in done + 1..=done.saturating_add(64) {
+                match s.batch(n) {
+                    Some(b) if b.settled && b.window_end_ms.saturating_add(after_ms) <= now => upto = n,
+                    _ => break,
+                }
+            }
+            upto
+        });
+        if upto == done {
+            return Ok(0);
+        }
+        let records = self.store.prune_tensors_through(upto)?;
+        tracing::info!(through_batch = upto, records, "pruned the inputs and outputs of final batches");
+        Ok(records)
+    }
+
     /// Settles batches whose window passed.
     pub fn tick(&self) -> Result<Vec<Event>, SettlementError> {
         self.apply(Input::Tick).map(|(_, e)| e)
@@ -910,7 +935,7 @@ impl SettlementTasks {
 
 /// Starts the task that ticks the referee every `tick_ms` and runs the
 /// defender after every change and every tick.
-pub fn spawn_tasks(host: Arc<SettlementHost>, tick_ms: u64, defender: bool) -> SettlementTasks {
+pub fn spawn_tasks(host: Arc<SettlementHost>, tick_ms: u64, defender: bool, prune_after_ms: u64) -> SettlementTasks {
     let (stop, mut stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(tick_ms));
@@ -920,6 +945,14 @@ pub fn spawn_tasks(host: Arc<SettlementHost>, tick_ms: u64, defender: bool) -> S
                 _ = interval.tick() => {
                     if let Err(e) = host.tick() {
                         tracing::warn!(error = %e, "settlement tick failed");
+                    }
+                    if prune_after_ms > 0 {
+                        let h = host.clone();
+                        match tokio::task::spawn_blocking(move || h.prune_final(prune_after_ms)).await {
+                            Ok(Err(e)) => tracing::warn!(error = %e, "pruning final batches failed"),
+                            Err(e) => tracing::warn!(error = %e, "pruning task failed"),
+                            Ok(Ok(_)) => {}
+                        }
                     }
                 }
                 _ = host.changed.notified() => {}

@@ -56,6 +56,52 @@ fn sequencer_bond(v: &Value) -> u64 {
     v["bond"].as_u64().unwrap_or(0)
 }
 
+/// With `prune_after_ms`, the inputs and outputs of final batches are
+/// deleted: the explorer says so (NOT_FOUND naming the pruning), the
+/// record, its receipt and proof remain, newer batches keep everything,
+/// and the store still passes fsck after the node stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_batches_are_pruned_after_the_retention() {
+    let mut node = TestNode::start_settled(|c| {
+        short(c, 1_000, 10_000);
+        c.settlement.prune_after_ms = 1;
+    })
+    .await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let old = submit_mlp(&c, s.model_id, &s.x).await.request_id;
+    let inc = wait_batched(&c, old).await.inclusion.expect("inclusion");
+    let e = wait_for("the final batch to be pruned", async || {
+        match verinfer_rpc::api::ExplorerApiClient::record(&c, old, None).await {
+            Ok(_) => None,
+            Err(e) => Some(api_err(e)),
+        }
+    })
+    .await;
+    assert_eq!(e.code, codes::NOT_FOUND, "{e:?}");
+    assert!(e.message.contains("pruned"), "{}", e.message);
+    let e = api_err(verinfer_rpc::api::ExplorerApiClient::batch_body(&c, inc.batch).await.unwrap_err());
+    assert!(e.code == codes::NOT_FOUND && e.message.contains("pruned"), "{e:?}");
+    let r = c.receipt(old).await.expect("the receipt stays");
+    assert_eq!(r.status, Status::Final);
+    let h = verinfer_rpc::api::ExplorerApiClient::batch(&c, inc.batch).await.expect("the header stays").header;
+    let record = node.running().node.store.record(&old).expect("read").expect("the record stays");
+    verinfer_state::batch::verify_inclusion(&h, &record, &r.inclusion.expect("proof").proof)
+        .expect("the proof still verifies");
+    // A newer record keeps its tensors until its own batch is final.
+    let fresh = submit_mlp(&c, s.model_id, &s.x).await.request_id;
+    assert!(verinfer_rpc::api::ExplorerApiClient::record(&c, fresh, None).await.is_ok());
+    let pruned = node.running().node.store.pruned();
+    assert!(pruned.through_batch >= inc.batch, "{pruned:?}");
+    node.stop().await;
+    let store = verinfer_state::store::RocksStore::open_path(
+        node.dir.path().join("db"),
+        verinfer_state::store::StoreOptions::default(),
+    )
+    .expect("reopen");
+    store.fsck().expect("fsck passes with pruned batches");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_posted_and_finalize_after_the_window() {
     let mut node = TestNode::start_settled(|c| short(c, 5_000, 10_000)).await;

@@ -73,7 +73,7 @@ pub use rocks::RocksKv;
 
 use crate::batch::{
     BatchBody, BatchHeader, BodyEntry, BodyError, FIRST_BATCH, GENESIS_PARENT, Inclusion, InclusionError,
-    MAX_BATCH_RECORDS, SealedRecords,
+    MAX_BATCH_RECORDS, SealedRecords, check_records,
 };
 use crate::codec::{DecodeError, Malformed, Message, decode, encode};
 use crate::hash::Hash32;
@@ -88,6 +88,10 @@ use crate::tensor::Tensor;
 pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"schema_version";
+/// `through_batch:u64le || below_sequence:u64le`: the tensors of every
+/// batch ≤ `through_batch` (records with `sequence < below_sequence`) are
+/// pruned. Absent: nothing pruned.
+const META_PRUNED: &[u8] = b"tensors_pruned";
 
 /// A RocksDB-backed store.
 #[cfg(feature = "rocksdb")]
@@ -204,6 +208,9 @@ pub enum Corruption {
     /// A record without tensors.
     #[error("tensors of {0} missing")]
     MissingTensors(Hash32),
+    /// Tensors left behind in a batch marked pruned.
+    #[error("tensors of {0} remain in a pruned batch")]
+    UnprunedTensors(Hash32),
     /// Stored tensors do not hash to the record's roots.
     #[error("tensors of {request_id}: {source}")]
     Tensors {
@@ -261,6 +268,21 @@ pub enum StoreError {
     /// The backend failed.
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// Pruning asked for batches past the head.
+    #[error("cannot prune through batch {number}: the head is {head}")]
+    PruneBeyondHead {
+        /// The batch asked for.
+        number: u64,
+        /// The head.
+        head: u64,
+    },
+    /// The record's inputs and outputs were pruned
+    /// ([`Store::prune_tensors_through`]): its batch is final and older than
+    /// the node keeps tensors for. The record and its receipt remain.
+    #[error(
+        "request {0}: its inputs and outputs were pruned (its batch is final and past the node's tensor retention)"
+    )]
+    TensorsPruned(Hash32),
     /// Stored bytes did not decode.
     #[error("{cf}: {source}")]
     Decode {
@@ -480,6 +502,40 @@ struct Writer {
     head: Option<ChainHead>,
     next_sequence: u64,
     pending: u64,
+    pruned: Pruned,
+}
+
+/// What [`Store::prune_tensors_through`] has removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Every batch ≤ this has no tensors (0: none pruned).
+    pub through_batch: u64,
+    /// Every record with a smaller sequence has no tensors.
+    pub below_sequence: u64,
+}
+
+impl Pruned {
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let b: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Decode {
+            cf: Cf::Meta.name(),
+            source: DecodeError::Invalid {
+                what: "tensors_pruned",
+                detail: format!("{} bytes, expected 16", bytes.len()),
+            },
+        })?;
+        let (t, s) = b.split_at(8);
+        Ok(Self {
+            through_batch: u64::from_le_bytes(t.try_into().unwrap_or_default()),
+            below_sequence: u64::from_le_bytes(s.try_into().unwrap_or_default()),
+        })
+    }
+
+    fn encode(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.through_batch.to_le_bytes());
+        b[8..].copy_from_slice(&self.below_sequence.to_le_bytes());
+        b
+    }
 }
 
 /// The store. Cheap reads from any thread; writes are serialised.
@@ -636,10 +692,11 @@ impl<K: KvStore> Store<K> {
                 r.sequence + 1
             }
         };
+        let pruned = kv.get(Cf::Meta, META_PRUNED)?.map(|b| Pruned::decode(&b)).transpose()?.unwrap_or_default();
         Ok(Self {
             kv,
             opts,
-            writer: Mutex::new(Writer { head, next_sequence, pending }),
+            writer: Mutex::new(Writer { head, next_sequence, pending, pruned }),
             models: RwLock::new(HashMap::new()),
         })
     }
@@ -938,7 +995,49 @@ impl<K: KvStore> Store<K> {
 
     /// The tensors stored for `record` (under its sequence).
     fn tensors_at(&self, record: &InferenceRecord) -> Result<RecordTensors, StoreError> {
-        self.get_msg(Cf::Tensors, &be(record.sequence))?.ok_or(Corruption::MissingTensors(record.request_id).into())
+        match self.get_msg(Cf::Tensors, &be(record.sequence))? {
+            Some(t) => Ok(t),
+            None if record.sequence < self.pruned().below_sequence => Err(StoreError::TensorsPruned(record.request_id)),
+            None => Err(Corruption::MissingTensors(record.request_id).into()),
+        }
+    }
+
+    /// What has been pruned so far.
+    pub fn pruned(&self) -> Pruned {
+        self.lock().pruned
+    }
+
+    /// Deletes the inputs and outputs of every record of batches
+    /// `..=number` (each batch once; records, receipts, headers and the
+    /// batch index stay), in one synced write. The caller decides what may
+    /// go: the node prunes only batches that are final in settlement and
+    /// older than its retention. Returns the records whose tensors were
+    /// deleted. A number at or below what was already pruned is a no-op.
+    pub fn prune_tensors_through(&self, number: u64) -> Result<u64, StoreError> {
+        let mut w = self.lock();
+        let head = w.head.map_or(0, |h| h.number);
+        if number > head {
+            return Err(StoreError::PruneBeyondHead { number, head });
+        }
+        let mut next = w.pruned;
+        if number <= next.through_batch {
+            return Ok(0);
+        }
+        let mut b = WriteBatch::new();
+        let mut deleted = 0u64;
+        for n in next.through_batch + 1..=number {
+            for item in self.records_in_batch(n, 0)? {
+                let (_, r) = item?;
+                b.delete(Cf::Tensors, be(r.sequence));
+                next.below_sequence = next.below_sequence.max(r.sequence + 1);
+                deleted += 1;
+            }
+        }
+        next.through_batch = number;
+        b.put(Cf::Meta, META_PRUNED, next.encode());
+        self.kv.write(b, true)?;
+        w.pruned = next;
+        Ok(deleted)
     }
 
     /// A request's receipt.
@@ -1059,8 +1158,34 @@ impl<K: KvStore> Store<K> {
             if parent.as_ref().is_some_and(|p| h.timestamp_ms < p.timestamp_ms) {
                 return Err(Corruption::TimestampOrder { number: h.number }.into());
             }
-            let body = self.body(h.number)?.ok_or(Corruption::MissingBody { number: h.number })?;
-            body.verify(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
+            // A pruned batch has its records but no inputs: check what the
+            // header commits to through the records alone.
+            let pruned = h.number <= self.pruned().through_batch;
+            let body = if pruned {
+                let mut entries = Vec::with_capacity(h.record_count.min(MAX_BATCH_RECORDS) as usize);
+                for item in self.records_in_batch(h.number, 0)? {
+                    entries.push(BodyEntry { record: item?.1, inputs: Vec::new() });
+                }
+                let body = BatchBody { entries };
+                let bad = |source| Corruption::Body { number: h.number, source };
+                if body.entries.len() as u64 != h.record_count {
+                    return Err(bad(BodyError::CountMismatch {
+                        body: body.entries.len() as u64,
+                        header: h.record_count,
+                    })
+                    .into());
+                }
+                check_records(body.records()).map_err(bad)?;
+                let computed = body.tree()?.root();
+                if computed != h.records_root {
+                    return Err(bad(BodyError::RootMismatch { expected: h.records_root, computed }).into());
+                }
+                body
+            } else {
+                let body = self.body(h.number)?.ok_or(Corruption::MissingBody { number: h.number })?;
+                body.verify(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
+                body
+            };
             let tree = body.tree()?;
             let mut index_rows = self.records_in_batch(h.number, 0)?;
             for (i, e) in body.entries.iter().enumerate() {
@@ -1078,7 +1203,13 @@ impl<K: KvStore> Store<K> {
                     }
                     _ => return Err(Corruption::IndexEntry { number: h.number, index: i }.into()),
                 }
-                self.check_tensors(r)?;
+                if pruned {
+                    if self.kv.get(Cf::Tensors, &be(r.sequence))?.is_some() {
+                        return Err(Corruption::UnprunedTensors(r.request_id).into());
+                    }
+                } else {
+                    self.check_tensors(r)?;
+                }
                 let receipt = self.receipt(&r.request_id)?.ok_or(Corruption::MissingReceipt(r.request_id))?;
                 let inc = match (&receipt.status, &receipt.inclusion) {
                     (Status::Pending, _) | (_, None) => {

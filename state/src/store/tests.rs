@@ -161,6 +161,47 @@ fn seal_reopen_and_read() {
     s.fsck().unwrap();
 }
 
+/// Pruning deletes the inputs and outputs of whole batches and nothing
+/// else: their records, receipts and proofs stay, reads of their tensors
+/// say "pruned", fsck checks them through the records alone, and the mark
+/// survives a reopen.
+#[test]
+fn pruned_batches_keep_records_and_lose_tensors() {
+    let (kv, s) = fresh();
+    let accepted: Vec<InferenceRecord> = (0..25).map(|i| s.accept(sub(i)).unwrap()).collect();
+    for _ in 0..3 {
+        s.seal(&params(10, 10)).unwrap().unwrap();
+    }
+    assert_eq!(s.prune_tensors_through(4), Err(StoreError::PruneBeyondHead { number: 4, head: 3 }));
+    assert_eq!(s.prune_tensors_through(2).unwrap(), 20);
+    assert_eq!(s.prune_tensors_through(2).unwrap(), 0, "already pruned");
+    assert_eq!(s.pruned(), Pruned { through_batch: 2, below_sequence: 20 });
+    for r in &accepted[..20] {
+        assert_eq!(s.record_tensors(&r.request_id), Err(StoreError::TensorsPruned(r.request_id)));
+        assert_eq!(s.record(&r.request_id).unwrap(), Some(*r));
+        assert!(s.receipt(&r.request_id).unwrap().unwrap().inclusion.is_some());
+    }
+    assert_eq!(s.body(1), Err(StoreError::TensorsPruned(accepted[0].request_id)));
+    assert_eq!(s.record_tensors(&accepted[20].request_id).unwrap().unwrap().inputs, sub(20).inputs);
+    assert_eq!(s.body(3).unwrap().unwrap().entries.len(), 5);
+    assert_eq!(kv.scan(Cf::Tensors, KeyRange::all(), false).unwrap().count(), 5);
+    let summary = s.fsck().unwrap();
+    assert_eq!(summary.batches, 3);
+    // A tensor left behind in a pruned batch is corruption.
+    kv.put(Cf::Tensors, &be(3), &encode(&RecordTensors { inputs: sub(3).inputs, outputs: sub(3).outputs }), false)
+        .unwrap();
+    assert!(
+        matches!(s.fsck(), Err(StoreError::Corrupt(Corruption::UnprunedTensors(id))) if id == accepted[3].request_id)
+    );
+    kv.delete(Cf::Tensors, &be(3), false).unwrap();
+    drop(s);
+    let s = Store::open(kv, StoreOptions::default()).unwrap();
+    assert_eq!(s.pruned(), Pruned { through_batch: 2, below_sequence: 20 });
+    assert_eq!(s.fsck().unwrap(), summary);
+    assert_eq!(s.prune_tensors_through(3).unwrap(), 5);
+    s.fsck().unwrap();
+}
+
 #[test]
 fn stale_prepared_batch_is_refused() {
     let (_, s) = fresh();
