@@ -118,6 +118,13 @@ impl Config {
         if self.dispute_retries == 0 {
             return Err("dispute_retries must be ≥ 1 (the first attempt counts)".into());
         }
+        // Checked before any connection: a bot retrying an unreachable node
+        // would otherwise never report these.
+        if let Some(d) = &self.models_dir
+            && !d.is_dir()
+        {
+            return Err(format!("models_dir: {} is not a directory", d.display()));
+        }
         if !matches!(self.log_format.as_str(), "plain" | "json") {
             return Err(format!("log_format: {:?}: expected plain or json", self.log_format));
         }
@@ -178,6 +185,8 @@ mod tests {
         assert!(Config { sample: f64::NAN, ..c.clone() }.validate().is_err());
         assert!(Config { rpc: "ws://x".into(), ..c.clone() }.validate().is_err());
         assert!(Config { poll_ms: u64::MAX, ..c.clone() }.validate().is_err());
+        let e = Config { models_dir: Some("/nonexistent/models".into()), ..c.clone() }.validate().unwrap_err();
+        assert!(e.contains("models_dir: /nonexistent/models"), "{e}");
         assert!(Config { reconnect_max_ms: u64::MAX / 2 + 1, ..c.clone() }.validate().is_err());
         assert_eq!(c.key_path(), c.datadir.join("key"));
     }

@@ -171,20 +171,23 @@ impl RunningChallenger {
         let me = AccountId::of_key(&key.verifying_key());
         let salt: [u8; 32] =
             Sha256::new().chain_update(b"verinfer/challenger/salt/v1").chain_update(key.to_bytes()).finalize().into();
-        let chain = Chain::connect(&cfg.rpc)?;
-        let info = retry_forever("settlement_info", &cfg, || chain.info()).await;
-        let params = info.params;
-        info!(account = %me, rpc = %cfg.rpc, chain_id = params.chain_id, challenger_bond = params.challenger_bond,
-              window_ms = params.challenge_window_ms, clock_ms = params.clock_ms, "challenger starting");
+        // Bound before the node is reached: a bad --metrics is reported at once.
         let metrics = Metrics::new();
         let (metrics_addr, metrics_task) = match cfg.metrics {
             Some(a) => {
-                let (addr, h) = crate::metrics::spawn(a, metrics.clone()).await?;
+                let (addr, h) = crate::metrics::spawn(a, metrics.clone())
+                    .await
+                    .map_err(|e| ChallengerError::Config(format!("metrics: cannot listen on {a}: {e}")))?;
                 info!(%addr, "metrics on http://{addr}/metrics");
                 (Some(addr), Some(h.abort_handle()))
             }
             None => (None, None),
         };
+        let chain = Chain::connect(&cfg.rpc)?;
+        let info = retry_forever("settlement_info", &cfg, || chain.info()).await;
+        let params = info.params;
+        info!(account = %me, rpc = %cfg.rpc, chain_id = params.chain_id, challenger_bond = params.challenger_bond,
+              window_ms = params.challenge_window_ms, clock_ms = params.clock_ms, "challenger starting");
         let models = ModelCache::new(cfg.memory_limit());
         if let Some(d) = &cfg.models_dir {
             models.load_dir(d)?;

@@ -276,7 +276,11 @@ fn run_engine(engine: Engine, l: &Loaded, iters: usize, budget: Duration) -> Res
             let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
             let timing = time(iters, budget, || {
                 let tv: TVec<TValue> = ins.iter().map(|t| t.clone().into_tvalue()).collect();
-                std::hint::black_box(state.run(tv)?);
+                // tract panics on some bad inputs (an out-of-range Gather
+                // index) where our executors return an error.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.run(tv)));
+                let out = run.map_err(|_| anyhow::anyhow!("tract panicked on these inputs (see the message above)"))?;
+                std::hint::black_box(out?);
                 Ok(())
             })?;
             let isa = std::env::var("TRACT_CPU_ISA")
@@ -288,6 +292,14 @@ fn run_engine(engine: Engine, l: &Loaded, iters: usize, budget: Duration) -> Res
     Ok(EngineRun { timing, peak_kb: peak_kb(), base_kb, plan_ms, plan_bytes, note })
 }
 
+/// `--budget-s` as a duration: finite, positive, at most a day.
+fn budget_of(s: f64) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0 && s <= 86_400.0) {
+        anyhow::bail!("--budget-s {s}: expected seconds in (0, 86400]");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 /// Runs `verinfer bench`.
 pub fn bench(args: BenchArgs) -> Result<()> {
     if args.compare {
@@ -295,7 +307,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let model = args.model.as_ref().context("give a model (or --compare)")?;
     let l = load(model, &args.inputs, &args.shapes)?;
-    let budget = Duration::from_secs_f64(args.budget_s);
+    let budget = budget_of(args.budget_s)?;
     if args.compare_one {
         let v = compare_one(model, &args, &l, budget)?;
         println!("{v}");
@@ -402,6 +414,7 @@ fn model_dirs(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn compare(args: &BenchArgs) -> Result<()> {
+    budget_of(args.budget_s)?;
     let root = args.models.clone().unwrap_or_else(|| PathBuf::from("fixtures/models"));
     let exe = std::env::current_exe()?;
     let mut rows = Vec::new();

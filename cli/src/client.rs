@@ -27,7 +27,11 @@ pub struct RpcArgs {
     pub json: bool,
 }
 
+/// The node URL of this invocation, for transport error messages.
+static RPC_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn client(a: &RpcArgs) -> Result<HttpClient> {
+    let _ = RPC_URL.set(a.rpc.clone());
     HttpClientBuilder::default()
         .max_request_size(64 << 20)
         .max_response_size(64 << 20)
@@ -47,7 +51,10 @@ fn rpc_err(e: verinfer_rpc::jsonrpsee::core::ClientError) -> anyhow::Error {
                 None => anyhow::anyhow!("{name} ({}): {}", api.code, api.message),
             }
         }
-        other => anyhow::anyhow!("{other}"),
+        other => {
+            let url = RPC_URL.get().map_or("the node", String::as_str);
+            anyhow::anyhow!("{url} (--rpc / VERINFER_RPC): {other}")
+        }
     }
 }
 
@@ -138,6 +145,11 @@ pub async fn submit(a: SubmitArgs) -> Result<()> {
         let t = npy::read_tensor(&b).with_context(|| format!("input {}", p.display()))?;
         inputs.push(if a.b64 { WireTensor::b64(&t) } else { WireTensor::json(&t) });
     }
+    // Before submitting: a bad --out must not cost an accepted request.
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    }
     let req = SubmitRequest { model_id, inputs, output_encoding: Encoding::B64 };
     let resp = c.submit(req).await.map_err(rpc_err)?;
     let mut outputs = Vec::new();
@@ -145,10 +157,11 @@ pub async fn submit(a: SubmitArgs) -> Result<()> {
         outputs.push(w.decode_output(&format!("outputs[{i}]")).map_err(|e| anyhow::anyhow!("{}", e.message))?);
     }
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)?;
         for (i, t) in outputs.iter().enumerate() {
             let p = dir.join(format!("output_{i}.npy"));
-            std::fs::write(&p, npy::write_tensor(t)).with_context(|| format!("writing {}", p.display()))?;
+            std::fs::write(&p, npy::write_tensor(t)).with_context(|| {
+                format!("request {} was accepted, but writing {} failed", resp.request_id, p.display())
+            })?;
         }
     }
     let receipt = if a.wait { Some(wait_batched(&c, resp.request_id).await?) } else { None };

@@ -31,9 +31,12 @@ pub struct CompileArgs {
     #[arg(long)]
     json: bool,
     /// Limit this process's address space to this many MiB (RLIMIT_AS), so
-    /// a model whose lowering would exhaust memory fails here with an error
-    /// (status 2) instead of taking the machine's memory. The node's
-    /// registration guard sets it.
+    /// a model whose lowering would exhaust memory fails in this process
+    /// instead of taking the machine's memory: with status 2 and an error
+    /// when tract reports the failed allocation, or by an abort when the
+    /// allocation is outside tract's checks. The node's registration guard
+    /// sets it (and answers INVALID_MODEL or INTERNAL respectively). Limits
+    /// below a few hundred MiB leave too little for the binary itself.
     #[arg(long, value_name = "MIB")]
     max_memory_mib: Option<u64>,
 }

@@ -388,6 +388,23 @@ impl NodeConfig {
         if self.rpc.max_batch_len == 0 {
             bail!("rpc.max_batch_len must be positive");
         }
+        // Zero would make the node refuse everything (every request 413 or
+        // 429, every response too large, no subscription).
+        for (name, v) in [
+            ("rpc.max_request_body_bytes", self.rpc.max_request_body_bytes),
+            ("rpc.max_response_body_bytes", self.rpc.max_response_body_bytes),
+            ("rpc.max_connections", self.rpc.max_connections),
+            ("rpc.max_subscriptions_per_connection", self.rpc.max_subscriptions_per_connection),
+        ] {
+            if v == 0 {
+                bail!("{name} must be positive");
+            }
+        }
+        // Each worker is an OS thread with its own arena; thousands only
+        // exhaust memory and thread limits.
+        if self.exec.workers > 1024 {
+            bail!("exec.workers must be at most 1024 (got {}; 0 = one per core)", self.exec.workers);
+        }
         if self.settlement.tick_ms == 0 || self.settlement.tick_ms > DAY_MS {
             bail!("settlement.tick_ms must be in 1..={DAY_MS} (got {})", self.settlement.tick_ms);
         }
@@ -429,6 +446,14 @@ mod tests {
         // Pruning needs finality, which only the embedded settlement knows.
         let c = NodeConfig::from_toml("[settlement]\nenabled = false\nprune_after_ms = 1000\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("prune_after_ms needs the embedded settlement"));
+        for (toml, needle) in [
+            ("[rpc]\nmax_connections = 0\n", "rpc.max_connections must be positive"),
+            ("[rpc]\nmax_request_body_bytes = 0\n", "rpc.max_request_body_bytes must be positive"),
+            ("[exec]\nworkers = 100000\n", "exec.workers must be at most 1024"),
+        ] {
+            let e = NodeConfig::from_toml(toml).unwrap().validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml}: {e}");
+        }
         let c = NodeConfig::from_toml("[batcher]\ninterval_ms = 9223372036854775807\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("batcher.interval_ms must be in 1..=86400000"));
         let round = toml::to_string(&NodeConfig::default()).unwrap();
