@@ -72,18 +72,20 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn verdict_key(batch: u64, index: u64) -> Vec<u8> {
-    let mut k = P_VERDICT.to_vec();
+/// `prefix || batch:u64be || index:u64be`: a key per record.
+fn record_key(prefix: &[u8], batch: u64, index: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
     k.extend_from_slice(&batch.to_be_bytes());
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
 
+fn verdict_key(batch: u64, index: u64) -> Vec<u8> {
+    record_key(P_VERDICT, batch, index)
+}
+
 fn inputs_key(batch: u64, index: u64) -> Vec<u8> {
-    let mut k = P_INPUTS.to_vec();
-    k.extend_from_slice(&batch.to_be_bytes());
-    k.extend_from_slice(&index.to_be_bytes());
-    k
+    record_key(P_INPUTS, batch, index)
 }
 
 fn program_key(root: &verinfer_state::hash::Hash32) -> Vec<u8> {

@@ -274,6 +274,27 @@ where
     }
 }
 
+/// Calls `f` up to `attempts` times while `again` holds for its result,
+/// backing off from `reconnect_min_ms` (doubling, at most
+/// `reconnect_max_ms`); returns the last result.
+async fn retry_while<T, F, Fut>(cfg: &Config, attempts: u32, mut f: F, again: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut delay = cfg.reconnect_min_ms;
+    let mut v = f().await;
+    for _ in 1..attempts {
+        if !again(&v) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        delay = (delay * 2).min(cfg.reconnect_max_ms);
+        v = f().await;
+    }
+    v
+}
+
 impl Shared {
     fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner).spawn(f);
@@ -544,21 +565,14 @@ impl Shared {
         // The body is judged only against the header the referee holds: the
         // explorer's own header is the node's word. The node announces a
         // batch before its post reaches the referee, so wait for it a while.
-        let mut delay = self.cfg.reconnect_min_ms;
-        let mut sb = SettlementBatch::default();
-        for attempt in 1..=8 {
-            match self.chain.settlement_batch(n).await {
-                Ok(b) if b.hash.is_some() => {
-                    sb = b;
-                    break;
-                }
-                Ok(_) | Err(_) if attempt < 8 => {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    delay = (delay * 2).min(self.cfg.reconnect_max_ms);
-                }
-                Ok(_) | Err(_) => {}
-            }
-        }
+        let sb = retry_while(
+            &self.cfg,
+            8,
+            || self.chain.settlement_batch(n),
+            |r| !matches!(r, Ok(SettlementBatch { hash: Some(_), .. })),
+        )
+        .await;
+        let sb = sb.unwrap_or_default();
         let Some(h) = sb.hash else {
             error!(
                 batch = n,
@@ -642,16 +656,13 @@ impl Shared {
             // A failed fetch of the program (the node unreachable for a
             // moment) is retried before the record is written off as
             // unverifiable; a program that does not verify or plan is not.
-            let mut prepared = self.prepared(record.model_id, record.program_root).await;
-            let mut delay = self.cfg.reconnect_min_ms;
-            for _ in 0..5 {
-                if !matches!(prepared, Err(ChallengerError::Rpc { .. })) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                delay = (delay * 2).min(self.cfg.reconnect_max_ms);
-                prepared = self.prepared(record.model_id, record.program_root).await;
-            }
+            let prepared = retry_while(
+                &self.cfg,
+                6,
+                || self.prepared(record.model_id, record.program_root),
+                |r| matches!(r, Err(ChallengerError::Rpc { .. })),
+            )
+            .await;
             Some(match prepared {
                 Ok(p) => {
                     let inputs = entry.inputs.clone();

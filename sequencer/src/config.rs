@@ -231,7 +231,7 @@ impl Default for ExecConfig {
 impl ExecConfig {
     /// [`ExecConfig::max_model_mib`] in bytes, `None` for no limit.
     pub fn memory_limit(&self) -> Option<u64> {
-        (self.max_model_mib > 0).then(|| self.max_model_mib.saturating_mul(1 << 20))
+        verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_model_mib)
     }
 
     /// The worker count to use.

@@ -64,6 +64,15 @@ pub struct PlanOptions {
     pub memory_limit: Option<u64>,
 }
 
+impl PlanOptions {
+    /// A [`PlanOptions::memory_limit`] from a setting in MiB where 0 means
+    /// no limit (the node's `exec.max_model_mib`, the challenger's
+    /// `max_model_mib`).
+    pub fn memory_limit_mib(mib: u64) -> Option<u64> {
+        (mib > 0).then(|| mib.saturating_mul(1 << 20))
+    }
+}
+
 impl Default for PlanOptions {
     fn default() -> Self {
         Self { isa: None, fuse: true, program_root: None, memory_limit: None }
@@ -217,7 +226,6 @@ impl Plan {
             None => Kernels::from_env().map_err(|e| bad("-", e))?,
         };
         let limit = opts.memory_limit.unwrap_or(u64::MAX);
-        let over = |what: String, bytes: u64| ProverError::ResourceLimit { what, bytes, limit };
         // Values first: kernel selection sizes tables by them.
         program.check_value_bytes(limit)?;
         let program_root = opts.program_root.unwrap_or_else(|| program.root());
@@ -305,7 +313,8 @@ impl Plan {
         let workspace_bytes = (plain.arena_len.max(traced.arena_len) as u64 + scratch_len as u64 + 32) * 4;
         let plan_bytes = workspace_bytes.saturating_add(packed_bytes as u64);
         if plan_bytes > limit {
-            return Err(over("the plan (packed constants, arena and scratch)".into(), plan_bytes));
+            let what = "the plan (packed constants, arena and scratch)".into();
+            return Err(ProverError::ResourceLimit { what, bytes: plan_bytes, limit });
         }
         let mut plan = Self {
             kern,

@@ -88,10 +88,8 @@ impl Groups {
 
     /// Offset of reduced position `t < n` from its group's base.
     pub fn offset(&self, t: u64) -> u64 {
-        match self.table.get(t as usize) {
-            Some(&o) if self.table.len() as u64 == self.n => o,
-            _ => self.compute_offset(t),
-        }
+        // The table is either complete or empty.
+        self.table.get(t as usize).copied().unwrap_or_else(|| self.compute_offset(t))
     }
 
     /// Every offset, in step order. Executors call this once per node, with

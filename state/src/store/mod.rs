@@ -73,7 +73,7 @@ pub use rocks::RocksKv;
 
 use crate::batch::{
     BatchBody, BatchHeader, BodyEntry, BodyError, FIRST_BATCH, GENESIS_PARENT, Inclusion, InclusionError,
-    MAX_BATCH_RECORDS, SealedRecords, check_records,
+    MAX_BATCH_RECORDS, SealedRecords,
 };
 use crate::codec::{DecodeError, Malformed, Message, decode, encode};
 use crate::hash::Hash32;
@@ -1142,6 +1142,7 @@ impl<K: KvStore> Store<K> {
     /// recomputing every body's roots. Linear in the store's size: for
     /// tests, recovery drills and an operator's `fsck`, not the hot path.
     pub fn fsck(&self) -> Result<ChainSummary, StoreError> {
+        let pruned_through = self.pruned().through_batch;
         let mut expected_number = FIRST_BATCH;
         let mut parent: Option<BatchHeader> = None;
         let mut next_seq = 0u64;
@@ -1160,26 +1161,14 @@ impl<K: KvStore> Store<K> {
             }
             // A pruned batch has its records but no inputs: check what the
             // header commits to through the records alone.
-            let pruned = h.number <= self.pruned().through_batch;
+            let pruned = h.number <= pruned_through;
             let body = if pruned {
                 let mut entries = Vec::with_capacity(h.record_count.min(MAX_BATCH_RECORDS) as usize);
                 for item in self.records_in_batch(h.number, 0)? {
                     entries.push(BodyEntry { record: item?.1, inputs: Vec::new() });
                 }
                 let body = BatchBody { entries };
-                let bad = |source| Corruption::Body { number: h.number, source };
-                if body.entries.len() as u64 != h.record_count {
-                    return Err(bad(BodyError::CountMismatch {
-                        body: body.entries.len() as u64,
-                        header: h.record_count,
-                    })
-                    .into());
-                }
-                check_records(body.records()).map_err(bad)?;
-                let computed = body.tree()?.root();
-                if computed != h.records_root {
-                    return Err(bad(BodyError::RootMismatch { expected: h.records_root, computed }).into());
-                }
+                body.verify_records(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
                 body
             } else {
                 let body = self.body(h.number)?.ok_or(Corruption::MissingBody { number: h.number })?;
