@@ -54,7 +54,8 @@ pub enum Engine {
 /// Arguments of `verinfer bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The ONNX model (not with `--compare`).
+    /// The ONNX model (not with `--compare`, which takes `--models DIR`).
+    #[arg(conflicts_with = "compare")]
     model: Option<PathBuf>,
     /// Input `.npy` files, in the model's input order.
     #[arg(long = "input", short = 'i', value_name = "FILE.npy", num_args = 1..)]
@@ -417,8 +418,12 @@ fn compare(args: &BenchArgs) -> Result<()> {
     budget_of(args.budget_s)?;
     let root = args.models.clone().unwrap_or_else(|| PathBuf::from("fixtures/models"));
     let exe = std::env::current_exe()?;
+    let dirs = model_dirs(&root)?;
+    if dirs.is_empty() {
+        bail!("--models {}: no model directories in it (each needs a model.onnx and input_*.npy)", root.display());
+    }
     let mut rows = Vec::new();
-    for dir in model_dirs(&root)? {
+    for dir in dirs {
         let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {

@@ -61,3 +61,37 @@ fn bench_times_other_engines() {
         assert!(v["median_ms"].as_f64().is_some(), "{engine}: {v}");
     }
 }
+
+#[test]
+fn bench_names_the_input_when_a_file_has_the_wrong_rank() {
+    let dir = root().join("fixtures/models");
+    let out = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .arg("bench")
+        .arg(dir.join("lenet5/model.onnx"))
+        .arg("--input")
+        .arg(dir.join("mlp/input_0.npy"))
+        .output()
+        .expect("spawn verinfer");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input \"input\" is declared with shape [1, 1, 28, 28], but the shape given has rank 2: [1, 784]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compare_refuses_an_empty_models_dir_and_a_model_argument() {
+    let empty = std::env::temp_dir().join(format!("verinfer-bench-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let run =
+        |args: &[&std::ffi::OsStr]| Command::new(env!("CARGO_BIN_EXE_verinfer")).args(args).output().expect("spawn");
+    let out = run(&["bench".as_ref(), "--compare".as_ref(), "--models".as_ref(), empty.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model directories"), "{out:?}");
+    // A directory given as MODEL used to be ignored in favour of the default.
+    let out = run(&["bench".as_ref(), "--compare".as_ref(), empty.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&empty);
+}

@@ -47,6 +47,23 @@ pub enum ProverError {
         /// The shape as tract reports it.
         shape: String,
     },
+    /// A shape was given whose rank differs from the one the model declares
+    /// for that input.
+    #[error(
+        "model {model}: input {input:?} is declared with shape {declared}, but the shape given has rank {rank}: {given}"
+    )]
+    InputRank {
+        /// Model name.
+        model: String,
+        /// Input name.
+        input: String,
+        /// The shape the model declares (symbols by name).
+        declared: String,
+        /// The shape given.
+        given: String,
+        /// Its rank.
+        rank: usize,
+    },
     /// A shape was given for an input the model does not have.
     #[error("model {model}: no input named {input:?} (inputs: {known})")]
     UnknownInput {

@@ -77,8 +77,10 @@ pub fn load_model(onnx: &[u8], opts: &LoadOptions) -> Result<Model, ProverError>
     let name = if opts.name.is_empty() { "model".to_string() } else { opts.name.clone() };
     let typed = catch_unwind(AssertUnwindSafe(|| typed_model(onnx, &name, opts)))
         .map_err(|p| frontend_err(&name, format!("tract panicked: {}", panic_message(p))))??;
+    let (typed, overridden) = typed;
     let program = catch_unwind(AssertUnwindSafe(|| lower(&typed, &name)))
-        .map_err(|p| frontend_err(&name, format!("lowering panicked: {}", panic_message(p))))??;
+        .map_err(|p| frontend_err(&name, format!("lowering panicked: {}", panic_message(p))))?
+        .map_err(|e| noted(e, &overridden))?;
     program.validate()?;
     let program_root = program.root();
     Ok(Model { name, model_id: model_id(onnx), program, program_root })
@@ -106,7 +108,9 @@ fn to_tract_tensor(t: &Tensor) -> tract_onnx::prelude::Tensor {
     }
 }
 
-fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel, ProverError> {
+/// tract's decluttered model for the given shapes, and the notes of
+/// [`noted`].
+fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<(TypedModel, Vec<String>), ProverError> {
     let fw = tract_onnx::onnx();
     let mut proto = fw
         .proto_model_for_read(&mut &onnx[..])
@@ -126,10 +130,36 @@ fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel
             });
         }
     }
+    // Declared dims a given shape overrides. tract takes the given shape in
+    // place of the declared one, so a differing dim is legal (a batch size
+    // a model pinned to 1, say) until analysis finds it inconsistent; the
+    // analysis error then names a node, not the input, so it gets a note.
+    let mut overridden = Vec::new();
     for (i, input) in names.iter().enumerate() {
         let fact = model.input_fact(i).map_err(|e| frontend_err(name, e))?.clone();
         let given = opts.shapes.iter().find(|(n, _)| n == input).map(|(_, s)| s).or(opts.positional_shapes.get(i));
         if let Some(shape) = given {
+            let declared = || {
+                let dims: Vec<String> =
+                    fact.shape.dims().map(|d| d.concretize().map_or("?".into(), |d| d.to_string())).collect();
+                format!("[{}]", dims.join(", "))
+            };
+            let given = || format!("{shape:?}");
+            if !fact.shape.is_open() && fact.shape.dims().count() != shape.len() {
+                return Err(ProverError::InputRank {
+                    model: name.into(),
+                    input: input.clone(),
+                    declared: declared(),
+                    given: given(),
+                    rank: shape.len(),
+                });
+            }
+            let differs = fact.shape.dims().zip(shape).any(|(d, &g)| {
+                d.concretize().and_then(|d| d.to_i64().ok()).is_some_and(|d| u64::try_from(d).ok() != Some(g))
+            });
+            if differs {
+                overridden.push(format!("input {input:?} is declared {} and was given {}", declared(), given()));
+            }
             let dt = fact.datum_type.concretize().unwrap_or(DatumType::F32);
             let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
             model.set_input_fact(i, InferenceFact::dt_shape(dt, dims)).map_err(|e| frontend_err(name, e))?;
@@ -144,8 +174,25 @@ fn typed_model(onnx: &[u8], name: &str, opts: &LoadOptions) -> Result<TypedModel
             }
         }
     }
-    let typed = model.into_typed().map_err(|e| frontend_err(name, format!("{e:#}")))?;
-    typed.into_decluttered().map_err(|e| frontend_err(name, format!("{e:#}")))
+    let typed = model.into_typed().map_err(|e| noted(frontend_err(name, format!("{e:#}")), &overridden))?;
+    let typed = typed.into_decluttered().map_err(|e| noted(frontend_err(name, format!("{e:#}")), &overridden))?;
+    Ok((typed, overridden))
+}
+
+/// Appends to a load error the declared input dims the given shapes
+/// overrode: the likeliest cause when analysis or lowering then fails.
+fn noted(e: ProverError, overridden: &[String]) -> ProverError {
+    if overridden.is_empty() {
+        return e;
+    }
+    let note = format!(" (note: {})", overridden.join("; "));
+    match e {
+        ProverError::Frontend { model, message } => ProverError::Frontend { model, message: message + &note },
+        ProverError::UnsupportedDType { model, node, why } => {
+            ProverError::UnsupportedDType { model, node, why: why + &note }
+        }
+        e => e,
+    }
 }
 
 /// Moves named graph inputs into initializers.

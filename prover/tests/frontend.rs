@@ -115,3 +115,35 @@ fn constant_inputs_are_frozen() {
     let ex = verinfer_prover::execute(&m.program, &[x]).expect("run");
     assert_eq!(ex.outputs[0].as_f32().expect("f32"), &[6.0, 15.0]);
 }
+
+#[test]
+fn a_shape_of_the_wrong_rank_names_the_input_and_both_shapes() {
+    let bytes = relu_model(&[Dim::Fixed(2), Dim::Sym("n".into())]);
+    let mut o = opts("m");
+    // Positional shapes are what `verinfer run` takes from its `.npy` files.
+    o.positional_shapes = vec![vec![6]];
+    let err = load_model(&bytes, &o).expect_err("rank");
+    assert!(matches!(&err, ProverError::InputRank { input, rank: 1, .. } if input == "x"), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "model m: input \"x\" is declared with shape [2, n], but the shape given has rank 1: [6]"
+    );
+}
+
+#[test]
+fn an_inconsistent_override_of_a_declared_dim_is_noted_in_the_error() {
+    // Adding a [2, 3] weight pins the first dim, so overriding the input's
+    // fails in tract's analysis; the error says which given shape caused it.
+    let dims = [Dim::Fixed(2), Dim::Fixed(3)];
+    let w = Tensor::from_f32(vec![2, 3], vec![1.0; 6]).unwrap();
+    let bytes = OnnxBuilder::new(17)
+        .input("x", DType::F32, &dims)
+        .initializer("w", &w)
+        .node("Add", &["x", "w"], &["y"], &[])
+        .output("y", DType::F32, &dims)
+        .build();
+    let mut o = opts("m");
+    o.shapes = vec![("x".into(), vec![4, 3])];
+    let err = load_model(&bytes, &o).expect_err("override");
+    assert!(err.to_string().ends_with("(note: input \"x\" is declared [2, 3] and was given [4, 3])"), "{err}");
+}

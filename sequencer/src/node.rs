@@ -318,7 +318,9 @@ pub fn model_error(e: ProverError) -> ApiError {
         ProverError::UnsupportedDType { .. } | ProverError::OpDType { .. } => {
             ApiError::new(codes::UNSUPPORTED_OP, e.to_string())
         }
-        ProverError::UnknownInput { .. } => ApiError::new(codes::INVALID_MODEL, format!("input_shapes: {e}")),
+        ProverError::UnknownInput { .. } | ProverError::InputRank { .. } => {
+            ApiError::new(codes::INVALID_MODEL, format!("input_shapes: {e}"))
+        }
         ProverError::ResourceLimit { .. } => {
             ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_mib)"))
         }
