@@ -23,6 +23,7 @@ pub mod exec;
 pub mod fault;
 pub mod metrics;
 pub mod node;
+pub mod params;
 pub mod server;
 pub mod settlement;
 pub mod settlement_rpc;

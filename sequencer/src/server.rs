@@ -315,7 +315,49 @@ pub struct Shared {
     limiter: Option<Arc<RateLimiter>>,
     metrics: Arc<Metrics>,
     methods: HashSet<String>,
+    /// Subscribe and unsubscribe methods: they need a WebSocket.
+    streaming: HashSet<String>,
     max_response: usize,
+}
+
+/// Marks a call that arrived as a plain HTTP request (not a WebSocket
+/// upgrade). jsonrpsee copies the HTTP request's extensions into every call
+/// it carries, which is how [`Guard`] learns the transport.
+#[derive(Clone, Copy, Debug)]
+struct PlainHttp;
+
+/// The HTTP layer that inserts [`PlainHttp`].
+#[derive(Clone, Copy, Debug)]
+struct MarkTransport;
+
+impl<S> tower::Layer<S> for MarkTransport {
+    type Service = MarkTransportService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MarkTransportService(inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct MarkTransportService<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for MarkTransportService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if !jsonrpsee::server::ws::is_upgrade_request(&req) {
+            req.extensions_mut().insert(PlainHttp);
+        }
+        self.0.call(req)
+    }
 }
 
 /// The RPC middleware.
@@ -331,14 +373,22 @@ impl<S> Guard<S> {
     }
 }
 
-fn rewrite_invalid_params(method: &str, id: jsonrpsee::types::Id<'static>, rp: MethodResponse) -> MethodResponse {
+/// Prefixes an INVALID_PARAMS message with the method, and names the
+/// parameter at fault where jsonrpsee did not ([`crate::params`]).
+fn rewrite_invalid_params(
+    method: &str,
+    id: jsonrpsee::types::Id<'static>,
+    params: Option<&serde_json::value::RawValue>,
+    rp: MethodResponse,
+) -> MethodResponse {
     if rp.as_error_code() != Some(codes::INVALID_PARAMS) || rp.is_subscription() {
         return rp;
     }
     let data = serde_json::from_str::<serde_json::Value>(rp.as_json().get())
         .ok()
         .and_then(|v| v.pointer("/error/data").and_then(|d| d.as_str().map(str::to_string)));
-    match data {
+    let located = crate::params::of(method).and_then(|names| crate::params::locate(names, params));
+    match located.or(data) {
         Some(d) => MethodResponse::error(
             id,
             ErrorObjectOwned::owned(codes::INVALID_PARAMS, format!("{method} params: {d}"), Some(d)),
@@ -367,7 +417,29 @@ where
         let id = req.id.clone().into_owned();
         let shared = self.shared.clone();
         let inner = self.inner.clone();
+        // jsonrpsee answers a subscription over HTTP with a bare internal
+        // error; say what is wrong and what to do instead (geth answers the
+        // same mistake with -32601 too).
+        let needs_ws = req.extensions().get::<PlainHttp>().is_some() && shared.streaming.contains(&method);
+        // Kept to name a failing parameter; borrowed from the request body
+        // (a copy only for the few, small, listed methods).
+        let params = crate::params::of(&method).and(req.params.clone());
         async move {
+            if needs_ws {
+                shared.metrics.rpc_requests.with_label_values(&[&method, "error"]).inc();
+                shared.metrics.rpc_errors.with_label_values(&[&codes::METHOD_NOT_FOUND.to_string()]).inc();
+                return MethodResponse::error(
+                    id,
+                    ErrorObjectOwned::owned(
+                        codes::METHOD_NOT_FOUND,
+                        format!(
+                            "{method} works only over a WebSocket (ws:// on this same port): \
+                             HTTP cannot carry subscription notifications"
+                        ),
+                        None::<()>,
+                    ),
+                );
+            }
             if let Some(l) = &shared.limiter
                 && let Err(ms) = l.try_take()
             {
@@ -380,7 +452,7 @@ where
             }
             let t0 = std::time::Instant::now();
             let rp = inner.call(req).await;
-            let rp = rewrite_invalid_params(&method, id, rp);
+            let rp = rewrite_invalid_params(&method, id, params.as_deref(), rp);
             shared.metrics.rpc_latency.with_label_values(&[&method]).observe(t0.elapsed().as_secs_f64());
             let outcome = if rp.is_error() { "error" } else { "ok" };
             shared.metrics.rpc_requests.with_label_values(&[&method, outcome]).inc();
@@ -460,10 +532,24 @@ pub async fn start(
         module.merge(extra).map_err(|e| anyhow::anyhow!("extra RPC methods: {e}"))?;
     }
     let methods: HashSet<String> = module.method_names().map(str::to_string).collect();
+    let streaming = methods
+        .iter()
+        .filter(|m| {
+            matches!(
+                module.method(m),
+                Some(
+                    jsonrpsee::server::MethodCallback::Subscription(_)
+                        | jsonrpsee::server::MethodCallback::Unsubscription(_)
+                )
+            )
+        })
+        .cloned()
+        .collect();
     let shared = Arc::new(Shared {
         limiter: RateLimiter::new(cfg.rate_limit_per_s, cfg.rate_limit_burst),
         metrics: node.metrics.clone(),
         methods,
+        streaming,
         max_response: cfg.max_response_body_bytes as usize,
     });
     let server_cfg = ServerConfig::builder()
@@ -474,7 +560,7 @@ pub async fn start(
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
         .build();
     let rpc_mw = RpcServiceBuilder::new().layer_fn(move |inner| Guard { inner, shared: shared.clone() });
-    let http_mw = tower::ServiceBuilder::new().option_layer(cors(&cfg.cors_origins));
+    let http_mw = tower::ServiceBuilder::new().option_layer(cors(&cfg.cors_origins)).layer(MarkTransport);
     let server = Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http_mw)

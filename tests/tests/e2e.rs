@@ -287,6 +287,16 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     assert_eq!(r.json()["error"]["code"].as_i64(), Some(codes::PARSE_ERROR as i64), "malformed JSON: {}", r.body);
     let r = raw_post(addr, br#"{"jsonrpc":"2.0","id":1,"method":"infer_nope","params":[]}"#, "").await.unwrap();
     assert_eq!(r.json()["error"]["code"].as_i64(), Some(codes::METHOD_NOT_FOUND as i64));
+    // Subscriptions over plain HTTP say they need a WebSocket (jsonrpsee
+    // alone answers a bare -32603), in a batch too.
+    for method in ["explorer_subscribeBatches", "infer_unsubscribeStatus"] {
+        let body = json!([{"jsonrpc": "2.0", "id": 7, "method": method, "params": []}]).to_string();
+        let r = raw_post(addr, body.as_bytes(), "").await.unwrap();
+        let e = &r.json()[0]["error"];
+        assert_eq!(e["code"].as_i64(), Some(codes::METHOD_NOT_FOUND as i64), "{method}: {}", r.body);
+        let msg = e["message"].as_str().unwrap_or("");
+        assert!(msg.starts_with(&format!("{method} works only over a WebSocket")), "{method}: {msg}");
+    }
     let big = vec![b' '; 5 << 20];
     let r = raw_post(addr, &big, "").await.unwrap();
     assert!(

@@ -164,6 +164,24 @@ async fn settlement_methods_and_their_errors() {
     let inc = receipt.inclusion.clone().unwrap();
     wait_posted(&c, inc.batch).await;
 
+    // A parameter of the wrong type is named, for every method with scalar
+    // parameters (jsonrpsee alone does not say which one failed).
+    for (method, names) in verinfer_sequencer::params::METHODS {
+        let params = vec![Value::Bool(true); names.len()];
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let r = raw_post(node.running().rpc_addr, body.to_string().as_bytes(), "").await.unwrap();
+        let v = r.json();
+        assert_eq!(v["error"]["code"].as_i64(), Some(codes::INVALID_PARAMS as i64), "{method}: {}", r.body);
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        let want = format!("{method} params: {}: invalid type: boolean `true`, expected ", names[0].0);
+        assert!(msg.starts_with(&want), "{method}: {msg}");
+        assert!(!msg.contains(" at line "), "{method}: {msg}");
+    }
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"settlement_recordStatus","params":[1,"x"]}"#;
+    let r = raw_post(node.running().rpc_addr, body.as_bytes(), "").await.unwrap();
+    let msg = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    assert_eq!(msg, r#"settlement_recordStatus params: index: invalid type: string "x", expected u64"#);
+
     let e = api_err(c.account("0x12".into()).await.unwrap_err());
     assert_eq!(e.code, codes::INVALID_ARGUMENT);
     assert!(e.message.starts_with("account:"), "{}", e.message);
