@@ -21,6 +21,7 @@
 pub mod config;
 pub mod exec;
 pub mod fault;
+pub mod ids;
 pub mod metrics;
 pub mod node;
 pub mod params;

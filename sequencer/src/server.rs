@@ -560,7 +560,10 @@ pub async fn start(
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
         .build();
     let rpc_mw = RpcServiceBuilder::new().layer_fn(move |inner| Guard { inner, shared: shared.clone() });
-    let http_mw = tower::ServiceBuilder::new().option_layer(cors(&cfg.cors_origins)).layer(MarkTransport);
+    let http_mw = tower::ServiceBuilder::new()
+        .option_layer(cors(&cfg.cors_origins))
+        .layer(MarkTransport)
+        .layer(crate::ids::FixIds);
     let server = Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http_mw)

@@ -287,6 +287,26 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     assert_eq!(r.json()["error"]["code"].as_i64(), Some(codes::PARSE_ERROR as i64), "malformed JSON: {}", r.body);
     let r = raw_post(addr, br#"{"jsonrpc":"2.0","id":1,"method":"infer_nope","params":[]}"#, "").await.unwrap();
     assert_eq!(r.json()["error"]["code"].as_i64(), Some(codes::METHOD_NOT_FOUND as i64));
+    // Ids jsonrpsee does not take: a number that is not a u64 is answered
+    // with the caller's id (jsonrpsee alone answers `null` and runs nothing);
+    // a boolean id is an Invalid Request, and the rest of its batch runs.
+    for id in [json!(-1), json!(1.5), json!(-9_000_000_000_000_000_000.0)] {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "explorer_head", "params": []}).to_string();
+        let r = raw_post(addr, body.as_bytes(), "").await.unwrap();
+        assert_eq!(r.json()["id"], id, "{}", r.body);
+        assert!(r.json()["result"].is_object(), "{}", r.body);
+    }
+    let body = json!([
+        {"jsonrpc": "2.0", "id": true, "method": "explorer_head", "params": []},
+        {"jsonrpc": "2.0", "id": -2, "method": "explorer_head", "params": []},
+    ]);
+    let r = raw_post(addr, body.to_string().as_bytes(), "").await.unwrap();
+    let v = r.json();
+    let (good, bad) = (&v[0], &v[1]);
+    assert_eq!((good["id"].as_i64(), good["result"].is_object()), (Some(-2), true), "{}", r.body);
+    assert_eq!(bad["error"]["code"].as_i64(), Some(codes::INVALID_REQUEST as i64), "{}", r.body);
+    assert!(bad["id"].is_null());
+
     // Subscriptions over plain HTTP say they need a WebSocket (jsonrpsee
     // alone answers a bare -32603), in a batch too.
     for method in ["explorer_subscribeBatches", "infer_unsubscribeStatus"] {
