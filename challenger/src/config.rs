@@ -65,6 +65,11 @@ pub struct Config {
     /// 0 = no limit. Its records are then left unchecked, with an error in
     /// the log.
     pub max_model_mib: u64,
+    /// Refuse to plan a model program whose one run takes more than this
+    /// many million fold steps (about its multiply-adds; mobilenetv2 takes
+    /// 320), so a costly program cannot stall re-execution; 0 = no limit.
+    /// Its records are then left unchecked, with an error in the log.
+    pub max_model_msteps: u64,
 }
 
 impl Default for Config {
@@ -88,6 +93,7 @@ impl Default for Config {
             log_format: "plain".into(),
             log_filter: "info".into(),
             max_model_mib: 2048,
+            max_model_msteps: 100_000,
         }
     }
 }
@@ -152,6 +158,11 @@ impl Config {
     /// [`Config::max_model_mib`] in bytes, `None` for no limit.
     pub fn memory_limit(&self) -> Option<u64> {
         verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_model_mib)
+    }
+
+    /// [`Config::max_model_msteps`] in steps, `None` for no limit.
+    pub fn step_limit(&self) -> Option<u64> {
+        verinfer_prover::fast::PlanOptions::step_limit_m(self.max_model_msteps)
     }
 
     /// The WebSocket URL of the node.

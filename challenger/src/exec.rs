@@ -24,11 +24,13 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Plans `program`, refusing it (`ProverError::ResourceLimit`) if its
-    /// plan would need more than `memory_limit` bytes: the program comes
-    /// from the node, which may be the party being checked.
-    pub fn new(program: Program, memory_limit: Option<u64>) -> Result<Self> {
-        let plan = Plan::with_options(&program, &PlanOptions { memory_limit, ..Default::default() })?;
+    /// Plans `program`, refusing it if its plan would need more than
+    /// `opts.memory_limit` bytes (`ProverError::ResourceLimit`) or one run
+    /// more than `opts.step_limit` fold steps (`ProverError::ComputeLimit`):
+    /// the program comes from the node, which may be the party being
+    /// checked.
+    pub fn new(program: Program, opts: &PlanOptions) -> Result<Self> {
+        let plan = Plan::with_options(&program, opts)?;
         Ok(Self { program: Arc::new(program), plan, pool: Mutex::new(Vec::new()) })
     }
 
@@ -55,19 +57,22 @@ impl Prepared {
 #[derive(Debug, Default)]
 pub struct ModelCache {
     by_root: Mutex<HashMap<Hash32, Arc<Prepared>>>,
-    /// Plans above this many bytes are refused (`Config::max_model_mib`).
-    pub memory_limit: Option<u64>,
+    /// How programs are planned: plans above `memory_limit` bytes
+    /// (`Config::max_model_mib`) or `step_limit` steps per run
+    /// (`Config::max_model_msteps`) are refused.
+    pub plan_options: PlanOptions,
 }
 
 impl ModelCache {
-    /// An empty cache that refuses plans above `memory_limit` bytes.
-    pub fn new(memory_limit: Option<u64>) -> Self {
-        Self { by_root: Mutex::default(), memory_limit }
+    /// An empty cache that refuses plans above `memory_limit` bytes or
+    /// `step_limit` fold steps per run.
+    pub fn new(memory_limit: Option<u64>, step_limit: Option<u64>) -> Self {
+        Self { by_root: Mutex::default(), plan_options: PlanOptions { memory_limit, step_limit, ..Default::default() } }
     }
 
-    /// Plans `program` within this cache's memory limit.
+    /// Plans `program` within this cache's limits.
     pub fn plan(&self, program: Program) -> Result<Prepared> {
-        Prepared::new(program, self.memory_limit)
+        Prepared::new(program, &self.plan_options)
     }
 
     /// The prepared program for `root`, if cached.
@@ -111,5 +116,32 @@ impl ModelCache {
             return Err(ChallengerError::Config(format!("{}: no loadable */model.onnx", dir.display())));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mlp() -> Program {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/mlp/model.onnx");
+        let bytes = std::fs::read(path).expect("fixture");
+        verinfer_prover::load_model(&bytes, &Default::default()).expect("loads").program
+    }
+
+    #[test]
+    fn programs_above_the_step_or_memory_limit_are_refused() {
+        let steps = mlp().steps().expect("steps");
+        let refused = ModelCache::new(None, Some(steps - 1)).plan(mlp()).expect_err("above the step limit");
+        assert!(
+            matches!(refused, ChallengerError::Prover(verinfer_prover::ProverError::ComputeLimit { .. })),
+            "{refused}"
+        );
+        let refused = ModelCache::new(Some(1024), None).plan(mlp()).expect_err("above the memory limit");
+        assert!(
+            matches!(refused, ChallengerError::Prover(verinfer_prover::ProverError::ResourceLimit { .. })),
+            "{refused}"
+        );
+        ModelCache::new(Some(64 << 20), Some(steps)).plan(mlp()).expect("within both");
     }
 }

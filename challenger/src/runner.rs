@@ -188,7 +188,7 @@ impl RunningChallenger {
         let params = info.params;
         info!(account = %me, rpc = %cfg.rpc, chain_id = params.chain_id, challenger_bond = params.challenger_bond,
               window_ms = params.challenge_window_ms, clock_ms = params.clock_ms, "challenger starting");
-        let models = ModelCache::new(cfg.memory_limit());
+        let models = ModelCache::new(cfg.memory_limit(), cfg.step_limit());
         if let Some(d) = &cfg.models_dir {
             models.load_dir(d)?;
         }
@@ -621,8 +621,8 @@ impl Shared {
             None => self.chain.program(model_id, root).await?,
         };
         let nodes = program.nodes.len();
-        let limit = self.models.memory_limit;
-        let p = tokio::task::spawn_blocking(move || Prepared::new(program, limit))
+        let opts = self.models.plan_options.clone();
+        let p = tokio::task::spawn_blocking(move || Prepared::new(program, &opts))
             .await
             .map_err(|e| ChallengerError::Db(format!("planning task: {e}")))??;
         let p = Arc::new(p);

@@ -113,6 +113,15 @@ pub enum ProverError {
         /// The limit.
         limit: u64,
     },
+    /// A program needs more fold steps per inference than allowed
+    /// ([`crate::fast::PlanOptions::step_limit`]).
+    #[error("one inference needs about {steps} fold steps (multiply-adds and the like), above the limit of {limit}")]
+    ComputeLimit {
+        /// Steps one inference needs ([`crate::program::Program::steps`]).
+        steps: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A data-dependent failure during execution (e.g. a gather index out of
     /// range): the request is invalid and gets no record.
     #[error("node {node:?} ({op}): {why}")]

@@ -655,6 +655,33 @@ impl Program {
         Ok(())
     }
 
+    /// About how many fold steps one inference takes: for every node, its
+    /// output elements times the steps of a typical element (the most of
+    /// the first, middle and last; at least 1). A measure of compute that
+    /// is the same on every machine (a multiply-add is one step), used to
+    /// refuse programs too costly to serve or to re-execute. Saturates.
+    /// Call on a validated program.
+    pub fn steps(&self) -> Result<u64, ProverError> {
+        let mut total = 0u64;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let fold = crate::ops::fold_for(&n.op, &self.node_input_types(i), &n.output)?;
+            let numel = checked_numel(&n.output.shape).unwrap_or(u64::MAX);
+            let last = numel.saturating_sub(1);
+            let per = [0, last / 2, last].into_iter().map(|e| fold.steps(e)).max().unwrap_or(0).max(1);
+            total = total.saturating_add(numel.saturating_mul(per));
+        }
+        Ok(total)
+    }
+
+    /// Refuses a program whose [`Program::steps`] exceed `limit`.
+    pub fn check_steps(&self, limit: u64) -> Result<(), ProverError> {
+        let steps = self.steps()?;
+        if steps > limit {
+            return Err(ProverError::ComputeLimit { steps, limit });
+        }
+        Ok(())
+    }
+
     /// Leaf 0.
     pub fn header_leaf(&self) -> Hash32 {
         ProgramHeader::of(self).leaf()

@@ -1194,3 +1194,37 @@ fn memory_limit_refuses_before_allocating() {
     let mut plan = Plan::with_options(&model.program, &roomy).expect("plan within the limit");
     assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
 }
+
+/// The compute measure: a Gemm's steps are its multiply-adds; the corpus
+/// models' totals are pinned (they are the same on every machine); a step
+/// limit refuses a program above it and plans one at it.
+#[test]
+fn step_counts_measure_compute_and_the_step_limit_refuses_above_it() {
+    use verinfer_prover::ProverError;
+    let mut got = Vec::new();
+    for name in ["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"] {
+        let (model, _) = model_inputs(name);
+        let t = std::time::Instant::now();
+        let steps = model.program.steps().expect("steps");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{name}: counting is cheap");
+        got.push((name, steps));
+    }
+    let want = [
+        ("mlp", 235_530),
+        ("lenet5", 435_850),
+        ("mobilenetv2", 319_945_352),
+        ("gpt2", 12_243_024),
+        ("bert_tiny", 8_018_928),
+    ];
+    assert_eq!(got, want);
+    let (model, inputs) = model_inputs("lenet5");
+    let steps = model.program.steps().expect("steps");
+    let tight = PlanOptions { step_limit: Some(steps - 1), ..Default::default() };
+    match Plan::with_options(&model.program, &tight) {
+        Err(ProverError::ComputeLimit { steps: s, limit }) => assert_eq!((s, limit), (steps, steps - 1)),
+        other => panic!("expected ComputeLimit, got {:?}", other.map(|p| p.stats().clone())),
+    }
+    let exact = PlanOptions { step_limit: Some(steps), ..Default::default() };
+    let mut plan = Plan::with_options(&model.program, &exact).expect("plan at the limit");
+    assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
+}

@@ -27,6 +27,7 @@
 //! [exec]
 //! workers = 0                        # 0 = one per core
 //! max_model_mib = 2048               # refuse models whose plan needs more; 0 = no limit
+//! max_model_msteps = 100000          # refuse models whose inference takes more million steps; 0 = no limit
 //!
 //! [batcher]
 //! max_records = 4096                 # seal when this many are pending…
@@ -220,11 +221,16 @@ pub struct ExecConfig {
     /// 0 = no limit. Each worker holds its own arena, so a model can take
     /// up to `workers ×` this.
     pub max_model_mib: u64,
+    /// Refuse to register a model whose one inference takes more than this
+    /// many million fold steps (about its multiply-adds; mobilenetv2 takes
+    /// 320); 0 = no limit. Each request occupies a worker for its whole
+    /// run, so this bounds how long one request can hold one.
+    pub max_model_msteps: u64,
 }
 
 impl Default for ExecConfig {
     fn default() -> Self {
-        Self { workers: 0, cross_check_folding: true, max_model_mib: 2048 }
+        Self { workers: 0, cross_check_folding: true, max_model_mib: 2048, max_model_msteps: 100_000 }
     }
 }
 
@@ -232,6 +238,14 @@ impl ExecConfig {
     /// [`ExecConfig::max_model_mib`] in bytes, `None` for no limit.
     pub fn memory_limit(&self) -> Option<u64> {
         verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_model_mib)
+    }
+
+    /// Both model limits.
+    pub fn limits(&self) -> crate::exec::Limits {
+        crate::exec::Limits {
+            memory: self.memory_limit(),
+            steps: verinfer_prover::fast::PlanOptions::step_limit_m(self.max_model_msteps),
+        }
     }
 
     /// The worker count to use.
@@ -441,8 +455,9 @@ mod tests {
         assert_eq!(c.metrics.listen, None);
         assert!(NodeConfig::from_toml("[rpc]\nbogus = 1\n").is_err());
         assert_eq!(c.exec.memory_limit(), Some(2048 << 20));
-        let unlimited = NodeConfig::from_toml("[exec]\nmax_model_mib = 0\n").unwrap();
-        assert_eq!(unlimited.exec.memory_limit(), None);
+        assert_eq!(c.exec.limits().steps, Some(100_000_000_000));
+        let unlimited = NodeConfig::from_toml("[exec]\nmax_model_mib = 0\nmax_model_msteps = 0\n").unwrap();
+        assert_eq!(unlimited.exec.limits(), crate::exec::Limits::default());
         // Pruning needs finality, which only the embedded settlement knows.
         let c = NodeConfig::from_toml("[settlement]\nenabled = false\nprune_after_ms = 1000\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("prune_after_ms needs the embedded settlement"));

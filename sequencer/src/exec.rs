@@ -27,21 +27,33 @@ pub trait Executor: Send + Sync + 'static {
     fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError>;
     /// Prepares `program`, or refuses it with
     /// [`ProverError::ResourceLimit`] if it would need more than
-    /// `memory_limit` bytes, before allocating that memory. The node calls
-    /// this with its `exec.max_model_mib`. The default refuses any value
-    /// (input or node output) above the limit; executors that plan buffers
-    /// also bound the plan.
-    fn prepare_within(
-        &self,
-        program: Arc<Program>,
-        memory_limit: Option<u64>,
-    ) -> Result<Arc<dyn Prepared>, ProverError> {
-        if let Some(limit) = memory_limit {
+    /// `limits.memory` bytes (before allocating that memory), or with
+    /// [`ProverError::ComputeLimit`] if one inference takes more than
+    /// `limits.steps` fold steps. The node calls this with its
+    /// `exec.max_model_mib` and `exec.max_model_msteps`. The default refuses
+    /// any value (input or node output) above the memory limit; executors
+    /// that plan buffers also bound the plan.
+    fn prepare_within(&self, program: Arc<Program>, limits: Limits) -> Result<Arc<dyn Prepared>, ProverError> {
+        if limits.memory.is_some() || limits.steps.is_some() {
             program.validate()?;
+        }
+        if let Some(limit) = limits.memory {
             program.check_value_bytes(limit)?;
+        }
+        if let Some(limit) = limits.steps {
+            program.check_steps(limit)?;
         }
         self.prepare(program)
     }
+}
+
+/// What a node will prepare ([`Executor::prepare_within`]); `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one value, or of a plan.
+    pub memory: Option<u64>,
+    /// Fold steps of one inference ([`Program::steps`]).
+    pub steps: Option<u64>,
 }
 
 /// The reference executor (`verinfer_prover::exec::execute`).
@@ -103,15 +115,15 @@ impl Executor for FastExecutor {
     }
 
     fn prepare(&self, program: Arc<Program>) -> Result<Arc<dyn Prepared>, ProverError> {
-        self.prepare_within(program, None)
+        self.prepare_within(program, Limits::default())
     }
 
-    fn prepare_within(
-        &self,
-        program: Arc<Program>,
-        memory_limit: Option<u64>,
-    ) -> Result<Arc<dyn Prepared>, ProverError> {
-        let opts = verinfer_prover::fast::PlanOptions { memory_limit, ..Default::default() };
+    fn prepare_within(&self, program: Arc<Program>, limits: Limits) -> Result<Arc<dyn Prepared>, ProverError> {
+        let opts = verinfer_prover::fast::PlanOptions {
+            memory_limit: limits.memory,
+            step_limit: limits.steps,
+            ..Default::default()
+        };
         let plan = verinfer_prover::fast::Plan::with_options(&program, &opts)?;
         Ok(Arc::new(FastPrepared { plan, pool: Mutex::new(Vec::new()) }))
     }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::NodeConfig;
-pub use exec::{Executor, FastExecutor, Prepared, ReferenceExecutor};
+pub use exec::{Executor, FastExecutor, Limits, Prepared, ReferenceExecutor};
 pub use node::{BatchPoster, Node, StubPoster};
 
 /// A node with its RPC server and metrics endpoint running.

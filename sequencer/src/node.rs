@@ -324,6 +324,9 @@ pub fn model_error(e: ProverError) -> ApiError {
         ProverError::ResourceLimit { .. } => {
             ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_mib)"))
         }
+        ProverError::ComputeLimit { .. } => {
+            ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_msteps)"))
+        }
         _ => ApiError::new(codes::INVALID_MODEL, e.to_string()),
     }
 }
@@ -505,10 +508,10 @@ impl Node {
             if program.root() != entry.program_root {
                 anyhow::bail!("model {}: stored program does not hash to its program root", entry.model_id);
             }
-            // A model that no longer plans (a lower exec.max_model_mib than
-            // when it was registered) stays in the store with its records;
-            // it is not served until the limit allows it again. The node
-            // still starts.
+            // A model that no longer plans (a lower exec.max_model_mib or
+            // exec.max_model_msteps than when it was registered) stays in
+            // the store with its records; it is not served until the limits
+            // allow it again. The node still starts.
             match self.prepare_model(entry.clone(), Arc::new(program)) {
                 Ok(m) => self.insert(m),
                 Err(e) => {
@@ -519,13 +522,14 @@ impl Node {
         Ok(())
     }
 
-    /// Prepares a model for serving (within `exec.max_model_mib`) without
+    /// Prepares a model for serving (within `exec.max_model_mib` and
+    /// `exec.max_model_msteps`) without
     /// making it visible.
     fn prepare_model(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
         let nodes = program.nodes.len() as u64;
         let label = entry.model_id.to_hex()[..16].to_string();
         let exec_hist = self.metrics.execution.with_label_values(&[&label]);
-        let prepared = self.executor.prepare_within(program.clone(), self.cfg.exec.memory_limit())?;
+        let prepared = self.executor.prepare_within(program.clone(), self.cfg.exec.limits())?;
         Ok(Arc::new(LoadedModel { entry, nodes, prepared, program, exec_hist }))
     }
 

@@ -118,3 +118,26 @@ async fn a_model_above_the_memory_limit_is_refused_and_not_stored() {
     assert_eq!(e.code, codes::UNKNOWN_MODEL, "{e:?}");
     n.stop().await;
 }
+
+/// A model whose inference takes more than `exec.max_model_msteps` million
+/// fold steps is refused and not stored; the node keeps serving the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_above_the_compute_limit_is_refused_and_not_stored() {
+    // lenet5 takes 0.44 M steps, mobilenetv2 320 M.
+    let mut n = TestNode::start(|c| {
+        c.rpc.max_request_body_bytes = 32 << 20;
+        c.exec.max_model_msteps = 1;
+    })
+    .await;
+    let c = n.http();
+    let e = api_err(c.register_model(register_request("mobilenetv2")).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert_eq!(
+        e.message,
+        "model: one inference needs about 319945352 fold steps (multiply-adds and the like), above the limit of \
+         1000000 (the node's exec.max_model_msteps)"
+    );
+    assert!(c.list_models().await.unwrap().is_empty(), "nothing is registered");
+    c.register_model(register_request("lenet5")).await.expect("lenet5 registers");
+    n.stop().await;
+}

@@ -62,9 +62,20 @@ pub struct PlanOptions {
     /// allocations, so a node can plan a program someone else chose without
     /// aborting on an allocation failure. `None`: no limit.
     pub memory_limit: Option<u64>,
+    /// Refuse (with [`ProverError::ComputeLimit`]) a program whose
+    /// inference takes more than this many fold steps
+    /// ([`Program::steps`]). `None`: no limit.
+    pub step_limit: Option<u64>,
 }
 
 impl PlanOptions {
+    /// A [`PlanOptions::step_limit`] from a setting in millions of steps
+    /// where 0 means no limit (the node's `exec.max_model_msteps`, the
+    /// challenger's `max_model_msteps`).
+    pub fn step_limit_m(msteps: u64) -> Option<u64> {
+        (msteps > 0).then(|| msteps.saturating_mul(1_000_000))
+    }
+
     /// A [`PlanOptions::memory_limit`] from a setting in MiB where 0 means
     /// no limit (the node's `exec.max_model_mib`, the challenger's
     /// `max_model_mib`).
@@ -75,7 +86,7 @@ impl PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { isa: None, fuse: true, program_root: None, memory_limit: None }
+        Self { isa: None, fuse: true, program_root: None, memory_limit: None, step_limit: None }
     }
 }
 
@@ -228,6 +239,9 @@ impl Plan {
         let limit = opts.memory_limit.unwrap_or(u64::MAX);
         // Values first: kernel selection sizes tables by them.
         program.check_value_bytes(limit)?;
+        if let Some(steps) = opts.step_limit {
+            program.check_steps(steps)?;
+        }
         let program_root = opts.program_root.unwrap_or_else(|| program.root());
         let n = program.nodes.len();
         let mut meta = Vec::with_capacity(n);
