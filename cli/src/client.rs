@@ -229,7 +229,9 @@ pub struct ReceiptArgs {
 /// the batch header locally.
 pub async fn receipt(a: ReceiptArgs) -> Result<()> {
     let c = client(&a.rpc)?;
-    let id = Hash32::from_hex(&a.request_id).map_err(|e| anyhow::anyhow!("request id {:?}: {e}", a.request_id))?;
+    let id = Hash32::from_hex(&a.request_id).map_err(|e| {
+        anyhow::anyhow!("request id {:?}: {}", a.request_id, Hash32::explain_hex_error(&a.request_id, &e))
+    })?;
     let r = if a.wait { wait_batched(&c, id).await? } else { c.receipt(id).await.map_err(rpc_err)? };
     let verified = match &r.inclusion {
         Some(inc) => {

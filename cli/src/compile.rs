@@ -200,6 +200,7 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
             .get("program_root")
             .and_then(|r| r.as_str())
             .ok_or_else(|| Failed("the child compile printed no program_root".into()))?;
-        Hash32::from_hex(root).map_err(|e| Failed(format!("program_root {root:?}: {e}")))
+        Hash32::from_hex(root)
+            .map_err(|e| Failed(format!("program_root {root:?}: {}", Hash32::explain_hex_error(root, &e))))
     }
 }

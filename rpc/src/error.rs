@@ -176,8 +176,10 @@ impl From<ErrorObjectOwned> for ApiError {
 
 /// A hex hash parameter, parsed; the error names the field.
 pub fn parse_hash(field: &str, s: &str) -> Result<verinfer_state::Hash32, ApiError> {
-    verinfer_state::Hash32::from_hex(s)
-        .map_err(|e| ApiError::invalid(format!("{field}: {s:?} is not a 32-byte hex hash ({e})")))
+    verinfer_state::Hash32::from_hex(s).map_err(|e| {
+        let why = verinfer_state::Hash32::explain_hex_error(s, &e);
+        ApiError::invalid(format!("{field}: {s:?} is not a 32-byte hex hash ({why})"))
+    })
 }
 
 #[cfg(test)]

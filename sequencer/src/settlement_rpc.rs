@@ -41,8 +41,10 @@ fn to_value<T: serde::Serialize>(v: &T) -> RpcResult<Value> {
 }
 
 fn parse_account(field: &str, s: &str) -> RpcResult<AccountId> {
-    AccountId::from_hex(s.trim())
-        .map_err(|e| err(ApiError::invalid(format!("{field}: not a 0x-hex 32-byte account id ({e})"))))
+    AccountId::from_hex(s.trim()).map_err(|e| {
+        let why = verinfer_state::hash::Hash32::explain_hex_error(s.trim(), &e);
+        err(ApiError::invalid(format!("{field}: not a 0x-hex 32-byte account id ({why})")))
+    })
 }
 
 fn settlement_err(e: SettlementError) -> ErrorObjectOwned {

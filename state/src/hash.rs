@@ -32,6 +32,19 @@ impl Hash32 {
         Ok(Self(out))
     }
 
+    /// Why `s` is not a 32-byte hex hash, for messages: what was expected
+    /// and what was found (hex's own errors say only "Invalid string
+    /// length" or "Odd number of digits").
+    pub fn explain_hex_error(s: &str, e: &hex::FromHexError) -> String {
+        let digits = s.strip_prefix("0x").unwrap_or(s);
+        match e {
+            hex::FromHexError::InvalidHexCharacter { c, index } => {
+                format!("{c:?} at position {index} of the digits is not a hex digit")
+            }
+            _ => format!("expected 64 hex digits (32 bytes, `0x` optional), got {}", digits.chars().count()),
+        }
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -65,7 +78,8 @@ impl serde::Serialize for Hash32 {
 impl<'de> serde::Deserialize<'de> for Hash32 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <String as serde::Deserialize>::deserialize(d)?;
-        Hash32::from_hex(&s).map_err(|e| serde::de::Error::custom(format!("invalid hash: {e}")))
+        Hash32::from_hex(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid hash: {}", Hash32::explain_hex_error(&s, &e))))
     }
 }
 
@@ -169,6 +183,15 @@ impl DomainHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_errors_say_what_was_expected() {
+        let msg = |s: &str| Hash32::explain_hex_error(s, &Hash32::from_hex(s).unwrap_err());
+        assert_eq!(msg("0x12"), "expected 64 hex digits (32 bytes, `0x` optional), got 2");
+        assert_eq!(msg("0x123"), "expected 64 hex digits (32 bytes, `0x` optional), got 3");
+        let bad = format!("0x{}g", "0".repeat(63));
+        assert_eq!(msg(&bad), "'g' at position 63 of the digits is not a hex digit");
+    }
 
     #[test]
     fn domains_separate() {

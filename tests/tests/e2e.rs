@@ -258,7 +258,7 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
             "bad hash",
             json!([{"model_id": "0x12", "inputs": []}]),
             codes::INVALID_PARAMS,
-            "infer_submit params: model_id: invalid hash",
+            "infer_submit params: model_id: invalid hash: expected 64 hex digits (32 bytes, `0x` optional), got 2",
         ),
         (
             "bad field type",

@@ -53,7 +53,8 @@ impl serde::Serialize for AccountId {
 impl<'de> serde::Deserialize<'de> for AccountId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <String as serde::Deserialize>::deserialize(d)?;
-        AccountId::from_hex(&s).map_err(|e| serde::de::Error::custom(format!("invalid account id: {e}")))
+        AccountId::from_hex(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid account id: {}", Hash32::explain_hex_error(&s, &e))))
     }
 }
 
