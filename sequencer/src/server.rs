@@ -83,8 +83,11 @@ impl Api {
 
     fn batch_summary(node: &Node, number: u64) -> Result<verinfer_state::batch::BatchHeader, ApiError> {
         store(node.store.header(number))?.ok_or_else(|| {
-            let head = node.store.head().map_or(0, |h| h.number);
-            ApiError::not_found(format!("number: no batch {number} (head is {head})"))
+            let msg = match node.store.head() {
+                Some(h) => format!("number: no batch {number} (head is {})", h.number),
+                None => format!("number: no batch {number} (no batch sealed yet; batches are numbered from 1)"),
+            };
+            ApiError::not_found(msg)
         })
     }
 }

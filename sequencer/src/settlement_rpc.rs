@@ -159,8 +159,11 @@ impl SettlementApiServer for SettlementRpc {
     async fn batch(&self, number: u64) -> RpcResult<Value> {
         self.host.read(|s, now| {
             batch_json(s, number, now).ok_or_else(|| {
-                let head = s.head().map_or(0, |b| b.header.number);
-                err(ApiError::not_found(format!("number: no batch {number} posted (settlement head is {head})")))
+                let msg = match s.head() {
+                    Some(b) => format!("number: no batch {number} posted (settlement head is {})", b.header.number),
+                    None => format!("number: no batch {number} posted (none posted yet)"),
+                };
+                err(ApiError::not_found(msg))
             })
         })
     }

@@ -49,6 +49,8 @@ async fn register_submit_receipt_batch_and_subscriptions() {
     let mut node = TestNode::start(|_| {}).await;
     let c = node.http();
     let ws = node.ws().await;
+    let e = api_err(c.batch(0).await.unwrap_err());
+    assert_eq!(e.message, "number: no batch 0 (no batch sealed yet; batches are numbered from 1)");
 
     // Register (idempotent) and list.
     let info = register_mlp(&c).await;
