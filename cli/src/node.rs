@@ -94,6 +94,42 @@ pub struct NodeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Check the datadir's store and exit (0: consistent): every batch's
+    /// chain link, records root, inputs and outputs, receipt and inclusion
+    /// proof, recomputed. The node must be stopped.
+    #[arg(long, conflicts_with = "dev")]
+    pub check: bool,
+}
+
+/// `verinfer node --check`: opens the store (never creating one) and runs
+/// its full consistency check.
+fn check(datadir: &Path) -> Result<()> {
+    // RocksDB would create an empty database where none is.
+    if !datadir.join("CURRENT").is_file() {
+        anyhow::bail!("--check: no database in {} (give the node's --datadir or --config)", datadir.display());
+    }
+    let store = verinfer_state::store::RocksStore::open_path(datadir, Default::default()).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("LOCK") || msg.contains("lock") {
+            anyhow::anyhow!("--check: {} is in use; stop the node first ({msg})", datadir.display())
+        } else {
+            anyhow::anyhow!("--check: opening {}: {msg}", datadir.display())
+        }
+    })?;
+    let t = std::time::Instant::now();
+    let s = store.fsck().map_err(|e| anyhow::anyhow!("--check: {} is NOT consistent: {e}", datadir.display()))?;
+    let head = s.head.map_or("none".to_string(), |h| format!("batch {} ({})", h.number, h.hash));
+    println!("{}: consistent ({:.1} s)", datadir.display(), t.elapsed().as_secs_f64());
+    println!("head             {head}");
+    println!("batches          {}", s.batches);
+    println!("batched records  {}", s.batched_records);
+    println!("pending records  {}", s.pending);
+    println!("next sequence    {}", s.next_sequence);
+    let pruned = store.pruned().through_batch;
+    if pruned > 0 {
+        println!("pruned through   batch {pruned} (records checked, inputs and outputs deleted)");
+    }
+    Ok(())
 }
 
 /// Builds the effective configuration: defaults ← file ← flags.
@@ -176,6 +212,9 @@ pub fn run(args: NodeArgs) -> Result<()> {
     if args.print_config {
         print!("{}", toml::to_string(&cfg)?);
         return Ok(());
+    }
+    if args.check {
+        return check(&cfg.datadir);
     }
     // `--dev` without --datadir: a temporary directory, removed at exit.
     let tmp = if args.dev && args.datadir.is_none() && args.config.is_none() {

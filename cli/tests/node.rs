@@ -3,7 +3,8 @@
 //! own datadir, an ephemeral RPC port and no metrics port, and is killed if
 //! it starts serving instead of exiting (a refused option must not start a
 //! node). Also: a model whose compile would exhaust memory is refused by the
-//! registration guard's memory-limited child while the node keeps serving.
+//! registration guard's memory-limited child while the node keeps serving,
+//! and `node --check` verifies a stopped node's datadir.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -131,4 +132,48 @@ async fn a_model_whose_compile_exhausts_memory_fails_in_the_guard_not_the_node()
     assert_eq!(e.code, verinfer_rpc::error::INVALID_MODEL, "{e:?}");
     assert!(e.message.contains("allocate") && e.message.contains("2176 MiB"), "{}", e.message);
     assert_eq!(c.list_models().await.expect("the node still serves").len(), before, "nothing registered");
+}
+
+/// `verinfer node --check`: refuses a missing datadir (instead of creating
+/// one) and a datadir in use, and passes on a datadir whose node was
+/// SIGKILLed under load (the store is crash-consistent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_verifies_a_stopped_nodes_datadir() {
+    use verinfer_rpc::api::{InferApiClient, ModelApiClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let db = d.join("node");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_verinfer"))
+            .args(["node", "--check", "--datadir"])
+            .arg(&db)
+            .output()
+            .expect("run check")
+    };
+    let err = refused(&check());
+    assert!(err.contains("no database in"), "{err}");
+    assert!(!db.exists(), "--check created nothing");
+
+    let toml = format!("datadir = \"{}\"\n[rpc]\nlisten = \"127.0.0.1:0\"\n", db.display());
+    let exe = Path::new(env!("CARGO_BIN_EXE_verinfer"));
+    let (mut node, url) = verinfer_e2e::proc::Proc::dev_node(exe, d, &toml, &[]);
+    let c = verinfer_e2e::http_client(&url);
+    let mlp = c.list_models().await.expect("models").into_iter().find(|m| m.name == "mlp").expect("mlp");
+    let x = verinfer_rpc::tensor::WireTensor::json(&verinfer_e2e::model_input("mlp"));
+    for _ in 0..5 {
+        let req = verinfer_rpc::types::SubmitRequest {
+            model_id: mlp.model_id,
+            inputs: vec![x.clone()],
+            output_encoding: Default::default(),
+        };
+        c.submit(req).await.expect("submit");
+    }
+    let err = refused(&check());
+    assert!(err.contains("is in use; stop the node first"), "{err}");
+
+    node.kill();
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(": consistent") && text.contains("next sequence    5"), "{text}");
 }

@@ -177,12 +177,6 @@ pub enum Corruption {
         /// The batch.
         number: u64,
     },
-    /// A header without a body.
-    #[error("batch {number} has no body")]
-    MissingBody {
-        /// The batch.
-        number: u64,
-    },
     /// A body that does not recompute to its header.
     #[error("batch {number}: {source}")]
     Body {
@@ -1159,24 +1153,24 @@ impl<K: KvStore> Store<K> {
             if parent.as_ref().is_some_and(|p| h.timestamp_ms < p.timestamp_ms) {
                 return Err(Corruption::TimestampOrder { number: h.number }.into());
             }
-            // A pruned batch has its records but no inputs: check what the
-            // header commits to through the records alone.
+            // What the header commits to, through the records; each
+            // record's inputs and outputs are checked below, read and hashed
+            // once (a pruned batch has its records but no tensors).
             let pruned = h.number <= pruned_through;
-            let body = if pruned {
-                let mut entries = Vec::with_capacity(h.record_count.min(MAX_BATCH_RECORDS) as usize);
-                for item in self.records_in_batch(h.number, 0)? {
-                    entries.push(BodyEntry { record: item?.1, inputs: Vec::new() });
+            let mut entries = Vec::with_capacity(h.record_count.min(MAX_BATCH_RECORDS) as usize);
+            for item in self.records_in_batch(h.number, 0)? {
+                let (index, record) = item?;
+                if index != entries.len() as u64 {
+                    return Err(Corruption::IndexEntry { number: h.number, index: entries.len() as u64 }.into());
                 }
-                let body = BatchBody { entries };
-                body.verify_records(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
-                body
-            } else {
-                let body = self.body(h.number)?.ok_or(Corruption::MissingBody { number: h.number })?;
-                body.verify(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
-                body
-            };
+                entries.push(BodyEntry { record, inputs: Vec::new() });
+            }
+            if entries.len() as u64 != h.record_count {
+                return Err(Corruption::IndexEntry { number: h.number, index: entries.len() as u64 }.into());
+            }
+            let body = BatchBody { entries };
+            body.verify_records(&h).map_err(|source| Corruption::Body { number: h.number, source })?;
             let tree = body.tree()?;
-            let mut index_rows = self.records_in_batch(h.number, 0)?;
             for (i, e) in body.entries.iter().enumerate() {
                 let i = i as u64;
                 let r = &e.record;
@@ -1184,14 +1178,6 @@ impl<K: KvStore> Store<K> {
                     return Err(Corruption::SequenceGap { expected: next_seq, found: r.sequence }.into());
                 }
                 next_seq += 1;
-                match index_rows.next().transpose()? {
-                    Some((idx, stored)) if idx == i && stored.request_id == r.request_id => {
-                        if &stored != r {
-                            return Err(Corruption::RecordMismatch(r.request_id).into());
-                        }
-                    }
-                    _ => return Err(Corruption::IndexEntry { number: h.number, index: i }.into()),
-                }
                 if pruned {
                     if self.kv.get(Cf::Tensors, &be(r.sequence))?.is_some() {
                         return Err(Corruption::UnprunedTensors(r.request_id).into());
@@ -1221,9 +1207,6 @@ impl<K: KvStore> Store<K> {
                     }
                     .into());
                 }
-            }
-            if index_rows.next().is_some() {
-                return Err(Corruption::IndexEntry { number: h.number, index: h.record_count }.into());
             }
             batched += h.record_count;
             expected_number += 1;

@@ -270,7 +270,8 @@ fn fsck_finds_tampering() {
     snap.put(Cf::Tensors, &be(r1.sequence), &encode(&t), false).unwrap();
     assert!(matches!(
         s2.fsck(),
-        Err(StoreError::Corrupt(Corruption::Body { number: 1, source: BodyError::Record { index: 1, .. } }))
+        Err(StoreError::Corrupt(Corruption::Tensors { request_id, source: RecordError::InputRootMismatch { .. } }))
+            if request_id == r1.request_id
     ));
 
     // A missing index row.
