@@ -172,6 +172,8 @@ async fn check_verifies_a_stopped_nodes_datadir() {
     assert!(err.contains("is in use; stop the node first"), "{err}");
 
     node.kill();
+    // Logs written to a file carry no terminal colour codes.
+    assert!(!node.log_text().contains('\x1b'), "{}", node.log_text());
     let out = check();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
