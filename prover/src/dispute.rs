@@ -297,6 +297,13 @@ pub fn verify_node_reveal(
     if r.tensor.root() != r.output_root {
         return Err(DisputeError::Mismatch("output tensor preimage"));
     }
+    // An empty output has one correct root, and the game ends at it
+    // (`EmptyOutput`, the defender wins) without opening any chunk: so the
+    // chunk-tree root must be the empty one, or a defender could commit any
+    // root for an empty node and win at it.
+    if r.tensor.chunks()? == 0 && r.tensor.chunks_root != verinfer_state::tensor::chunks_root(&[]) {
+        return Err(DisputeError::Mismatch("empty output's chunk-tree root"));
+    }
     let pl = h.program_leaves();
     let check_in_program =
         |what: &'static str, leaf: Hash32, index: u64, proof: &MerkleProof| -> Result<(), DisputeError> {
@@ -380,16 +387,7 @@ pub fn element_in_chunk(ctx: &NodeContext, c: u64, bytes: &[u8], offset: u64) ->
         return Err(DisputeError::Malformed(format!("element {offset} beyond the chunk")));
     }
     let b = &bytes[offset as usize * sz..(offset as usize + 1) * sz];
-    let mut buf = [0u8; 8];
-    buf[..sz].copy_from_slice(b);
-    let raw = u64::from_le_bytes(buf);
-    let bits = if ctx.output.dtype.is_signed_int() {
-        let shift = 64 - 8 * sz as u32;
-        (((raw << shift) as i64) >> shift) as u64
-    } else {
-        raw
-    };
-    Ok((c * per_chunk + offset, Scalar { dtype: ctx.output.dtype, bits }))
+    Ok((c * per_chunk + offset, Scalar::from_le_bytes(ctx.output.dtype, b)))
 }
 
 // ---------------------------------------------------------------------------

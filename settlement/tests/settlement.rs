@@ -2,6 +2,8 @@
 //!
 //! * `rules` — game and settlement rules on a toy program (no ONNX), each
 //!   test named after the rule it checks;
+//! * `forgery` — forged evidence that once won a game for a lying defender,
+//!   now refused;
 //! * `ops` — a one-step proof for every op of the canonical set, accepted,
 //!   and rejected with any single field altered; golden proof fixtures;
 //! * `soundness` — randomized games over the corpus models with faults and
@@ -15,6 +17,8 @@
 
 #[path = "settlement/common.rs"]
 mod common;
+#[path = "settlement/forgery.rs"]
+mod forgery;
 #[path = "settlement/ops.rs"]
 mod ops;
 #[path = "settlement/report.rs"]

@@ -282,6 +282,25 @@ impl Scalar {
     pub fn le_bytes(&self) -> Vec<u8> {
         self.bits.to_le_bytes()[..self.dtype.size()].to_vec()
     }
+
+    /// The element whose canonical bytes are `bytes` (`dtype.size()` of
+    /// them): signed integers sign-extended, everything else zero-extended.
+    /// Two scalars with the same bytes but other high bits are different
+    /// values to the folds (`as_bool` reads `bits != 0`, `as_i64` every bit),
+    /// so an opening's value must equal this exactly.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Self {
+        let sz = dtype.size().min(8);
+        let mut buf = [0u8; 8];
+        buf[..sz].copy_from_slice(&bytes[..sz]);
+        let raw = u64::from_le_bytes(buf);
+        let bits = if dtype.is_signed_int() && sz < 8 {
+            let shift = 64 - 8 * sz as u32;
+            (((raw << shift) as i64) >> shift) as u64
+        } else {
+            raw
+        };
+        Self { dtype, bits }
+    }
 }
 
 /// Typed element storage.
@@ -735,8 +754,10 @@ pub fn verify_element(
         return Err(ElementError::ChunkLength { expected: expected_len, got: opening.chunk.len() as u64 });
     }
     let bytes = &opening.chunk[off..off + dtype.size()];
-    let got = value.le_bytes();
-    if bytes != got.as_slice() {
+    // The whole scalar, not only its low bytes: high bits the bytes do not
+    // bind would change what a fold reads (a Bool of bits 0x100 reads as
+    // true while its byte says false).
+    if Scalar::from_le_bytes(dtype, bytes) != *value {
         return Err(ElementError::ValueMismatch);
     }
     // Bool bytes must be canonical.
@@ -961,6 +982,41 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// An opening's scalar must be the canonical widening of the element's
+    /// bytes: the same bytes with other high bits are another value to the
+    /// folds, and are refused.
+    #[test]
+    fn element_openings_bind_every_bit_of_the_scalar() {
+        let cases = [
+            Tensor::new(vec![3], TensorData::I32(vec![-1, 0, 7])).unwrap(),
+            Tensor::new(vec![3], TensorData::U8(vec![255, 0, 1])).unwrap(),
+            Tensor::new(vec![3], TensorData::Bool(vec![false, true, false])).unwrap(),
+            Tensor::new(vec![3], TensorData::I8(vec![-128, 5, -1])).unwrap(),
+            Tensor::from_f32(vec![3], vec![-0.0, 1.0, f32::NAN]).unwrap(),
+        ];
+        for t in cases {
+            let (tree, root, d) = (t.chunk_tree(), t.root(), t.dtype());
+            for idx in 0..3 {
+                let o = t.open_element(&tree, idx).unwrap();
+                let s = t.scalar(idx).unwrap();
+                assert_eq!(Scalar::from_le_bytes(d, &s.le_bytes()), s, "{d} {idx}");
+                verify_element(&root, d, &[3], idx, &s, &o).unwrap();
+                for flip in [1u64 << 63, 1 << 32, 1 << 8] {
+                    if d.size() * 8 > flip.trailing_zeros() as usize {
+                        continue; // a bit the bytes do bind
+                    }
+                    let forged = Scalar { dtype: d, bits: s.bits ^ flip };
+                    assert_eq!(forged.le_bytes(), s.le_bytes(), "same bytes");
+                    assert_eq!(
+                        verify_element(&root, d, &[3], idx, &forged, &o),
+                        Err(ElementError::ValueMismatch),
+                        "{d} {idx} {flip:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

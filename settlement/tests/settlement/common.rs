@@ -121,7 +121,7 @@ fn vt(shape: &[u64]) -> ValueType {
     ValueType { dtype: DType::F32, shape: shape.to_vec() }
 }
 
-fn node(name: &str, op: Op, inputs: Vec<ValueRef>, out: &[u64]) -> Node {
+pub fn node(name: &str, op: Op, inputs: Vec<ValueRef>, out: &[u64]) -> Node {
     Node { name: name.into(), op, inputs, output: vt(out) }
 }
 
