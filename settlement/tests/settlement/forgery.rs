@@ -24,10 +24,14 @@ fn play_until_refused(s: &mut Setup, liar: &dyn Fn(&GameView) -> Option<Move>) -
         let v = s.view();
         assert!(v.resolution.is_none(), "the game ended before the forgery: {:?}", v.resolution);
         let (side, mv, forged) = match v.to_move.expect("open game") {
-            Side::Challenger => (Side::Challenger, challenger_move(&v, &s.honest).unwrap().expect("a move"), false),
+            Side::Challenger => {
+                (Side::Challenger, challenger_move(&v, &s.honest).expect("challenger agent").expect("a move"), false)
+            }
             Side::Defender => match liar(&v) {
                 Some(mv) => (Side::Defender, mv, true),
-                None => (Side::Defender, defender_move(&v, &s.defender).unwrap().expect("a move"), false),
+                None => {
+                    (Side::Defender, defender_move(&v, &s.defender).expect("defender agent").expect("a move"), false)
+                }
             },
         };
         match s.play(side, mv, 1) {
@@ -83,32 +87,32 @@ fn forged_root_of_an_empty_node_is_refused() {
     let mut s = GameBuilder::new(p.clone(), inputs).fault(fault).build();
     assert!(s.record_wrong);
     let d = s.defender.clone();
-    let claim = d.claim().unwrap();
+    let claim = d.claim().expect("test data");
     let fake_chunks_root = Hash32([0xAB; 32]);
     let fake_root = bind_tensor_root(DType::F32, &[8, 0], &fake_chunks_root);
     let mut leaves = vec![binding_leaf(&claim.program_root, &claim.input_root)];
     for i in 0..p.nodes.len() {
-        let r = if i == 0 { fake_root } else { d.node_output(i as u32).unwrap().root() };
+        let r = if i == 0 { fake_root } else { d.node_output(i as u32).expect("test data").root() };
         leaves.push(node_leaf(i as u64, &r));
     }
-    let trace = MerkleTree::from_leaves(&leaves).unwrap();
+    let trace = MerkleTree::from_leaves(&leaves).expect("test data");
     let refused = play_until_refused(&mut s, &|v| match v.awaiting? {
         MoveKind::Commit => {
-            let mut c = d.commit().unwrap();
+            let mut c = d.commit().expect("test data");
             c.trace_root = trace.root();
-            c.binding_proof = trace.proof(0).unwrap();
+            c.binding_proof = trace.proof(0).expect("test data");
             for (o, (_, proof)) in p.outputs.iter().zip(c.outputs.iter_mut()) {
-                *proof = trace.proof(1 + u64::from(o.node)).unwrap();
+                *proof = trace.proof(1 + u64::from(o.node)).expect("test data");
             }
             Some(Move::Commit(c))
         }
         MoveKind::Reveal if v.cursor.as_ref()?.tree == TreeKind::Trace => {
             let c = v.cursor.as_ref()?;
-            Some(Move::Reveal { nodes: trace.descendants(c.level, c.index, c.span).unwrap() })
+            Some(Move::Reveal { nodes: trace.descendants(c.level, c.index, c.span).expect("test data") })
         }
         MoveKind::NodeReveal => {
             assert_eq!(v.node, Some(0), "the honest challenger is steered to the empty node");
-            let mut r = d.node_reveal(0).unwrap();
+            let mut r = d.node_reveal(0).expect("test data");
             r.output_root = fake_root;
             r.tensor.chunks_root = fake_chunks_root;
             Some(Move::NodeReveal(r))
@@ -123,15 +127,15 @@ fn forged_root_of_an_empty_node_is_refused() {
 /// (`rules::rule_empty_output_cannot_be_disputed` plays that game).
 #[test]
 fn honest_empty_tensors_have_the_required_chunk_root() {
-    let empty = Tensor::new(vec![8, 0], TensorData::F32(vec![])).unwrap();
+    let empty = Tensor::new(vec![8, 0], TensorData::F32(vec![])).expect("test data");
     assert_eq!(empty.chunk_tree().root(), verinfer_state::tensor::chunks_root(&[]));
 }
 
 /// `y = Where(c, x, k)` with an all-false constant condition: `y == k`.
 fn where_program() -> (Program, Vec<Tensor>) {
-    let c = Tensor::new(vec![4], TensorData::Bool(vec![false; 4])).unwrap();
-    let k = Tensor::from_f32(vec![4], vec![10.0, 20.0, 30.0, 40.0]).unwrap();
-    let x = Tensor::from_f32(vec![4], vec![-1.5, -2.5, -3.5, -4.5]).unwrap();
+    let c = Tensor::new(vec![4], TensorData::Bool(vec![false; 4])).expect("test data");
+    let k = Tensor::from_f32(vec![4], vec![10.0, 20.0, 30.0, 40.0]).expect("test data");
+    let x = Tensor::from_f32(vec![4], vec![-1.5, -2.5, -3.5, -4.5]).expect("test data");
     let p = Program {
         version: PROGRAM_VERSION,
         inputs: vec![TensorInfo { name: "x".into(), dtype: DType::F32, shape: vec![4] }],
@@ -156,8 +160,8 @@ fn where_program() -> (Program, Vec<Tensor>) {
 fn non_canonical_operand_value_is_refused() {
     let (p, inputs) = where_program();
     let x = inputs[0].clone();
-    let x0 = x.scalar(0).unwrap();
-    let k0 = p.constants[1].scalar(0).unwrap();
+    let x0 = x.scalar(0).expect("test data");
+    let k0 = p.constants[1].scalar(0).expect("test data");
     // The lie: y[0] = x[0] (-1.5) instead of k[0] (10).
     let fault = Some(Fault { node: 0, element: 0, step: 0, xor: x0.bits ^ k0.bits });
     assert_eq!(GameBuilder::new(p.clone(), inputs.clone()).fault(fault).build().play_out(), Side::Challenger);
@@ -167,16 +171,16 @@ fn non_canonical_operand_value_is_refused() {
     let d = s.defender.clone();
     let refused = play_until_refused(&mut s, &|v| {
         (v.awaiting? == MoveKind::OneStep).then(|| {
-            let mut proof = d.one_step(0, 0, v.state_leaf.unwrap()).unwrap();
+            let mut proof = d.one_step(0, 0, v.state_leaf.expect("test data")).expect("test data");
             assert_eq!(proof.operands[0].value, Scalar::from_bool(false));
             proof.operands[0].value.bits = 0x100;
-            let list = MerkleTree::from_leaves(&[tensor_list_leaf(&x.root())]).unwrap();
+            let list = MerkleTree::from_leaves(&[tensor_list_leaf(&x.root())]).expect("test data");
             proof.operands[1] = OperandOpening {
                 slot: 1,
                 index: 0,
                 value: x0,
-                opening: x.open_element(&x.chunk_tree(), 0).unwrap(),
-                root: RootEvidence::Input { root: x.root(), proof: list.proof(0).unwrap() },
+                opening: x.open_element(&x.chunk_tree(), 0).expect("test data"),
+                root: RootEvidence::Input { root: x.root(), proof: list.proof(0).expect("test data") },
             };
             Move::OneStep(proof)
         })
