@@ -64,55 +64,39 @@ fn strip_position(msg: &str) -> &str {
 /// every parameter checks (the error was elsewhere) or `params` is neither.
 pub fn locate(names: &[(&str, Check)], params: Option<&RawValue>) -> Option<String> {
     let text = params.map_or("[]", RawValue::get);
-    let first = text.trim_start().as_bytes().first().copied();
-    let null = || RawValue::from_string("null".into()).ok();
-    if first == Some(b'[') {
-        let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
-        for (i, (name, check)) in names.iter().enumerate() {
-            match items.get(i) {
-                Some(v) => {
-                    if let Err(e) = check(v) {
-                        return Some(format!("{name}: {}", strip_position(&e.to_string())));
-                    }
-                }
-                None => {
-                    // Absent trailing parameters are fine where `null` is.
-                    if check(&null()?).is_err() {
-                        return Some(format!("missing parameter {name} (position {i})"));
-                    }
+    // Each parameter's JSON (or `None`: absent), and how many were given.
+    let (given, count, positional): (Vec<Option<&RawValue>>, usize, bool) = match text.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            (names.iter().enumerate().map(|(i, _)| items.get(i).copied()).collect(), items.len(), true)
+        }
+        Some(b'{') => {
+            let map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+            (names.iter().map(|(n, _)| map.get(*n).copied()).collect(), 0, false)
+        }
+        _ => return None,
+    };
+    let null = RawValue::from_string("null".into()).ok()?;
+    for (i, ((name, check), v)) in names.iter().zip(given).enumerate() {
+        match v {
+            Some(v) => {
+                if let Err(e) = check(v) {
+                    return Some(format!("{name}: {}", strip_position(&e.to_string())));
                 }
             }
-        }
-        if items.len() > names.len() {
-            let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-            return Some(format!(
-                "{} parameters given, the method takes {} ({})",
-                items.len(),
-                names.len(),
-                list.join(", ")
-            ));
-        }
-        None
-    } else if first == Some(b'{') {
-        let map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
-        for (name, check) in names {
-            match map.get(*name) {
-                Some(v) => {
-                    if let Err(e) = check(v) {
-                        return Some(format!("{name}: {}", strip_position(&e.to_string())));
-                    }
-                }
-                None => {
-                    if check(&null()?).is_err() {
-                        return Some(format!("missing parameter {name}"));
-                    }
-                }
+            // Absent parameters are fine where `null` is (optional ones).
+            None if check(&null).is_err() => {
+                let at = if positional { format!(" (position {i})") } else { String::new() };
+                return Some(format!("missing parameter {name}{at}"));
             }
+            None => {}
         }
-        None
-    } else {
-        None
     }
+    if count > names.len() {
+        let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+        return Some(format!("{count} parameters given, the method takes {} ({})", names.len(), list.join(", ")));
+    }
+    None
 }
 
 #[cfg(test)]
