@@ -540,6 +540,57 @@ fn diff_einsum() {
     assert!(fast * 10 >= done * 9, "einsum fast path too rare");
 }
 
+/// EinSums with an empty operand or output (found by an audit: the planner
+/// took an extent-0 axis for a batch axis and indexed an empty batch list,
+/// or sliced past an empty operand while running) fall back to the
+/// reference and agree with it, on every family.
+#[test]
+fn einsum_with_empty_operands_or_output() {
+    let mut rng = rng(109);
+    let ax = |a, b, out, dim| EinAxis { a, b, out, dim };
+    let mut cases = vec![
+        // const [0, 0] × input [0, 2] → [0, 2]: two extent-0 axes.
+        (
+            EinSumSpec {
+                free: vec![ax(Some(0), None, Some(0), 0), ax(None, Some(1), Some(1), 2)],
+                contracted: vec![ax(Some(1), Some(0), None, 0)],
+            },
+            vec![0, 0],
+            vec![0, 2],
+            vec![0, 2],
+            true,
+        ),
+        // input [3, 4] × input [0, 3, 4] → [3, 0]: a batched dot with N = 0.
+        (
+            EinSumSpec {
+                free: vec![ax(Some(0), Some(1), Some(0), 3), ax(None, Some(0), Some(1), 0)],
+                contracted: vec![ax(Some(1), Some(2), None, 4)],
+            },
+            vec![3, 4],
+            vec![0, 3, 4],
+            vec![3, 0],
+            false,
+        ),
+    ];
+    for (m, k, n) in [(2, 3, 0), (0, 3, 2), (2, 0, 3), (2, 0, 17), (1, 0, 1)] {
+        let spec = EinSumSpec {
+            free: vec![ax(Some(0), None, Some(0), m), ax(None, Some(1), Some(1), n)],
+            contracted: vec![ax(Some(1), Some(0), None, k)],
+        };
+        cases.push((spec, vec![m, k], vec![k, n], vec![m, n], false));
+    }
+    for (spec, sa, sb, so, a_const) in cases {
+        for b_const in [false, true] {
+            let mut b = Builder::default();
+            let x = b.value(rand_tensor(&mut rng, &sa, 0.0), a_const);
+            let y = b.value(rand_tensor(&mut rng, &sb, 0.0), b_const);
+            let e = b.node(Op::EinSum(spec.clone()), vec![x, y], vt(&so)).expect("valid einsum");
+            let (p, inputs) = b.finish(&[e]);
+            check(&p, &inputs, "EinSum", "einsum");
+        }
+    }
+}
+
 #[test]
 fn diff_conv() {
     let mut rng = rng(102);

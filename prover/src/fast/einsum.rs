@@ -106,6 +106,12 @@ impl EinsumKernel {
         b_const: Option<&[f32]>,
     ) -> Result<Option<Self>, ProverError> {
         let plan = EinPlan::new(spec, a, b, out)?;
+        // Empty operands or output: nothing to block or pack (an extent-0
+        // axis has stride 0 and would be taken for a batch axis); the
+        // reference fallback produces the empty (or all −0) result.
+        if [a, b, out].iter().any(|t| t.shape.contains(&0)) {
+            return Ok(None);
+        }
         let blk = Blocking::of(kern);
         let k = plan.k() as usize;
         let so = strides(&out.shape);

@@ -20,7 +20,8 @@
 //! direct loops equal the fold evaluation bit for bit.
 //!
 //! ## Invariants
-//! * Every f32 an op writes (states included) has canonical NaN.
+//! * Every f32 an op writes (states included) has canonical NaN, except the
+//!   ArgMax/ArgMin state, which carries the best input element as read.
 //! * No op reassociates: folds are sequential in the documented order.
 //! * A step reads only what its definition names; everything else about an
 //!   element (padding, identity steps, counts) follows from the node's
