@@ -739,6 +739,16 @@ impl SettlementHost {
         if upto == done {
             return Ok(0);
         }
+        // The log keeps the node's own posts without their bodies, and a
+        // replay rebuilds them from the store: fold the log into a snapshot
+        // first, so that no entry left to replay needs a body being pruned.
+        // (Later entries cannot: they post batches after `upto`.)
+        {
+            let mut g = self.lock();
+            if g.next_seq > g.snap_seq {
+                self.snapshot(&mut g)?;
+            }
+        }
         let records = self.store.prune_tensors_through(upto)?;
         tracing::info!(through_batch = upto, records, "pruned the inputs and outputs of final batches");
         Ok(records)
@@ -1199,6 +1209,63 @@ mod tests {
         drop(h);
         let h = SettlementHost::open(store, &cfg, key).expect("host reopens");
         assert_eq!(h.reconcile_receipts().expect("reconcile"), Reconciled::default(), "nothing left to check");
+    }
+
+    /// Pruning a final batch whose own-post entry is still in the log (no
+    /// snapshot since) used to leave a log the node could not replay: the
+    /// entry rebuilds its body from the store, whose inputs were gone, and
+    /// the node refused to start (found by an audit). Pruning now folds the
+    /// log into a snapshot first.
+    #[test]
+    fn the_node_restarts_after_pruning_a_batch_its_log_posted() {
+        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
+        use verinfer_state::store::{SealParams, Submission};
+        use verinfer_state::tensor::{DType, Tensor};
+
+        const ONNX: &[u8] = b"toy onnx";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig { dev: true, ..Default::default() };
+        cfg.settlement.challenge_window_ms = Some(200);
+        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
+        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
+        let h = SettlementHost::open(store.clone(), &cfg, key.clone()).expect("host");
+        h.ensure_bonded().expect("bond");
+        let entry = ModelEntry {
+            model_id: model_id(ONNX),
+            name: "toy".into(),
+            program_root: verinfer_state::hash::Hash32([7; 32]),
+            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
+            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
+            registered_at_ms: 1,
+        };
+        store.register_model(&entry, ONNX, b"program").expect("model");
+        store
+            .accept(Submission {
+                model_id: entry.model_id,
+                inputs: vec![Tensor::from_f32(vec![1], vec![1.0]).expect("tensor")],
+                outputs: vec![Tensor::from_f32(vec![1], vec![2.0]).expect("tensor")],
+                accepted_at_ms: now_ms(),
+            })
+            .expect("accept");
+        let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
+        let b = store.seal(&params).expect("seal").expect("a batch");
+        h.post_batch(&b.header, store.body(1).expect("body").expect("stored")).expect("post");
+        {
+            let g = h.lock();
+            assert!(g.next_seq > g.snap_seq, "the post is in the log, not yet in a snapshot");
+        }
+        // The window closes; a tick settles the batch, which is then pruned.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while h.tick().expect("tick").is_empty() {
+            assert!(std::time::Instant::now() < deadline, "batch 1 never settled");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(h.prune_final(1).expect("prune"), 1, "batch 1's tensors pruned");
+        let before = h.lock().state.to_bytes();
+        drop(h);
+        let h = SettlementHost::open(store, &cfg, key).expect("the node's settlement reopens after pruning");
+        assert_eq!(h.lock().state.to_bytes(), before, "the same state");
     }
 
     #[test]
