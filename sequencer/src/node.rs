@@ -50,7 +50,7 @@ use verinfer_state::model::{MAX_NAME_BYTES, ModelEntry, TensorSpec};
 use verinfer_state::receipt::Receipt;
 use verinfer_state::record::InferenceRecord;
 use verinfer_state::store::{PreparedAccept, RocksStore, SealParams, StoreError, StoreOptions, Submission};
-use verinfer_state::tensor::Tensor;
+use verinfer_state::tensor::{DType, Tensor, checked_numel};
 
 use crate::config::NodeConfig;
 use crate::exec::{Executor, Prepared};
@@ -329,6 +329,34 @@ pub fn model_error(e: ProverError) -> ApiError {
         }
         _ => ApiError::new(codes::INVALID_MODEL, e.to_string()),
     }
+}
+
+/// Bytes a response needs beyond its output tensors (record, ids, status,
+/// JSON framing), with room to spare.
+const RESPONSE_OVERHEAD: u64 = 4096;
+
+/// The most bytes `outputs` can take in an `infer_submit` response with
+/// `encoding`: base64 is exact; JSON counts the longest decimal an element
+/// of the dtype can print as (`-1.17549435e-38` for f32) plus a comma.
+pub fn worst_case_output_bytes(outputs: &[TensorSpec], encoding: Encoding) -> u64 {
+    outputs
+        .iter()
+        .map(|o| {
+            let n = checked_numel(&o.shape).unwrap_or(u64::MAX);
+            let per = match encoding {
+                Encoding::B64 => return n.saturating_mul(o.dtype.size() as u64).div_ceil(3).saturating_mul(4),
+                Encoding::Json => match o.dtype {
+                    DType::F32 => 16,
+                    DType::I64 | DType::U64 => 21,
+                    DType::I32 | DType::U32 => 12,
+                    DType::I16 | DType::U16 => 7,
+                    DType::I8 | DType::U8 => 5,
+                    DType::Bool => 6,
+                },
+            };
+            n.saturating_mul(per)
+        })
+        .fold(RESPONSE_OVERHEAD, u64::saturating_add)
 }
 
 fn fmt_shape(s: &[u64]) -> String {
@@ -641,6 +669,17 @@ impl Node {
         // Plan before saving: a model the node cannot serve must not be
         // stored, or every restart would try (and fail) to plan it again.
         let loaded = self.prepare_model(entry.clone(), Arc::new(program)).map_err(model_error)?;
+        let limit = u64::from(self.cfg.rpc.max_response_body_bytes);
+        let need = worst_case_output_bytes(&entry.outputs, Encoding::B64);
+        if need > limit {
+            return Err(ApiError::new(
+                codes::INVALID_MODEL,
+                format!(
+                    "model: its outputs take {need} bytes even as base64, above the node's \
+                     rpc.max_response_body_bytes ({limit}), so no answer could carry them"
+                ),
+            ));
+        }
         self.store.register_model(&entry, onnx, &bytes).map_err(|e| match e {
             StoreError::InvalidModel(m) => ApiError::new(codes::INVALID_MODEL, format!("model: {m}")),
             StoreError::ModelConflict { .. } => ApiError::new(codes::MODEL_CONFLICT, e.to_string()),
@@ -691,6 +730,19 @@ impl Node {
         let model = self.model(&req.model_id).ok_or_else(|| {
             ApiError::new(codes::UNKNOWN_MODEL, format!("model_id: no model {} is registered", req.model_id))
         })?;
+        // Outputs that could not be sent back must be refused before the
+        // request is accepted: an accepted request whose answer is too big
+        // would be committed while its caller got an error, and a retry
+        // would commit it again.
+        let limit = u64::from(self.cfg.rpc.max_response_body_bytes);
+        let need = worst_case_output_bytes(&model.entry.outputs, req.output_encoding);
+        if need > limit {
+            return Err(ApiError::invalid(format!(
+                "output_encoding: this model's outputs can take up to {need} bytes as {}, above the node's \
+                 rpc.max_response_body_bytes ({limit}); ask for \"b64\"",
+                if req.output_encoding == Encoding::Json { "JSON" } else { "base64" },
+            )));
+        }
         let inputs = decode_inputs(&model.entry.inputs, &req.inputs)?;
         let permit: OwnedSemaphorePermit = match self.mempool.clone().try_acquire_owned() {
             Ok(p) => p,

@@ -141,3 +141,56 @@ async fn a_model_above_the_compute_limit_is_refused_and_not_stored() {
     c.register_model(register_request("lenet5")).await.expect("lenet5 registers");
     n.stop().await;
 }
+
+/// Outputs that no answer could carry are refused before anything is
+/// accepted (found by an audit: a tiny request to a model with huge outputs
+/// was committed, then answered -32008, so the caller lost its request id
+/// and a retry committed it again). Registration refuses outputs too big
+/// even as base64; a submission asking for JSON outputs that could exceed
+/// the response limit is refused, naming `output_encoding`, and nothing is
+/// accepted; the same request with `b64` goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_too_big_for_an_answer_are_refused_before_acceptance() {
+    use base64::Engine as _;
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_rpc::api::{ExplorerApiClient, InferApiClient};
+    use verinfer_rpc::tensor::{Encoding, WireTensor};
+    use verinfer_rpc::types::{RegisterModel, SubmitRequest};
+    use verinfer_state::tensor::{DType, Tensor};
+
+    let relu = |n: i64| {
+        let dims = [Dim::Fixed(1), Dim::Fixed(n)];
+        let onnx = OnnxBuilder::new(13)
+            .input("x", DType::F32, &dims)
+            .output("y", DType::F32, &dims)
+            .node("Relu", &["x"], &["y"], &[])
+            .build();
+        RegisterModel {
+            name: format!("relu{n}"),
+            onnx_b64: base64::engine::general_purpose::STANDARD.encode(onnx),
+            input_shapes: Default::default(),
+        }
+    };
+    let mut n = TestNode::start(|c| c.rpc.max_response_body_bytes = 16 << 10).await;
+    let c = n.http();
+    // 10,000 f32 outputs: 53,336 bytes as base64, above 16 KiB.
+    let e = api_err(c.register_model(relu(10_000)).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("even as base64") && e.message.contains("rpc.max_response_body_bytes"), "{}", e.message);
+    // 1,000 f32 outputs: up to 20,096 bytes as JSON, 9,432 as base64.
+    let info = c.register_model(relu(1_000)).await.expect("fits as base64");
+    let x = WireTensor::b64(&Tensor::from_f32(vec![1, 1000], vec![0.5; 1000]).expect("tensor"));
+    let req = |output_encoding| SubmitRequest { model_id: info.model_id, inputs: vec![x.clone()], output_encoding };
+    let before = c.head().await.expect("head").next_sequence;
+    let e = api_err(c.submit(req(Encoding::Json)).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_ARGUMENT, "{e:?}");
+    assert!(
+        e.message.starts_with("output_encoding: this model's outputs can take up to 20096 bytes as JSON"),
+        "{}",
+        e.message
+    );
+    assert_eq!(c.head().await.expect("head").next_sequence, before, "nothing was accepted");
+    let ok = c.submit(req(Encoding::B64)).await.expect("b64 outputs fit");
+    assert_eq!(ok.record.sequence, before);
+    n.stop().await;
+}
