@@ -800,6 +800,24 @@ impl SettlementHost {
                 header.hash()
             )));
         }
+        // Stakes the defender wins back go to its free balance, not its bond,
+        // so games by a stranger (even ones the node wins) can leave the bond
+        // below the minimum for good. Re-bond from the node's own free
+        // balance first (up to twice the minimum, as at start).
+        let (bond, min, free) = self.read(|s, _| {
+            (
+                s.sequencer(&self.account).map_or(0, |q| q.bond),
+                s.params().min_sequencer_bond,
+                s.account(&self.account).free,
+            )
+        });
+        if bond < min {
+            let top_up = min.saturating_mul(2).saturating_sub(bond).min(free);
+            if bond.saturating_add(top_up) >= min {
+                self.submit_own(Tx::BondSequencer { amount: top_up })?;
+                tracing::info!(bond = bond + top_up, from_free = top_up, "sequencer re-bonded from its free balance");
+            }
+        }
         self.submit_own(Tx::PostBatch { header: *header, body })?;
         Ok(())
     }
@@ -1266,6 +1284,53 @@ mod tests {
         drop(h);
         let h = SettlementHost::open(store, &cfg, key).expect("the node's settlement reopens after pruning");
         assert_eq!(h.lock().state.to_bytes(), before, "the same state");
+    }
+
+    /// Stakes the node wins go to its free balance, so games by a stranger
+    /// could leave its bond below the minimum and stop its posting for good
+    /// (found by an audit). The host re-bonds from its free balance before a
+    /// post; here the bond was emptied by an unbond.
+    #[test]
+    fn a_post_re_bonds_from_the_free_balance_when_the_bond_is_short() {
+        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
+        use verinfer_state::store::{SealParams, Submission};
+        use verinfer_state::tensor::{DType, Tensor};
+
+        const ONNX: &[u8] = b"toy onnx";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
+        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
+        let h = SettlementHost::open(store.clone(), &cfg, key).expect("host");
+        h.ensure_bonded().expect("bond");
+        h.submit_own(Tx::Unbond).expect("unbond: no window open yet");
+        let (bond, free) = h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
+        assert_eq!(bond, 0);
+        let entry = ModelEntry {
+            model_id: model_id(ONNX),
+            name: "toy".into(),
+            program_root: verinfer_state::hash::Hash32([7; 32]),
+            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
+            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
+            registered_at_ms: 1,
+        };
+        store.register_model(&entry, ONNX, b"program").expect("model");
+        store
+            .accept(Submission {
+                model_id: entry.model_id,
+                inputs: vec![Tensor::from_f32(vec![1], vec![1.0]).expect("tensor")],
+                outputs: vec![Tensor::from_f32(vec![1], vec![2.0]).expect("tensor")],
+                accepted_at_ms: now_ms(),
+            })
+            .expect("accept");
+        let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
+        let b = store.seal(&params).expect("seal").expect("a batch");
+        h.post_batch(&b.header, store.body(1).expect("body").expect("stored")).expect("posted after re-bonding");
+        assert_eq!(h.head(), 1);
+        let min = h.read(|s, _| s.params().min_sequencer_bond);
+        let (bond_after, free_after) =
+            h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
+        assert_eq!((bond_after, free_after), (2 * min, free - 2 * min));
     }
 
     #[test]
