@@ -11,6 +11,7 @@
 //! listen = "127.0.0.1:8545"          # HTTP and WebSocket on one port
 //! max_request_body_bytes = 33554432  # 32 MiB (a base64 mobilenetv2 is ~19 MiB)
 //! max_response_body_bytes = 33554432
+//! request_body_timeout_ms = 30000     # the whole body within this of the headers
 //! max_batch_len = 64                 # entries per JSON-RPC batch
 //! max_connections = 1024
 //! max_subscriptions_per_connection = 1024
@@ -137,6 +138,10 @@ pub struct RpcConfig {
     pub rate_limit_burst: u32,
     /// Allowed CORS origins; `["*"]` allows any, `[]` sends no CORS headers.
     pub cors_origins: Vec<String>,
+    /// A request body must arrive whole within this many ms of its headers,
+    /// or the request fails: a client cannot hold a connection (or a
+    /// buffered body) open by sending slowly. 1..=86400000.
+    pub request_body_timeout_ms: u64,
 }
 
 impl Default for RpcConfig {
@@ -151,6 +156,7 @@ impl Default for RpcConfig {
             rate_limit_per_s: 0,
             rate_limit_burst: 0,
             cors_origins: vec!["*".into()],
+            request_body_timeout_ms: 30_000,
         }
     }
 }
@@ -398,6 +404,9 @@ impl NodeConfig {
         }
         if self.mempool.capacity == 0 {
             bail!("mempool.capacity must be positive");
+        }
+        if !(1..=DAY_MS).contains(&self.rpc.request_body_timeout_ms) {
+            bail!("rpc.request_body_timeout_ms must be in 1..={DAY_MS} (got {})", self.rpc.request_body_timeout_ms);
         }
         if self.rpc.max_batch_len == 0 {
             bail!("rpc.max_batch_len must be positive");

@@ -363,6 +363,83 @@ where
     }
 }
 
+/// The HTTP layer that gives every request body a deadline
+/// (`rpc.request_body_timeout_ms` after its headers).
+#[derive(Clone, Copy, Debug)]
+struct BodyDeadline(Duration);
+
+impl<S> tower::Layer<S> for BodyDeadline {
+    type Service = BodyDeadlineService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        BodyDeadlineService(inner, self.0)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct BodyDeadlineService<S>(S, Duration);
+
+impl<S, B> tower::Service<http::Request<B>> for BodyDeadlineService<S>
+where
+    S: tower::Service<http::Request<DeadlineBody<B>>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let limit = self.1;
+        self.0.call(req.map(|inner| DeadlineBody {
+            inner: Box::pin(inner),
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }))
+    }
+}
+
+/// A body that fails once its deadline passes: a slow sender (one byte now
+/// and then) holds its connection for at most the deadline, where a
+/// per-frame idle timeout would let it stay forever.
+struct DeadlineBody<B> {
+    inner: std::pin::Pin<Box<B>>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> http_body::Body for DeadlineBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let ms = self.limit.as_millis();
+            let msg = format!("request body not received within {ms} ms (rpc.request_body_timeout_ms)");
+            return std::task::Poll::Ready(Some(Err(msg.into())));
+        }
+        self.inner.as_mut().poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The RPC middleware.
 #[derive(Clone, Debug)]
 pub struct Guard<S> {
@@ -566,6 +643,7 @@ pub async fn start(
     let http_mw = tower::ServiceBuilder::new()
         .option_layer(cors(&cfg.cors_origins))
         .layer(MarkTransport)
+        .layer(BodyDeadline(Duration::from_millis(cfg.request_body_timeout_ms)))
         .layer(crate::ids::FixIds);
     let server = Server::builder()
         .set_config(server_cfg)

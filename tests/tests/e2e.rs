@@ -599,3 +599,40 @@ async fn extra_namespaces_are_served_on_the_same_port() {
     assert!(m.body.contains("method=\"settlement_head\""), "metrics label the extra method");
     node.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A body trickling in slower than `rpc.request_body_timeout_ms` fails at
+/// the deadline, for large bodies (read by jsonrpsee) and small ones
+/// (buffered by the id layer) alike, so slow senders cannot hold
+/// connections (found by an audit: 1,024 such sockets locked every other
+/// client out for minutes). The node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_bodies_fail_at_their_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut node = TestNode::start(|c| c.rpc.request_body_timeout_ms = 300).await;
+    let addr = node.running().rpc_addr;
+    for declared in [100usize, 1 << 20] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let t0 = std::time::Instant::now();
+        // Keep trickling a byte every 100 ms: an idle timeout would never fire.
+        let mut buf = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                _ = s.read(&mut buf) => break,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if s.write_all(b" ").await.is_err() { break; }
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "{declared}: the slow body was never cut off");
+        }
+        let waited = t0.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{declared}: cut off after {waited:?}, before the deadline");
+    }
+    // Still serving.
+    let c = node.http();
+    c.head().await.expect("the node still answers");
+    node.stop().await;
+}
