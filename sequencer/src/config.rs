@@ -29,6 +29,7 @@
 //! workers = 0                        # 0 = one per core
 //! max_model_mib = 2048               # refuse models whose plan needs more; 0 = no limit
 //! max_model_msteps = 100000          # refuse models whose inference takes more million steps; 0 = no limit
+//! max_total_model_mib = 4096         # refuse a registration taking all programs above this; 0 = no limit
 //!
 //! [batcher]
 //! max_records = 4096                 # seal when this many are pending…
@@ -232,11 +233,22 @@ pub struct ExecConfig {
     /// 320); 0 = no limit. Each request occupies a worker for its whole
     /// run, so this bounds how long one request can hold one.
     pub max_model_msteps: u64,
+    /// Refuse to register a model when the programs of all loaded models
+    /// would then take more than this many MiB (what a model keeps in
+    /// memory and on disk grows with its program, and anyone may register);
+    /// 0 = no limit. Models already stored still load at start.
+    pub max_total_model_mib: u64,
 }
 
 impl Default for ExecConfig {
     fn default() -> Self {
-        Self { workers: 0, cross_check_folding: true, max_model_mib: 2048, max_model_msteps: 100_000 }
+        Self {
+            workers: 0,
+            cross_check_folding: true,
+            max_model_mib: 2048,
+            max_model_msteps: 100_000,
+            max_total_model_mib: 4096,
+        }
     }
 }
 
@@ -244,6 +256,11 @@ impl ExecConfig {
     /// [`ExecConfig::max_model_mib`] in bytes, `None` for no limit.
     pub fn memory_limit(&self) -> Option<u64> {
         verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_model_mib)
+    }
+
+    /// [`ExecConfig::max_total_model_mib`] in bytes, `None` for no limit.
+    pub fn total_model_limit(&self) -> Option<u64> {
+        verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_total_model_mib)
     }
 
     /// Both model limits.

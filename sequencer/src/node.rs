@@ -122,6 +122,9 @@ pub struct LoadedModel {
     /// The program itself (the defender's prover and fault injection run
     /// the reference definition on it).
     pub program: Arc<Program>,
+    /// Bytes of the program's encoding (what `exec.max_total_model_mib`
+    /// counts).
+    pub program_bytes: u64,
     exec_hist: Histogram,
 }
 
@@ -262,6 +265,9 @@ pub struct Node {
     workers: usize,
     faults: Option<crate::fault::FaultInjector>,
     compile_check: std::sync::OnceLock<Arc<dyn CompileCheck>>,
+    /// Held by a registration that compiles: one at a time, so concurrent
+    /// registrations cannot add up the memory each compile takes.
+    register_lock: std::sync::Mutex<()>,
 }
 
 /// Compiles a model a second, independent way and returns that program
@@ -468,6 +474,7 @@ impl Node {
             faults,
             cfg,
             compile_check: std::sync::OnceLock::new(),
+            register_lock: std::sync::Mutex::new(()),
         });
         metrics.mempool_capacity.set(node.cfg.mempool.capacity as i64);
         node.load_models()?;
@@ -540,7 +547,7 @@ impl Node {
             // exec.max_model_msteps than when it was registered) stays in
             // the store with its records; it is not served until the limits
             // allow it again. The node still starts.
-            match self.prepare_model(entry.clone(), Arc::new(program)) {
+            match self.prepare_model(entry.clone(), Arc::new(program), bytes.len() as u64) {
                 Ok(m) => self.insert(m),
                 Err(e) => {
                     tracing::error!(model_id = %entry.model_id, name = %entry.name, error = %e, "model not loaded")
@@ -553,12 +560,17 @@ impl Node {
     /// Prepares a model for serving (within `exec.max_model_mib` and
     /// `exec.max_model_msteps`) without
     /// making it visible.
-    fn prepare_model(&self, entry: ModelEntry, program: Arc<Program>) -> Result<Arc<LoadedModel>, ProverError> {
+    fn prepare_model(
+        &self,
+        entry: ModelEntry,
+        program: Arc<Program>,
+        program_bytes: u64,
+    ) -> Result<Arc<LoadedModel>, ProverError> {
         let nodes = program.nodes.len() as u64;
         let label = entry.model_id.to_hex()[..16].to_string();
         let exec_hist = self.metrics.execution.with_label_values(&[&label]);
         let prepared = self.executor.prepare_within(program.clone(), self.cfg.exec.limits())?;
-        Ok(Arc::new(LoadedModel { entry, nodes, prepared, program, exec_hist }))
+        Ok(Arc::new(LoadedModel { entry, nodes, prepared, program, program_bytes, exec_hist }))
     }
 
     fn insert(&self, m: Arc<LoadedModel>) {
@@ -607,6 +619,7 @@ impl Node {
         {
             return Ok(existing.info(true));
         }
+        let _one_at_a_time = self.register_lock.lock().unwrap_or_else(PoisonError::into_inner);
         // The guard compiles first, in its child: a model that would exhaust
         // memory while being lowered takes the child down, not the node.
         let checked_root = match self.compile_check.get() {
@@ -666,9 +679,27 @@ impl Node {
             registered_at_ms: now_ms(),
         };
         let bytes = program.to_bytes();
+        // What every loaded model keeps (program, packed plan, workspaces)
+        // grows with its program; bound the sum, since anyone may register.
+        if let Some(limit) = self.cfg.exec.total_model_limit() {
+            let held: u64 = self.models().iter().map(|m| m.program_bytes).sum();
+            let total = held.saturating_add(bytes.len() as u64);
+            if total > limit {
+                return Err(ApiError::new(
+                    codes::INVALID_MODEL,
+                    format!(
+                        "model: its program takes {} MiB, and the node's programs would take {} MiB, above the \
+                         node's exec.max_total_model_mib ({})",
+                        (bytes.len() as u64).div_ceil(1 << 20),
+                        total.div_ceil(1 << 20),
+                        limit >> 20
+                    ),
+                ));
+            }
+        }
         // Plan before saving: a model the node cannot serve must not be
         // stored, or every restart would try (and fail) to plan it again.
-        let loaded = self.prepare_model(entry.clone(), Arc::new(program)).map_err(model_error)?;
+        let loaded = self.prepare_model(entry.clone(), Arc::new(program), bytes.len() as u64).map_err(model_error)?;
         let limit = u64::from(self.cfg.rpc.max_response_body_bytes);
         let need = worst_case_output_bytes(&entry.outputs, Encoding::B64);
         if need > limit {

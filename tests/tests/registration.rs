@@ -194,3 +194,24 @@ async fn outputs_too_big_for_an_answer_are_refused_before_acceptance() {
     assert_eq!(ok.record.sequence, before);
     n.stop().await;
 }
+
+/// Anyone may register, and what a loaded model keeps grows with its
+/// program, so the programs' total is bounded (`exec.max_total_model_mib`;
+/// found by an audit: models of a few hundred ONNX bytes kept gigabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_beyond_the_total_program_limit_are_refused() {
+    let mut n = TestNode::start(|c| {
+        c.rpc.max_request_body_bytes = 32 << 20;
+        c.exec.max_total_model_mib = 2;
+    })
+    .await;
+    let c = n.http();
+    c.register_model(register_request("lenet5")).await.expect("lenet5's program fits");
+    let e = api_err(c.register_model(register_request("mobilenetv2")).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("above the node's exec.max_total_model_mib (2)"), "{}", e.message);
+    assert_eq!(c.list_models().await.unwrap().len(), 1, "only lenet5 is registered");
+    // Re-registering what is there compiles nothing and is not refused.
+    assert!(c.register_model(register_request("lenet5")).await.unwrap().already_registered);
+    n.stop().await;
+}
