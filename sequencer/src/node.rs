@@ -347,22 +347,26 @@ const RESPONSE_OVERHEAD: u64 = 4096;
 pub fn worst_case_output_bytes(outputs: &[TensorSpec], encoding: Encoding) -> u64 {
     outputs
         .iter()
-        .map(|o| {
-            let n = checked_numel(&o.shape).unwrap_or(u64::MAX);
-            let per = match encoding {
-                Encoding::B64 => return n.saturating_mul(o.dtype.size() as u64).div_ceil(3).saturating_mul(4),
-                Encoding::Json => match o.dtype {
-                    DType::F32 => 16,
-                    DType::I64 | DType::U64 => 21,
-                    DType::I32 | DType::U32 => 12,
-                    DType::I16 | DType::U16 => 7,
-                    DType::I8 | DType::U8 => 5,
-                    DType::Bool => 6,
-                },
-            };
-            n.saturating_mul(per)
-        })
+        .map(|o| worst_case_tensor_bytes(o.dtype, &o.shape, encoding))
         .fold(RESPONSE_OVERHEAD, u64::saturating_add)
+}
+
+/// The most bytes one tensor can take on the wire in `encoding` (see
+/// [`worst_case_output_bytes`]).
+pub fn worst_case_tensor_bytes(dtype: DType, shape: &[u64], encoding: Encoding) -> u64 {
+    let n = checked_numel(shape).unwrap_or(u64::MAX);
+    let per = match encoding {
+        Encoding::B64 => return n.saturating_mul(dtype.size() as u64).div_ceil(3).saturating_mul(4),
+        Encoding::Json => match dtype {
+            DType::F32 => 16,
+            DType::I64 | DType::U64 => 21,
+            DType::I32 | DType::U32 => 12,
+            DType::I16 | DType::U16 => 7,
+            DType::I8 | DType::U8 => 5,
+            DType::Bool => 6,
+        },
+    };
+    n.saturating_mul(per)
 }
 
 fn fmt_shape(s: &[u64]) -> String {

@@ -26,14 +26,14 @@ use tokio::sync::broadcast::error::RecvError;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use verinfer_rpc::api::{ExplorerApiServer, InferApiServer, ModelApiServer};
 use verinfer_rpc::error::{self as codes, ApiError};
-use verinfer_rpc::tensor::WireTensor;
+use verinfer_rpc::tensor::{Encoding, WireTensor};
 use verinfer_rpc::types::*;
 use verinfer_state::hash::Hash32;
 use verinfer_state::receipt::Receipt;
 
 use crate::config::RpcConfig;
 use crate::metrics::Metrics;
-use crate::node::Node;
+use crate::node::{Node, worst_case_tensor_bytes};
 
 /// Most batches `explorer_batches` returns at once.
 pub const MAX_BATCH_RANGE: u64 = 1000;
@@ -54,6 +54,23 @@ fn store<T>(r: Result<T, verinfer_state::StoreError>) -> Result<T, ApiError> {
         verinfer_state::StoreError::TensorsPruned(_) => ApiError::not_found(e.to_string()),
         e => ApiError::internal(format!("store: {e}")),
     })
+}
+
+/// Refuses, before encoding it, an answer that could exceed the response
+/// limit (jsonrpsee checks only after the whole answer is built, which for
+/// a large tensor costs many times its size in memory).
+fn fits(n: &Node, tensor_bytes: u64, hint: &str) -> Result<(), ApiError> {
+    let limit = u64::from(n.cfg.rpc.max_response_body_bytes);
+    let need = tensor_bytes.saturating_add(4096);
+    if need > limit {
+        return Err(ApiError::new(
+            codes::OVERSIZED_RESPONSE,
+            format!(
+                "the answer could take {need} bytes, above the node's rpc.max_response_body_bytes ({limit}); {hint}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Api {
@@ -118,6 +135,7 @@ impl ModelApiServer for Api {
                 })?;
                 let bytes = store(n.store.model_program(&model_id))?
                     .ok_or_else(|| ApiError::internal(format!("store: model {model_id} has no program")))?;
+                fits(&n, (bytes.len() as u64).div_ceil(3) * 4, "the program is too large to serve over RPC")?;
                 Ok(ModelProgram {
                     model_id,
                     program_root: entry.program_root,
@@ -221,6 +239,10 @@ impl ExplorerApiServer for Api {
                 let header = Self::batch_summary(&n, number)?;
                 let body = store(n.store.body(number))?
                     .ok_or_else(|| ApiError::internal(format!("batch {number} has a header but no body")))?;
+                let need = body.entries.iter().flat_map(|e| &e.inputs).fold(0u64, |a, t| {
+                    a.saturating_add(worst_case_tensor_bytes(t.dtype(), &t.shape_u64(), Encoding::B64))
+                });
+                fits(&n, need, "fetch its records one by one with explorer_record")?;
                 let entries = body
                     .entries
                     .iter()
@@ -239,6 +261,12 @@ impl ExplorerApiServer for Api {
                 let record = store(n.store.record(&request_id))?.ok_or_else(nf)?;
                 let receipt = store(n.store.receipt(&request_id))?.ok_or_else(nf)?;
                 let t = store(n.store.record_tensors(&request_id))?.ok_or_else(nf)?;
+                let need = t
+                    .inputs
+                    .iter()
+                    .chain(&t.outputs)
+                    .fold(0u64, |a, t| a.saturating_add(worst_case_tensor_bytes(t.dtype(), &t.shape_u64(), enc)));
+                fits(&n, need, "ask for {\"encoding\": \"b64\"}, or the record is too large to serve")?;
                 let enc_all = |v: &[verinfer_state::tensor::Tensor]| -> Vec<WireTensor> {
                     v.iter().map(|t| WireTensor::encode(t, enc)).collect()
                 };

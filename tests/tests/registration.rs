@@ -192,6 +192,13 @@ async fn outputs_too_big_for_an_answer_are_refused_before_acceptance() {
     assert_eq!(c.head().await.expect("head").next_sequence, before, "nothing was accepted");
     let ok = c.submit(req(Encoding::B64)).await.expect("b64 outputs fit");
     assert_eq!(ok.record.sequence, before);
+    // explorer_record refuses before building an answer that could not be
+    // sent (it used to build it whole first: many times the tensors' size).
+    let opts = |encoding| Some(verinfer_rpc::types::RecordOptions { encoding });
+    let e = api_err(c.record(ok.request_id, opts(Encoding::Json)).await.unwrap_err());
+    assert_eq!(e.code, codes::OVERSIZED_RESPONSE, "{e:?}");
+    assert!(e.message.contains("rpc.max_response_body_bytes (16384); ask for"), "{}", e.message);
+    c.record(ok.request_id, opts(Encoding::B64)).await.expect("fits as base64");
     n.stop().await;
 }
 
