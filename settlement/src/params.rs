@@ -73,6 +73,11 @@ impl Params {
         if self.min_sequencer_bond == 0 {
             return Err("minimum sequencer bond of 0".into());
         }
+        // Free disputes would let anyone open games without end, each one
+        // escrowing a defender stake and taking the defender's time.
+        if self.challenger_bond == 0 {
+            return Err("challenger bond of 0".into());
+        }
         Ok(())
     }
 }
@@ -97,5 +102,6 @@ mod tests {
         p.validate().expect("production");
         assert!(Params::dev().with_dissection_exp(0).validate().is_err());
         assert!(Params::dev().with_dissection_exp(9).validate().is_err());
+        assert_eq!(Params { challenger_bond: 0, ..Params::dev() }.validate(), Err("challenger bond of 0".into()));
     }
 }
