@@ -156,6 +156,9 @@ struct Job {
     encoding: Encoding,
     accepted_at_ms: u64,
     reply: oneshot::Sender<Result<SubmitResponse, ApiError>>,
+    /// The submission's mempool slot: held until it is answered, even when
+    /// its caller went away (the slot then still bounds the queued work).
+    permit: OwnedSemaphorePermit,
 }
 
 enum WorkMsg {
@@ -163,8 +166,16 @@ enum WorkMsg {
     Stop,
 }
 
+// One `Accept` per request, moved once into the channel: boxing it would
+// only add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum CommitMsg {
-    Accept { sub: PreparedAccept, outputs: Vec<WireTensor>, reply: oneshot::Sender<Result<SubmitResponse, ApiError>> },
+    Accept {
+        sub: PreparedAccept,
+        outputs: Vec<WireTensor>,
+        reply: oneshot::Sender<Result<SubmitResponse, ApiError>>,
+        permit: OwnedSemaphorePermit,
+    },
     Stop,
 }
 
@@ -793,12 +804,11 @@ impl Node {
         };
         self.metrics.mempool_depth.set(self.queue_depth() as i64);
         let (tx, rx) = oneshot::channel();
-        let job = Job { model, inputs, encoding: req.output_encoding, accepted_at_ms: now_ms(), reply: tx };
+        let job = Job { model, inputs, encoding: req.output_encoding, accepted_at_ms: now_ms(), reply: tx, permit };
         if self.work_tx.send(WorkMsg::Run(job)).is_err() {
             return Err(ApiError::new(codes::SHUTTING_DOWN, "the node is shutting down"));
         }
         let r = rx.await.unwrap_or_else(|_| Err(ApiError::internal("the request was dropped before it was accepted")));
-        drop(permit);
         self.metrics.mempool_depth.set(self.queue_depth() as i64);
         r
     }
@@ -816,7 +826,7 @@ impl Node {
     }
 
     fn run_job(&self, job: Job) {
-        let Job { model, inputs, encoding, accepted_at_ms, reply } = job;
+        let Job { model, inputs, encoding, accepted_at_ms, reply, permit } = job;
         if reply.is_closed() {
             return; // the client went away before execution: nothing to accept.
         }
@@ -865,7 +875,7 @@ impl Node {
                 return;
             }
         };
-        if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply }).is_err() {
+        if self.commit_tx.send(CommitMsg::Accept { sub, outputs: wire, reply, permit }).is_err() {
             // The committer is gone (shutdown): the reply is dropped and
             // the caller gets an internal error; nothing was accepted.
         }
@@ -918,7 +928,7 @@ impl Node {
             for msg in group {
                 match msg {
                     CommitMsg::Stop => stop = true,
-                    CommitMsg::Accept { sub, outputs, reply } => {
+                    CommitMsg::Accept { sub, outputs, reply, permit } => {
                         let r = self.store.accept_prepared(sub).map(|record: InferenceRecord| SubmitResponse {
                             request_id: record.request_id,
                             status: verinfer_state::receipt::Status::Pending,
@@ -936,6 +946,8 @@ impl Node {
                                 let _ = reply.send(Err(store_err(e)));
                             }
                         }
+                        // Answered: the mempool slot is free.
+                        drop(permit);
                     }
                 }
             }
