@@ -1000,6 +1000,65 @@ mod tests {
     use super::*;
     use verinfer_state::store::StoreOptions;
 
+    /// A host on a fresh store with one toy model registered (a program
+    /// the host never runs): for tests that post batches of records.
+    struct Toy {
+        _dir: tempfile::TempDir,
+        store: Arc<RocksStore>,
+        host: Arc<SettlementHost>,
+        key: SigningKey,
+        model: verinfer_state::model::ModelEntry,
+    }
+
+    impl Toy {
+        fn new(cfg: &NodeConfig) -> Self {
+            use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
+            use verinfer_state::tensor::DType;
+            const ONNX: &[u8] = b"toy onnx";
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
+            let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
+            let host = SettlementHost::open(store.clone(), cfg, key.clone()).expect("host");
+            host.ensure_bonded().expect("bond");
+            let model = ModelEntry {
+                model_id: model_id(ONNX),
+                name: "toy".into(),
+                program_root: verinfer_state::hash::Hash32([7; 32]),
+                inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
+                outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
+                registered_at_ms: 1,
+            };
+            store.register_model(&model, ONNX, b"program").expect("model");
+            Self { _dir: dir, store, host, key, model }
+        }
+
+        /// Accepts record `i` (input `i`, output `i + 1`).
+        fn accept(&self, i: u64) -> InferenceRecord {
+            use verinfer_state::tensor::Tensor;
+            self.store
+                .accept(verinfer_state::store::Submission {
+                    model_id: self.model.model_id,
+                    inputs: vec![Tensor::from_f32(vec![1], vec![i as f32]).expect("tensor")],
+                    outputs: vec![Tensor::from_f32(vec![1], vec![i as f32 + 1.0]).expect("tensor")],
+                    accepted_at_ms: now_ms(),
+                })
+                .expect("accept")
+        }
+
+        /// Seals what is pending and posts it.
+        fn seal_and_post(&self) -> verinfer_state::batch::SealedRecords {
+            let params = verinfer_state::store::SealParams {
+                timestamp_ms: now_ms(),
+                sequencer: self.host.account().as_hash(),
+                max_records: 64,
+            };
+            let b = self.store.seal(&params).expect("seal").expect("a batch");
+            let body = self.store.body(b.header.number).expect("body").expect("stored");
+            self.host.post_batch(&b.header, body).expect("post");
+            b
+        }
+    }
+
     fn open(dir: &Path, cfg: &NodeConfig) -> Arc<SettlementHost> {
         let store = Arc::new(RocksStore::open_path(dir.join("db"), StoreOptions::default()).expect("store"));
         let key = load_or_create_key(&dir.join("sequencer.key")).expect("key");
@@ -1104,46 +1163,15 @@ mod tests {
     /// over settled batches only.
     #[test]
     fn receipts_left_behind_by_a_crash_are_reconciled_at_start() {
-        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
-        use verinfer_state::store::{SealParams, Submission};
-        use verinfer_state::tensor::{DType, Tensor};
-
-        const ONNX: &[u8] = b"toy onnx";
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NodeConfig { dev: true, ..Default::default() };
         // Long enough for the synced writes below to land inside the window
         // while another test fsyncs on the same disk.
         cfg.settlement.challenge_window_ms = Some(2_000);
         cfg.settlement.clock_ms = Some(1);
-        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
-        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
-        let h = SettlementHost::open(store.clone(), &cfg, key.clone()).expect("host");
-        h.ensure_bonded().expect("bond");
-        let entry = ModelEntry {
-            model_id: model_id(ONNX),
-            name: "toy".into(),
-            program_root: verinfer_state::hash::Hash32([7; 32]),
-            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
-            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
-            registered_at_ms: 1,
-        };
-        store.register_model(&entry, ONNX, b"program").expect("model");
-        let accept = |i: u64| {
-            store
-                .accept(Submission {
-                    model_id: entry.model_id,
-                    inputs: vec![Tensor::from_f32(vec![1], vec![i as f32]).expect("tensor")],
-                    outputs: vec![Tensor::from_f32(vec![1], vec![i as f32 + 1.0]).expect("tensor")],
-                    accepted_at_ms: now_ms(),
-                })
-                .expect("accept")
-        };
-        let seal = || {
-            let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
-            let b = store.seal(&params).expect("seal").expect("a batch");
-            h.post_batch(&b.header, store.body(b.header.number).expect("body").expect("stored")).expect("post");
-            b
-        };
+        let toy = Toy::new(&cfg);
+        let (store, h, key) = (toy.store.clone(), toy.host.clone(), toy.key.clone());
+        let accept = |i: u64| toy.accept(i);
+        let seal = || toy.seal_and_post();
         let recs: Vec<InferenceRecord> = (0..3).map(accept).collect();
         let b1 = seal();
         let later = accept(3);
@@ -1236,38 +1264,12 @@ mod tests {
     /// log into a snapshot first.
     #[test]
     fn the_node_restarts_after_pruning_a_batch_its_log_posted() {
-        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
-        use verinfer_state::store::{SealParams, Submission};
-        use verinfer_state::tensor::{DType, Tensor};
-
-        const ONNX: &[u8] = b"toy onnx";
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NodeConfig { dev: true, ..Default::default() };
         cfg.settlement.challenge_window_ms = Some(200);
-        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
-        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
-        let h = SettlementHost::open(store.clone(), &cfg, key.clone()).expect("host");
-        h.ensure_bonded().expect("bond");
-        let entry = ModelEntry {
-            model_id: model_id(ONNX),
-            name: "toy".into(),
-            program_root: verinfer_state::hash::Hash32([7; 32]),
-            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
-            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
-            registered_at_ms: 1,
-        };
-        store.register_model(&entry, ONNX, b"program").expect("model");
-        store
-            .accept(Submission {
-                model_id: entry.model_id,
-                inputs: vec![Tensor::from_f32(vec![1], vec![1.0]).expect("tensor")],
-                outputs: vec![Tensor::from_f32(vec![1], vec![2.0]).expect("tensor")],
-                accepted_at_ms: now_ms(),
-            })
-            .expect("accept");
-        let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
-        let b = store.seal(&params).expect("seal").expect("a batch");
-        h.post_batch(&b.header, store.body(1).expect("body").expect("stored")).expect("post");
+        let toy = Toy::new(&cfg);
+        let (store, h, key) = (toy.store.clone(), toy.host.clone(), toy.key.clone());
+        toy.accept(1);
+        toy.seal_and_post();
         {
             let g = h.lock();
             assert!(g.next_seq > g.snap_seq, "the post is in the log, not yet in a snapshot");
@@ -1292,40 +1294,13 @@ mod tests {
     /// post; here the bond was emptied by an unbond.
     #[test]
     fn a_post_re_bonds_from_the_free_balance_when_the_bond_is_short() {
-        use verinfer_state::model::{ModelEntry, TensorSpec, model_id};
-        use verinfer_state::store::{SealParams, Submission};
-        use verinfer_state::tensor::{DType, Tensor};
-
-        const ONNX: &[u8] = b"toy onnx";
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = NodeConfig { dev: true, ..Default::default() };
-        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
-        let key = load_or_create_key(&dir.path().join("sequencer.key")).expect("key");
-        let h = SettlementHost::open(store.clone(), &cfg, key).expect("host");
-        h.ensure_bonded().expect("bond");
+        let toy = Toy::new(&NodeConfig { dev: true, ..Default::default() });
+        let h = toy.host.clone();
         h.submit_own(Tx::Unbond).expect("unbond: no window open yet");
         let (bond, free) = h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
         assert_eq!(bond, 0);
-        let entry = ModelEntry {
-            model_id: model_id(ONNX),
-            name: "toy".into(),
-            program_root: verinfer_state::hash::Hash32([7; 32]),
-            inputs: vec![TensorSpec { name: "x".into(), dtype: DType::F32, shape: vec![1] }],
-            outputs: vec![TensorSpec { name: "y".into(), dtype: DType::F32, shape: vec![1] }],
-            registered_at_ms: 1,
-        };
-        store.register_model(&entry, ONNX, b"program").expect("model");
-        store
-            .accept(Submission {
-                model_id: entry.model_id,
-                inputs: vec![Tensor::from_f32(vec![1], vec![1.0]).expect("tensor")],
-                outputs: vec![Tensor::from_f32(vec![1], vec![2.0]).expect("tensor")],
-                accepted_at_ms: now_ms(),
-            })
-            .expect("accept");
-        let params = SealParams { timestamp_ms: now_ms(), sequencer: h.account().as_hash(), max_records: 64 };
-        let b = store.seal(&params).expect("seal").expect("a batch");
-        h.post_batch(&b.header, store.body(1).expect("body").expect("stored")).expect("posted after re-bonding");
+        toy.accept(1);
+        toy.seal_and_post(); // re-bonds first
         assert_eq!(h.head(), 1);
         let min = h.read(|s, _| s.params().min_sequencer_bond);
         let (bond_after, free_after) =
