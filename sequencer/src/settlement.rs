@@ -240,6 +240,8 @@ pub struct SettlementHost {
     inner: Mutex<Inner>,
     key: SigningKey,
     account: AccountId,
+    /// The referee's chain id (fixed when its state was created).
+    chain_id: u64,
     dev: bool,
     events: broadcast::Sender<EventNote>,
     /// Woken after every applied input (the defender re-checks its games).
@@ -379,11 +381,13 @@ impl SettlementHost {
         }
         let fresh = store.settlement_get(SNAP_KEY)?.is_none();
         let account = AccountId::of_key(&key.verifying_key());
+        let chain_id = inner.state.params().chain_id;
         let host = Arc::new(Self {
             store,
             inner: Mutex::new(inner),
             key,
             account,
+            chain_id,
             dev: cfg.dev,
             events: broadcast::channel(4096).0,
             changed: Notify::new(),
@@ -701,6 +705,12 @@ impl SettlementHost {
         if matches!(stx.tx, Tx::PostBatch { .. }) && stx.signer != self.account {
             return Err(SettlementError::ForeignBatch { signer: stx.signer, sequencer: self.account });
         }
+        // Check the signature before taking the state lock: it hashes the
+        // whole transaction (a PostBatch carries a body of up to the RPC
+        // body limit), and a stranger's forged signature must not hold up
+        // posting, defending and every read meanwhile. The referee checks
+        // it again under the lock, as it must for every input.
+        stx.verify_signature(self.chain_id).map_err(|_| SettlementError::Rejected(TxError::BadSignature))?;
         self.apply(Input::Signed(Box::new(stx)))
     }
 
@@ -1306,6 +1316,28 @@ mod tests {
         let (bond_after, free_after) =
             h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
         assert_eq!((bond_after, free_after), (2 * min, free - 2 * min));
+    }
+
+    /// A forged signature is refused without the state lock (found by an
+    /// audit: a stranger's PostBatch claiming the node's account, with a
+    /// large body and a garbage signature, held the lock while it was
+    /// hashed, stalling posting, defending and reads).
+    #[test]
+    fn a_forged_signature_is_refused_without_the_state_lock() {
+        let toy = Toy::new(&NodeConfig { dev: true, ..Default::default() });
+        let h = toy.host.clone();
+        let stranger = SigningKey::from_bytes(&[9; 32]);
+        let mut stx = SignedTx::sign(&stranger, h.chain_id, 0, Tx::Unbond);
+        stx.signer = h.account; // claims the node's account
+        let held = h.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h2 = h.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(h2.submit(stx).map(|_| ()));
+        });
+        let r = rx.recv_timeout(Duration::from_secs(20)).expect("refused while the lock is held");
+        drop(held);
+        assert!(matches!(r, Err(SettlementError::Rejected(TxError::BadSignature))), "{r:?}");
     }
 
     #[test]
