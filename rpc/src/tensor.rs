@@ -302,6 +302,37 @@ fn non_finite_name(x: f32) -> &'static str {
     }
 }
 
+const TOO_MANY: &str = "more elements than the shape holds";
+
+/// A JSON array of at most `n` raw elements: parsing stops at element
+/// `n + 1`, so an array of millions of elements sent for a small shape costs
+/// neither the time to scan it all nor a pointer per element.
+struct AtMost(u64);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AtMost {
+    type Value = Vec<&'de RawValue>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AtMost {
+    type Value = Vec<&'de RawValue>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of {} elements", self.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::with_capacity(self.0.min(1 << 20) as usize);
+        while let Some(x) = seq.next_element::<&RawValue>()? {
+            if v.len() as u64 == self.0 {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            v.push(x);
+        }
+        Ok(v)
+    }
+}
+
 /// Parses a flat JSON array of `n` elements of `dtype` from its text.
 fn parse_json_data(
     field: &str,
@@ -310,8 +341,15 @@ fn parse_json_data(
     text: &str,
     allow_non_finite: bool,
 ) -> Result<TensorData, ApiError> {
-    let items: Vec<&RawValue> = serde_json::from_str(text)
-        .map_err(|_| tensor_err(format!("{field}.data: expected a flat JSON array of {n} {dtype} values")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = serde::de::DeserializeSeed::deserialize(AtMost(n), &mut de).and_then(|v| de.end().map(|()| v));
+    let items = match items {
+        Ok(v) => v,
+        Err(e) if e.to_string().starts_with(TOO_MANY) => {
+            return Err(tensor_err(format!("{field}.data: expected {n} elements, got more")));
+        }
+        Err(_) => return Err(tensor_err(format!("{field}.data: expected a flat JSON array of {n} {dtype} values"))),
+    };
     if items.len() as u64 != n {
         return Err(tensor_err(format!("{field}.data: expected {n} elements, got {}", items.len())));
     }
@@ -463,6 +501,9 @@ mod tests {
         let cases = [
             (r#"{"dtype":"f64","shape":[1],"data":[1]}"#, "inputs[0].dtype: unknown dtype \"f64\""),
             (r#"{"dtype":"f32","shape":[3],"data":[1,2]}"#, "inputs[0].data: expected 3 elements, got 2"),
+            // Parsing stops at the element past the shape.
+            (r#"{"dtype":"f32","shape":[2],"data":[1,2,3,4,5]}"#, "inputs[0].data: expected 2 elements, got more"),
+            (r#"{"dtype":"f32","shape":[0],"data":[1]}"#, "inputs[0].data: expected 0 elements, got more"),
             (r#"{"dtype":"f32","shape":[1],"data":["x"]}"#, "inputs[0].data[0]: \"x\" is not an f32"),
             (r#"{"dtype":"f32","shape":[1],"data":[[1]]}"#, "inputs[0].data[0]: [1] is not an f32"),
             (r#"{"dtype":"i64","shape":[1],"data":[1.5]}"#, "inputs[0].data[0]: 1.5 is not a i64"),
