@@ -86,7 +86,6 @@ fn the_same_fault_spec_is_accepted_with_dev() {
 /// serving. `verinfer compile --max-memory-mib` exits 2 with `{"error"}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_whose_compile_exhausts_memory_fails_in_the_guard_not_the_node() {
-    use base64::Engine as _;
     use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
     use verinfer_rpc::api::ModelApiClient;
     use verinfer_state::tensor::{DType, Tensor, TensorData};
@@ -123,11 +122,7 @@ async fn a_model_whose_compile_exhausts_memory_fails_in_the_guard_not_the_node()
     let (_node, url) = verinfer_e2e::proc::Proc::dev_node(exe, d, &toml, &[]);
     let c = verinfer_e2e::http_client(&url);
     let before = c.list_models().await.expect("models").len();
-    let req = verinfer_rpc::types::RegisterModel {
-        name: "big".into(),
-        onnx_b64: base64::engine::general_purpose::STANDARD.encode(&onnx),
-        input_shapes: Default::default(),
-    };
+    let req = verinfer_e2e::register_onnx("big", &onnx);
     let e = verinfer_e2e::play::api_err(c.register_model(req).await.expect_err("refused"));
     assert_eq!(e.code, verinfer_rpc::error::INVALID_MODEL, "{e:?}");
     assert!(e.message.contains("allocate") && e.message.contains("2176 MiB"), "{}", e.message);

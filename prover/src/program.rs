@@ -199,10 +199,152 @@ pub enum BinaryOp {
     Ge,
 }
 
+impl UnaryOp {
+    /// The f32 functions without an attribute, in declaration order: every
+    /// unary op but `Not` (integers and bool), `HardSwish`, and the ones
+    /// with attributes. What tests and fuzzers enumerate.
+    pub const F32_PLAIN: [UnaryOp; 22] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Exp,
+        UnaryOp::Ln,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Erf,
+        UnaryOp::GeluExact,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Softplus,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Atan,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+    ];
+}
+
 impl BinaryOp {
+    /// Every binary op, in declaration order.
+    pub const ALL: [BinaryOp; 22] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Rem,
+        BinaryOp::Pow,
+        BinaryOp::Min,
+        BinaryOp::Max,
+        BinaryOp::And,
+        BinaryOp::Or,
+        BinaryOp::Xor,
+        BinaryOp::BitAnd,
+        BinaryOp::BitOr,
+        BinaryOp::BitXor,
+        BinaryOp::ShiftLeft,
+        BinaryOp::ShiftRight,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+    ];
+
     /// True when the output is bool whatever the input dtype.
     pub fn is_comparison(self) -> bool {
         matches!(self, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+    }
+}
+
+#[cfg(test)]
+mod op_list_tests {
+    use super::*;
+
+    /// A new variant fails to compile here until it is sorted into or out
+    /// of the lists; the lists hold no duplicates.
+    #[test]
+    fn op_lists_are_complete() {
+        for b in BinaryOp::ALL {
+            match b {
+                BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Rem
+                | BinaryOp::Pow
+                | BinaryOp::Min
+                | BinaryOp::Max
+                | BinaryOp::And
+                | BinaryOp::Or
+                | BinaryOp::Xor
+                | BinaryOp::BitAnd
+                | BinaryOp::BitOr
+                | BinaryOp::BitXor
+                | BinaryOp::ShiftLeft
+                | BinaryOp::ShiftRight
+                | BinaryOp::Eq
+                | BinaryOp::Ne
+                | BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge => {}
+            }
+        }
+        let plain = |u: UnaryOp| match u {
+            UnaryOp::Not
+            | UnaryOp::HardSwish
+            | UnaryOp::PowConst(_)
+            | UnaryOp::LeakyRelu(_)
+            | UnaryOp::HardSigmoid { .. } => false,
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Sign
+            | UnaryOp::Exp
+            | UnaryOp::Ln
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Recip
+            | UnaryOp::Square
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Erf
+            | UnaryOp::GeluExact
+            | UnaryOp::GeluTanh
+            | UnaryOp::Silu
+            | UnaryOp::Softplus
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Atan
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round => true,
+        };
+        assert!(UnaryOp::F32_PLAIN.into_iter().all(plain));
+        for r in Reducer::ALL {
+            match r {
+                Reducer::Sum
+                | Reducer::Prod
+                | Reducer::Max
+                | Reducer::Min
+                | Reducer::MeanOfSquares
+                | Reducer::ArgMax { .. }
+                | Reducer::ArgMin { .. }
+                | Reducer::All
+                | Reducer::Any => {}
+            }
+        }
+        let distinct: std::collections::HashSet<_> = Reducer::ALL.into_iter().collect();
+        assert_eq!(distinct.len(), Reducer::ALL.len());
+        let distinct: std::collections::HashSet<_> = BinaryOp::ALL.into_iter().collect();
+        assert_eq!(distinct.len(), BinaryOp::ALL.len());
+        let distinct: std::collections::HashSet<_> = UnaryOp::F32_PLAIN.into_iter().collect();
+        assert_eq!(distinct.len(), UnaryOp::F32_PLAIN.len());
     }
 }
 
@@ -348,6 +490,24 @@ pub enum Reducer {
     All,
     /// Logical or over bools.
     Any,
+}
+
+impl Reducer {
+    /// Every reduction, both ends of ArgMax and ArgMin included, in
+    /// declaration order.
+    pub const ALL: [Reducer; 11] = [
+        Reducer::Sum,
+        Reducer::Prod,
+        Reducer::Max,
+        Reducer::Min,
+        Reducer::MeanOfSquares,
+        Reducer::ArgMax { last: false },
+        Reducer::ArgMax { last: true },
+        Reducer::ArgMin { last: false },
+        Reducer::ArgMin { last: true },
+        Reducer::All,
+        Reducer::Any,
+    ];
 }
 
 /// Pad modes.

@@ -373,6 +373,11 @@ fn hex(t: &Tensor, i: u64) -> String {
     format!("{s:?}")
 }
 
+/// The message of a caught panic.
+fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
 /// Runs one program through the three evaluators (and optionally the
 /// dispute prover). Records the first mismatch.
 fn run(st: &mut Stats, fam: &str, p: &Program, inputs: &[Tensor], rng: &mut ChaCha8Rng, dispute: bool) {
@@ -428,11 +433,7 @@ fn run(st: &mut Stats, fam: &str, p: &Program, inputs: &[Tensor], rng: &mut ChaC
             let r = match r {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
+                    let msg = panic_text(e);
                     st.bad(
                         fam,
                         format!(
@@ -459,11 +460,7 @@ fn run(st: &mut Stats, fam: &str, p: &Program, inputs: &[Tensor], rng: &mut ChaC
             let r = match r {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
+                    let msg = panic_text(e);
                     st.bad(
                         fam,
                         format!(
@@ -585,65 +582,20 @@ fn all_unary(rng: &mut ChaCha8Rng) -> Vec<UnaryOp> {
             F32Bits::new(c[rng.gen_range(0..c.len())])
         }
     };
-    vec![
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Sign,
-        UnaryOp::Exp,
-        UnaryOp::Ln,
-        UnaryOp::Sqrt,
-        UnaryOp::Rsqrt,
-        UnaryOp::Recip,
-        UnaryOp::Square,
-        UnaryOp::Tanh,
-        UnaryOp::Sigmoid,
-        UnaryOp::Erf,
-        UnaryOp::GeluExact,
-        UnaryOp::GeluTanh,
-        UnaryOp::Silu,
-        UnaryOp::Softplus,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Atan,
-        UnaryOp::Floor,
-        UnaryOp::Ceil,
-        UnaryOp::Round,
+    let mut ops = UnaryOp::F32_PLAIN.to_vec();
+    ops.extend([
         UnaryOp::PowConst(attr(rng)),
         UnaryOp::LeakyRelu(attr(rng)),
         UnaryOp::HardSwish,
         UnaryOp::HardSigmoid { alpha: attr(rng), beta: attr(rng) },
-    ]
+    ]);
+    ops
 }
 
 fn unary_name(u: &UnaryOp) -> String {
     let s = format!("{u:?}");
     s.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?").to_string()
 }
-
-const ALL_BINARY: [BinaryOp; 22] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Rem,
-    BinaryOp::Pow,
-    BinaryOp::Min,
-    BinaryOp::Max,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::BitAnd,
-    BinaryOp::BitOr,
-    BinaryOp::BitXor,
-    BinaryOp::ShiftLeft,
-    BinaryOp::ShiftRight,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-];
 
 fn gen_unary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
     for rep in 0..reps {
@@ -671,7 +623,7 @@ fn gen_unary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
 
 fn gen_binary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
     for rep in 0..reps {
-        for op in ALL_BINARY {
+        for op in BinaryOp::ALL {
             for d in [DType::F32].into_iter().chain(INT_DTYPES).chain([DType::Bool]) {
                 // Floats get more cases.
                 if d != DType::F32 && rep % 3 != 0 {
@@ -738,23 +690,9 @@ fn gen_where_cast(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
     }
 }
 
-const REDUCERS: [Reducer; 11] = [
-    Reducer::Sum,
-    Reducer::Prod,
-    Reducer::Max,
-    Reducer::Min,
-    Reducer::MeanOfSquares,
-    Reducer::ArgMax { last: false },
-    Reducer::ArgMax { last: true },
-    Reducer::ArgMin { last: false },
-    Reducer::ArgMin { last: true },
-    Reducer::All,
-    Reducer::Any,
-];
-
 fn gen_reduce(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
     for rep in 0..reps {
-        for r in REDUCERS {
+        for r in Reducer::ALL {
             for d in [DType::F32, DType::F32, DType::F32].into_iter().chain(INT_DTYPES).chain([DType::Bool]) {
                 if d != DType::F32 && d != DType::Bool && rep % 2 == 1 {
                     continue;
@@ -1395,7 +1333,7 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
     let n = sv.len();
     let col = Tensor::from_f32(vec![n, 1], sv.clone()).expect("test case");
     let row = Tensor::from_f32(vec![1, n], sv.clone()).expect("test case");
-    for op in ALL_BINARY {
+    for op in BinaryOp::ALL {
         let Some(od) = ops::elementwise::binary_out_dtype(op, DType::F32) else { continue };
         for c in [false, true] {
             let mut b = B::default();
@@ -1423,7 +1361,7 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
         let m = vals.len() as u64;
         let a = ints_tensor(d, &[m, 1], vals.clone());
         let bb = ints_tensor(d, &[1, m], vals.clone());
-        for op in ALL_BINARY {
+        for op in BinaryOp::ALL {
             let Some(od) = ops::elementwise::binary_out_dtype(op, d) else { continue };
             let mut b = B::default();
             let x = b.val(a.clone(), false);

@@ -350,7 +350,12 @@ pub fn model_error(e: ProverError) -> ApiError {
 
 /// Bytes a response needs beyond its output tensors (record, ids, status,
 /// JSON framing), with room to spare.
-const RESPONSE_OVERHEAD: u64 = 4096;
+pub(crate) const RESPONSE_OVERHEAD: u64 = 4096;
+
+/// Characters of the standard (padded) base64 of `bytes` bytes.
+pub(crate) fn b64_len(bytes: u64) -> u64 {
+    bytes.div_ceil(3).saturating_mul(4)
+}
 
 /// The most bytes `outputs` can take in an `infer_submit` response with
 /// `encoding`: base64 is exact; JSON counts the longest decimal an element
@@ -367,7 +372,7 @@ pub fn worst_case_output_bytes(outputs: &[TensorSpec], encoding: Encoding) -> u6
 pub fn worst_case_tensor_bytes(dtype: DType, shape: &[u64], encoding: Encoding) -> u64 {
     let n = checked_numel(shape).unwrap_or(u64::MAX);
     let per = match encoding {
-        Encoding::B64 => return n.saturating_mul(dtype.size() as u64).div_ceil(3).saturating_mul(4),
+        Encoding::B64 => return b64_len(n.saturating_mul(dtype.size() as u64)),
         Encoding::Json => match dtype {
             DType::F32 => 16,
             DType::I64 | DType::U64 => 21,

@@ -61,7 +61,7 @@ fn store<T>(r: Result<T, verinfer_state::StoreError>) -> Result<T, ApiError> {
 /// a large tensor costs many times its size in memory).
 fn fits(n: &Node, tensor_bytes: u64, hint: &str) -> Result<(), ApiError> {
     let limit = u64::from(n.cfg.rpc.max_response_body_bytes);
-    let need = tensor_bytes.saturating_add(4096);
+    let need = tensor_bytes.saturating_add(crate::node::RESPONSE_OVERHEAD);
     if need > limit {
         return Err(ApiError::new(
             codes::OVERSIZED_RESPONSE,
@@ -135,7 +135,7 @@ impl ModelApiServer for Api {
                 })?;
                 let bytes = store(n.store.model_program(&model_id))?
                     .ok_or_else(|| ApiError::internal(format!("store: model {model_id} has no program")))?;
-                fits(&n, (bytes.len() as u64).div_ceil(3) * 4, "the program is too large to serve over RPC")?;
+                fits(&n, crate::node::b64_len(bytes.len() as u64), "the program is too large to serve over RPC")?;
                 Ok(ModelProgram {
                     model_id,
                     program_root: entry.program_root,

@@ -769,21 +769,31 @@ impl SettlementHost {
         self.apply(Input::Tick).map(|(_, e)| e)
     }
 
-    /// If the sequencer's bond is below the minimum, funds it (from the
-    /// genesis allocation) and bonds it up to twice the minimum.
-    pub fn ensure_bonded(&self) -> Result<(), SettlementError> {
-        let (bond, min, free) = self.read(|s, _| {
+    /// The sequencer's bond, the minimum bond, and its free balance.
+    fn bond_figures(&self) -> (u64, u64, u64) {
+        self.read(|s, _| {
             (
                 s.sequencer(&self.account).map_or(0, |q| q.bond),
                 s.params().min_sequencer_bond,
                 s.account(&self.account).free,
             )
-        });
+        })
+    }
+
+    /// What brings a bond below `min` up to twice the minimum: room to top
+    /// up after a lost game.
+    fn bond_shortfall(bond: u64, min: u64) -> u64 {
+        min.saturating_mul(2).saturating_sub(bond)
+    }
+
+    /// If the sequencer's bond is below the minimum, funds it (from the
+    /// genesis allocation) and bonds it up to twice the minimum.
+    pub fn ensure_bonded(&self) -> Result<(), SettlementError> {
+        let (bond, min, free) = self.bond_figures();
         if bond >= min {
             return Ok(());
         }
-        // Twice the minimum: room to top up after a lost game.
-        let want = min.saturating_mul(2) - bond;
+        let want = Self::bond_shortfall(bond, min);
         if free < want {
             self.deposit(self.account, want - free)?;
         }
@@ -814,15 +824,9 @@ impl SettlementHost {
         // so games by a stranger (even ones the node wins) can leave the bond
         // below the minimum for good. Re-bond from the node's own free
         // balance first (up to twice the minimum, as at start).
-        let (bond, min, free) = self.read(|s, _| {
-            (
-                s.sequencer(&self.account).map_or(0, |q| q.bond),
-                s.params().min_sequencer_bond,
-                s.account(&self.account).free,
-            )
-        });
+        let (bond, min, free) = self.bond_figures();
         if bond < min {
-            let top_up = min.saturating_mul(2).saturating_sub(bond).min(free);
+            let top_up = Self::bond_shortfall(bond, min).min(free);
             if bond.saturating_add(top_up) >= min {
                 self.submit_own(Tx::BondSequencer { amount: top_up })?;
                 tracing::info!(bond = bond + top_up, from_free = top_up, "sequencer re-bonded from its free balance");
@@ -1307,14 +1311,12 @@ mod tests {
         let toy = Toy::new(&NodeConfig { dev: true, ..Default::default() });
         let h = toy.host.clone();
         h.submit_own(Tx::Unbond).expect("unbond: no window open yet");
-        let (bond, free) = h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
+        let (bond, min, free) = h.bond_figures();
         assert_eq!(bond, 0);
         toy.accept(1);
         toy.seal_and_post(); // re-bonds first
         assert_eq!(h.head(), 1);
-        let min = h.read(|s, _| s.params().min_sequencer_bond);
-        let (bond_after, free_after) =
-            h.read(|s, _| (s.sequencer(&h.account).map_or(0, |q| q.bond), s.account(&h.account).free));
+        let (bond_after, _, free_after) = h.bond_figures();
         assert_eq!((bond_after, free_after), (2 * min, free - 2 * min));
     }
 

@@ -52,9 +52,14 @@ pub fn model_inputs(name: &str) -> Vec<Tensor> {
 
 /// `model_register` parameters for a corpus model.
 pub fn register_request(name: &str) -> RegisterModel {
+    register_onnx(name, &model_bytes(name))
+}
+
+/// A `model_register` request for `onnx` bytes, with no input shapes.
+pub fn register_onnx(name: &str, onnx: &[u8]) -> RegisterModel {
     RegisterModel {
         name: name.into(),
-        onnx_b64: base64::engine::general_purpose::STANDARD.encode(model_bytes(name)),
+        onnx_b64: base64::engine::general_purpose::STANDARD.encode(onnx),
         input_shapes: Default::default(),
     }
 }

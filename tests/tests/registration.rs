@@ -63,6 +63,19 @@ async fn a_model_whose_folding_depends_on_the_cpu_is_refused() {
     n.stop().await;
 }
 
+/// A registration of one f32 element-wise `op` over an input of `dims`.
+fn unary_model(name: &str, op: &str, dims: &[i64]) -> verinfer_rpc::types::RegisterModel {
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_state::tensor::DType;
+    let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Fixed(d)).collect();
+    let onnx = OnnxBuilder::new(13)
+        .input("x", DType::F32, &dims)
+        .output("y", DType::F32, &dims)
+        .node(op, &["x"], &["y"], &[])
+        .build();
+    register_onnx(name, &onnx)
+}
+
 /// A model the node could not plan within `exec.max_model_mib` is refused
 /// before anything is stored (it used to be stored first, and a model that
 /// could not be planned then stopped every restart); a stored model that no
@@ -70,23 +83,8 @@ async fn a_model_whose_folding_depends_on_the_cpu_is_refused() {
 /// starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_above_the_memory_limit_is_refused_and_not_stored() {
-    use base64::Engine as _;
-    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
-    use verinfer_rpc::types::RegisterModel;
-    use verinfer_state::tensor::DType;
-
     // Neg over a 65536×65536 f32 input: 16 GiB for each value.
-    let dims = [Dim::Fixed(65_536), Dim::Fixed(65_536)];
-    let onnx = OnnxBuilder::new(13)
-        .input("x", DType::F32, &dims)
-        .output("y", DType::F32, &dims)
-        .node("Neg", &["x"], &["y"], &[])
-        .build();
-    let huge = RegisterModel {
-        name: "huge".into(),
-        onnx_b64: base64::engine::general_purpose::STANDARD.encode(onnx),
-        input_shapes: Default::default(),
-    };
+    let huge = unary_model("huge", "Neg", &[65_536, 65_536]);
     // Default limit (2048 MiB); bodies large enough for MobileNetV2's 14 MB.
     let mut n = TestNode::start(|c| c.rpc.max_request_body_bytes = 32 << 20).await;
     let c = n.http();
@@ -151,26 +149,12 @@ async fn a_model_above_the_compute_limit_is_refused_and_not_stored() {
 /// accepted; the same request with `b64` goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_too_big_for_an_answer_are_refused_before_acceptance() {
-    use base64::Engine as _;
-    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
     use verinfer_rpc::api::{ExplorerApiClient, InferApiClient};
     use verinfer_rpc::tensor::{Encoding, WireTensor};
-    use verinfer_rpc::types::{RegisterModel, SubmitRequest};
-    use verinfer_state::tensor::{DType, Tensor};
+    use verinfer_rpc::types::SubmitRequest;
+    use verinfer_state::tensor::Tensor;
 
-    let relu = |n: i64| {
-        let dims = [Dim::Fixed(1), Dim::Fixed(n)];
-        let onnx = OnnxBuilder::new(13)
-            .input("x", DType::F32, &dims)
-            .output("y", DType::F32, &dims)
-            .node("Relu", &["x"], &["y"], &[])
-            .build();
-        RegisterModel {
-            name: format!("relu{n}"),
-            onnx_b64: base64::engine::general_purpose::STANDARD.encode(onnx),
-            input_shapes: Default::default(),
-        }
-    };
+    let relu = |n: i64| unary_model(&format!("relu{n}"), "Relu", &[1, n]);
     let mut n = TestNode::start(|c| c.rpc.max_response_body_bytes = 16 << 10).await;
     let c = n.http();
     // 10,000 f32 outputs: 53,336 bytes as base64, above 16 KiB.

@@ -73,74 +73,19 @@ fn vt(dtype: DType, shape: &[u64]) -> ValueType {
     ValueType { dtype, shape: shape.to_vec() }
 }
 
-const ALL_UNARY: [UnaryOp; 27] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Sign,
-    UnaryOp::Exp,
-    UnaryOp::Ln,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Recip,
-    UnaryOp::Square,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Erf,
-    UnaryOp::GeluExact,
-    UnaryOp::GeluTanh,
-    UnaryOp::Silu,
-    UnaryOp::Softplus,
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Atan,
-    UnaryOp::Floor,
-    UnaryOp::Ceil,
-    UnaryOp::Round,
-    UnaryOp::Not,
-    UnaryOp::PowConst(F32Bits(0x4040_0000)),
-    UnaryOp::LeakyRelu(F32Bits(0x3c23_d70a)),
-    UnaryOp::HardSwish,
-    UnaryOp::HardSigmoid { alpha: F32Bits(0x3e4c_cccd), beta: F32Bits(0x3f00_0000) },
-];
-
-const ALL_BINARY: [BinaryOp; 22] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Rem,
-    BinaryOp::Pow,
-    BinaryOp::Min,
-    BinaryOp::Max,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::BitAnd,
-    BinaryOp::BitOr,
-    BinaryOp::BitXor,
-    BinaryOp::ShiftLeft,
-    BinaryOp::ShiftRight,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-];
-
-const ALL_REDUCERS: [Reducer; 11] = [
-    Reducer::Sum,
-    Reducer::Prod,
-    Reducer::Max,
-    Reducer::Min,
-    Reducer::MeanOfSquares,
-    Reducer::ArgMax { last: false },
-    Reducer::ArgMax { last: true },
-    Reducer::ArgMin { last: false },
-    Reducer::ArgMin { last: true },
-    Reducer::All,
-    Reducer::Any,
-];
+/// Every unary op (attributed ones with one value each).
+fn all_unary() -> Vec<UnaryOp> {
+    UnaryOp::F32_PLAIN
+        .into_iter()
+        .chain([
+            UnaryOp::Not,
+            UnaryOp::PowConst(F32Bits(0x4040_0000)),
+            UnaryOp::LeakyRelu(F32Bits(0x3c23_d70a)),
+            UnaryOp::HardSwish,
+            UnaryOp::HardSigmoid { alpha: F32Bits(0x3e4c_cccd), beta: F32Bits(0x3f00_0000) },
+        ])
+        .collect()
+}
 
 /// The op's family name. An exhaustive match: a new op does not compile
 /// until it is named here (and then the coverage test asks for a case).
@@ -239,7 +184,7 @@ fn all_cases() -> Vec<Case> {
     let s = [4usize, 24];
     let su = [4u64, 24];
     // Unary, f32 (all but Not), and the integer and bool variants.
-    for u in ALL_UNARY {
+    for u in all_unary() {
         let name = unary_name(u);
         let mut rng = rng_for(name);
         if u == UnaryOp::Not {
@@ -259,7 +204,7 @@ fn all_cases() -> Vec<Case> {
     }
     // Binary: f32 arithmetic and comparisons with broadcasting ([4,24] op [24]),
     // bool logic, integer bit ops and shifts.
-    for b in ALL_BINARY {
+    for b in BinaryOp::ALL {
         let mut rng = rng_for(&format!("{b:?}"));
         let (a, c, dt) = match b {
             BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => (bools(&mut rng, &s), bools(&mut rng, &[24]), DType::Bool),
@@ -354,7 +299,7 @@ fn all_cases() -> Vec<Case> {
     ));
 
     // Reductions and normalisations.
-    for r in ALL_REDUCERS {
+    for r in Reducer::ALL {
         let mut rng = rng_for(&format!("{r:?}"));
         let (x, dt, suffix) = match r {
             Reducer::All | Reducer::Any => (bools(&mut rng, &s), DType::Bool, ""),
@@ -632,9 +577,9 @@ fn golden_dir() -> PathBuf {
 #[test]
 fn every_op_has_a_case() {
     let names: BTreeSet<String> = all_cases().iter().map(|c| family(&c.op)).collect();
-    let mut want: Vec<String> = ALL_UNARY.iter().map(|u| family(&Op::Unary(*u))).collect();
-    want.extend(ALL_BINARY.iter().map(|b| family(&Op::Binary(*b))));
-    want.extend(ALL_REDUCERS.iter().map(|r| family(&Op::Reduce { reducer: *r, axes: vec![] })));
+    let mut want: Vec<String> = all_unary().iter().map(|u| family(&Op::Unary(*u))).collect();
+    want.extend(BinaryOp::ALL.iter().map(|b| family(&Op::Binary(*b))));
+    want.extend(Reducer::ALL.iter().map(|r| family(&Op::Reduce { reducer: *r, axes: vec![] })));
     for f in [
         "Reshape",
         "Transpose",
