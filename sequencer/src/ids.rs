@@ -224,7 +224,9 @@ where
                 Err(_) => bytes::Bytes::new(),
             };
             match plan(&bytes) {
-                None => inner.call(HttpRequest::from_parts(parts, HttpBody::from(bytes.to_vec()))).await,
+                None => {
+                    inner.call(HttpRequest::from_parts(parts, HttpBody::new(http_body_util::Full::new(bytes)))).await
+                }
                 Some(Plan::Answer(v)) => {
                     let (template, _) = HttpResponse::new(()).into_parts();
                     let mut r = json_response(serde_json::to_vec(&v).unwrap_or_default(), template);
@@ -245,7 +247,7 @@ where
                     };
                     Ok(match restore(&answer, &ids, errors) {
                         Some(b) => json_response(b, rparts),
-                        None => HttpResponse::from_parts(rparts, HttpBody::from(answer.to_vec())),
+                        None => HttpResponse::from_parts(rparts, HttpBody::new(http_body_util::Full::new(answer))),
                     })
                 }
             }
