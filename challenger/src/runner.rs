@@ -27,6 +27,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 use verinfer_prover::dispute::DisputeProver;
+use verinfer_prover::game::keyfile;
 use verinfer_prover::game::tx::{Move, SignedTx, Tx};
 use verinfer_prover::game::types::AccountId;
 use verinfer_rpc::api::{ExplorerApiClient, SettlementApiClient};
@@ -45,35 +46,16 @@ use crate::solver::{
 /// `explorer_batches` returns at most this many headers per call.
 const MAX_RANGE: u64 = 1000;
 
-/// Loads the signing key from `path`, creating one if the file is missing.
+/// Loads the signing key from `path`, creating one (atomically:
+/// `game::keyfile`) if the file is missing.
 pub fn load_or_create_key(path: &std::path::Path) -> Result<SigningKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let t = text.trim();
-            let t = t.strip_prefix("0x").unwrap_or(t);
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(t, &mut seed).map_err(|e| {
-                ChallengerError::Config(format!("{}: expected 64 hex characters ({e})", path.display()))
-            })?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(path, hex::encode(seed))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            }
-            info!(path = %path.display(), "created a new challenger key");
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) => Err(ChallengerError::Config(format!("{}: {e}", path.display()))),
+    let err = |e: String| ChallengerError::Config(format!("{}: {e}", path.display()));
+    if let Some(key) = keyfile::read_key(path).map_err(err)? {
+        return Ok(key);
     }
+    let key = keyfile::create_key(path).map_err(|e| err(e.to_string()))?;
+    info!(path = %path.display(), "created a new challenger key");
+    Ok(key)
 }
 
 /// One batch as the pipeline holds it while its records are checked.

@@ -93,7 +93,7 @@ impl RunningNode {
             return Self::start(cfg, executor, Arc::new(StubPoster::new())).await;
         }
         let store = Node::open_store(&cfg)?;
-        let key = settlement::load_or_create_key(&settlement::key_path(&cfg))?;
+        let key = settlement::load_or_create_key_for(&store, &settlement::key_path(&cfg))?;
         let host = settlement::SettlementHost::open(store.clone(), &cfg, key)?;
         let account = host.account();
         if cfg.sequencer_id != account.as_hash() {

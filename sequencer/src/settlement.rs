@@ -13,10 +13,16 @@
 //! machine is deterministic and takes time as an argument, so the replay
 //! reproduces the state byte for byte.
 //!
-//! ## Clock
-//! The referee's time is the node's wall clock, made monotone: an input is
-//! applied at `max(wall clock, referee's last time)`, so a clock step back
-//! never makes the referee reject transactions (`TimeRegression`).
+//! ## Clock (docs/decisions/0017)
+//! The referee's time is *chain time*: it advances only while the node (the
+//! embedded chain) runs, as a halted chain's block time does. At start it
+//! resumes from the last persisted heartbeat (`clock`, written about once a
+//! second) or the referee's own last time, whichever is later, and then
+//! follows the monotonic clock. So downtime is charged to nobody's chess
+//! clock and closes no challenge window, and a wall-clock step (NTP, a
+//! bad RTC) in either direction changes nothing. A fresh state starts at the
+//! wall clock, so chain time equals wall time until the first downtime and
+//! then runs behind it by the node's total downtime.
 //!
 //! ## Invariants
 //! * A transaction's outcome is reported (RPC answer, event, receipt status)
@@ -32,18 +38,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, broadcast, watch};
 use verinfer_prover::dispute::{DisputeProver, Fault};
 use verinfer_prover::game::agent::defender_move;
+use verinfer_prover::game::keyfile;
 use verinfer_prover::game::types::Sig64;
 use verinfer_prover::game::view::GameView;
 use verinfer_settlement::{AccountId, Event, Params, Settlement, Side, SignedTx, Tx, TxError};
 use verinfer_state::batch::{BatchBody, BatchHeader};
+use verinfer_state::hash::Hash32;
 use verinfer_state::receipt::Status;
 use verinfer_state::record::InferenceRecord;
 use verinfer_state::store::{RocksStore, SettlementUpdate, StoreError};
@@ -63,6 +72,25 @@ const MAX_MOVES_PER_PASS: usize = 8;
 
 const SNAP_KEY: &[u8] = b"snap";
 const LOG_PREFIX: &[u8] = b"log/";
+/// Chain time at the last heartbeat (u64 little-endian ms).
+const CLOCK_KEY: &[u8] = b"clock";
+/// How often chain time is persisted. A crash forgets at most this much
+/// chain time (plus one tick): it is given back to whoever was to move.
+const HEARTBEAT_MS: u64 = 1000;
+
+/// Chain time: `base_ms` at `at`, then the monotonic clock.
+struct ChainClock {
+    base_ms: u64,
+    at: Instant,
+    /// Chain time of the last persisted heartbeat.
+    beat_ms: AtomicU64,
+}
+
+impl ChainClock {
+    fn now(&self) -> u64 {
+        self.base_ms.saturating_add(u64::try_from(self.at.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
 /// `u64be` N: every batch up to N is settled on the referee and its receipts
 /// were reconciled, so start-up reconciliation skips them (it would
 /// otherwise read every receipt ever batched on each start).
@@ -91,6 +119,23 @@ pub enum SettlementError {
     /// Invalid parameters in the configuration.
     #[error("settlement parameters: {0}")]
     Params(String),
+    /// The key's account is not the one this datadir's batches were sealed
+    /// or posted under: the node could neither post the next batch nor
+    /// defend the posted ones.
+    #[error(
+        "sequencer key {path} is account {account}, but {what} names {sealed_by}: restore the key that \
+         sealed them (settlement.key_file), or start with a fresh datadir"
+    )]
+    WrongKey {
+        /// The key file.
+        path: PathBuf,
+        /// The key's account.
+        account: AccountId,
+        /// Which batch names another sequencer.
+        what: String,
+        /// The sequencer it names.
+        sealed_by: Hash32,
+    },
     /// A `PostBatch` from another account than this node's sequencer: the
     /// embedded settlement takes batches only from its node.
     #[error(
@@ -252,6 +297,7 @@ pub struct SettlementHost {
     /// on different threads).
     own: Mutex<()>,
     provers: Mutex<HashMap<(u64, u64), Arc<DisputeProver>>>,
+    clock: ChainClock,
     /// Tests: skip the receipt writes after a logged input, as a crash
     /// between the log write and them would.
     #[cfg(test)]
@@ -291,44 +337,40 @@ pub fn key_path(cfg: &NodeConfig) -> PathBuf {
     cfg.settlement.key_file.clone().unwrap_or_else(|| cfg.datadir.join("sequencer.key"))
 }
 
-/// Loads the sequencer's ed25519 key (hex of the 32-byte secret), creating
-/// it with fresh randomness on first start.
-pub fn load_or_create_key(path: &Path) -> Result<SigningKey, SettlementError> {
-    let err = |reason: String| SettlementError::Key { path: path.to_path_buf(), reason };
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let s = s.trim();
-            let s = s.strip_prefix("0x").unwrap_or(s);
-            let mut b = [0u8; 32];
-            hex::decode_to_slice(s, &mut b).map_err(|e| err(format!("expected 64 hex characters: {e}")))?;
-            Ok(SigningKey::from_bytes(&b))
+/// Loads the sequencer key for a node on `store`. A missing key file is
+/// created only for a datadir that has sealed no batch and has no
+/// settlement state: otherwise a new key could post none of the sealed
+/// batches (the referee wants `header.sequencer == sender`) and defend none
+/// of the posted ones, so the node refuses to start instead.
+pub fn load_or_create_key_for(store: &RocksStore, path: &Path) -> Result<SigningKey, SettlementError> {
+    if !path.exists() {
+        let head = store.head().map(|h| h.number);
+        if head.is_some() || store.settlement_get(SNAP_KEY)?.is_some() {
+            return Err(SettlementError::Key {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "missing, and this datadir already holds {}. They were sealed either under a key \
+                     that is now missing (restore it, or point settlement.key_file at it) or with settlement \
+                     disabled (the embedded settlement can take only batches sealed under its key: keep \
+                     settlement.enabled = false, or start with a fresh datadir)",
+                    head.map_or("settlement state".to_string(), |n| format!("{n} sealed batches"))
+                ),
+            });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-            }
-            write_secret(path, &hex::encode(key.to_bytes())).map_err(|e| err(e.to_string()))?;
-            tracing::info!(path = %path.display(), "created a new sequencer key");
-            Ok(key)
-        }
-        Err(e) => Err(err(e.to_string())),
     }
+    load_or_create_key(path)
 }
 
-fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
+/// Loads the sequencer's ed25519 key (hex of the 32-byte secret), creating
+/// it with fresh randomness on first start (atomically: `game::keyfile`).
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, SettlementError> {
+    let err = |reason: String| SettlementError::Key { path: path.to_path_buf(), reason };
+    if let Some(key) = keyfile::read_key(path).map_err(err)? {
+        return Ok(key);
     }
-    let mut f = o.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+    let key = keyfile::create_key(path).map_err(|e| err(e.to_string()))?;
+    tracing::info!(path = %path.display(), "created a new sequencer key");
+    Ok(key)
 }
 
 fn load_state(store: &RocksStore, params: &Params) -> Result<Inner, SettlementError> {
@@ -363,6 +405,30 @@ fn load_state(store: &RocksStore, params: &Params) -> Result<Inner, SettlementEr
     Ok(Inner { state, next_seq, snap_seq })
 }
 
+/// Refuses a key whose account did not post the referee's newest batch or
+/// seal the store's first unposted one.
+fn check_key(store: &RocksStore, state: &Settlement, account: AccountId, path: &Path) -> Result<(), SettlementError> {
+    let wrong = |what: String, sealed_by: Hash32| SettlementError::WrongKey {
+        path: path.to_path_buf(),
+        account,
+        what,
+        sealed_by,
+    };
+    let posted = state.head().map(|b| (b.header.number, b.header.sequencer));
+    if let Some((n, by)) = posted
+        && by != account.as_hash()
+    {
+        return Err(wrong(format!("posted batch {n}"), by));
+    }
+    let next = posted.map_or(1, |(n, _)| n + 1);
+    if let Some(h) = store.header(next)?
+        && h.sequencer != account.as_hash()
+    {
+        return Err(wrong(format!("sealed batch {next} (not yet posted)"), h.sequencer));
+    }
+    Ok(())
+}
+
 fn apply_input(state: &mut Settlement, now: u64, input: &Input) -> Result<Vec<Event>, TxError> {
     match input {
         Input::Deposit { account, amount } => state.deposit(*account, *amount),
@@ -381,6 +447,17 @@ impl SettlementHost {
         }
         let fresh = store.settlement_get(SNAP_KEY)?.is_none();
         let account = AccountId::of_key(&key.verifying_key());
+        check_key(&store, &inner.state, account, &key_path(cfg))?;
+        let beat = match store.settlement_get(CLOCK_KEY)? {
+            None => None,
+            Some(b) => Some(u64::from_le_bytes(
+                b.as_slice().try_into().map_err(|_| SettlementError::Corrupt("clock: not 8 bytes".into()))?,
+            )),
+        };
+        // A fresh chain starts at the wall clock; an existing one resumes
+        // where it stopped (decision 0017).
+        let base_ms = if fresh { now_ms() } else { beat.unwrap_or(0).max(inner.state.now_ms()) };
+        let behind_ms = now_ms().saturating_sub(base_ms);
         let chain_id = inner.state.params().chain_id;
         let host = Arc::new(Self {
             store,
@@ -394,6 +471,7 @@ impl SettlementHost {
             node: Mutex::new(Weak::new()),
             own: Mutex::new(()),
             provers: Mutex::new(HashMap::new()),
+            clock: ChainClock { base_ms, at: Instant::now(), beat_ms: AtomicU64::new(base_ms) },
             #[cfg(test)]
             skip_receipts: std::sync::atomic::AtomicBool::new(false),
         });
@@ -422,6 +500,8 @@ impl SettlementHost {
                 log_entries = g.next_seq - g.snap_seq,
                 window_ms = g.state.params().challenge_window_ms,
                 clock_ms = g.state.params().clock_ms,
+                chain_time_ms = base_ms,
+                behind_wall_clock_ms = behind_ms,
                 "settlement state loaded"
             );
         }
@@ -452,15 +532,28 @@ impl SettlementHost {
         self.events.subscribe()
     }
 
-    /// The time the next input would be applied at.
+    /// The time the next input would be applied at (chain time).
     pub fn now(&self) -> u64 {
-        now_ms().max(self.lock().state.now_ms())
+        self.clock.now().max(self.lock().state.now_ms())
+    }
+
+    /// Persists chain time if the last heartbeat is [`HEARTBEAT_MS`] old:
+    /// what the next start resumes from.
+    fn heartbeat(&self, now: u64) -> Result<(), SettlementError> {
+        if now < self.clock.beat_ms.load(Ordering::Relaxed).saturating_add(HEARTBEAT_MS) {
+            return Ok(());
+        }
+        let mut up = SettlementUpdate::new();
+        up.put(CLOCK_KEY, now.to_le_bytes().to_vec());
+        self.store.apply_settlement(up)?;
+        self.clock.beat_ms.store(now, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs `f` on the state (read-only) and the current time.
     pub fn read<T>(&self, f: impl FnOnce(&Settlement, u64) -> T) -> T {
         let g = self.lock();
-        let now = now_ms().max(g.state.now_ms());
+        let now = self.clock.now().max(g.state.now_ms());
         f(&g.state, now)
     }
 
@@ -479,10 +572,12 @@ impl SettlementHost {
     /// publishes its events and the receipt statuses they change.
     fn apply(&self, input: Input) -> Result<(u64, Vec<Event>), SettlementError> {
         let mut g = self.lock();
-        let now = now_ms().max(g.state.now_ms());
+        let now = self.clock.now().max(g.state.now_ms());
         let events = apply_input(&mut g.state, now, &input)?;
         if matches!(input, Input::Tick) && events.is_empty() {
-            return Ok((now, events)); // nothing to remember
+            drop(g);
+            self.heartbeat(now)?;
+            return Ok((now, events)); // nothing else to remember
         }
         let mut up = SettlementUpdate::new();
         let seq = g.next_seq;
@@ -845,8 +940,34 @@ impl SettlementHost {
         if let Some(p) = self.provers.lock().unwrap_or_else(PoisonError::into_inner).get(&(batch, index)) {
             return Ok(p.clone());
         }
-        let node = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade().ok_or("the node is gone")?;
-        let model = node.model(&record.model_id).ok_or_else(|| format!("model {} is not loaded", record.model_id))?;
+        // The program comes from the store, not from the models being
+        // served: a model the node no longer serves (a lower exec limit
+        // after a restart) still has records to defend.
+        let program = match self
+            .node
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
+            .and_then(|n| n.model(&record.model_id))
+        {
+            Some(m) => (*m.program).clone(),
+            None => {
+                let bytes = self
+                    .store
+                    .model_program(&record.model_id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("model {} has no stored program", record.model_id))?;
+                let program = verinfer_prover::program::Program::from_bytes(&bytes)
+                    .map_err(|e| format!("model {}: stored program: {e}", record.model_id))?;
+                if program.root() != record.program_root {
+                    return Err(format!(
+                        "model {}: stored program does not hash to the record's program root",
+                        record.model_id
+                    ));
+                }
+                program
+            }
+        };
         let tensors = self
             .store
             .record_tensors(&record.request_id)
@@ -869,8 +990,7 @@ impl SettlementHost {
                 "defending an injected fault (dev)"
             );
         }
-        let p =
-            Arc::new(DisputeProver::new((*model.program).clone(), tensors.inputs, fault).map_err(|e| e.to_string())?);
+        let p = Arc::new(DisputeProver::new(program, tensors.inputs, fault).map_err(|e| e.to_string())?);
         self.provers.lock().unwrap_or_else(PoisonError::into_inner).insert((batch, index), p.clone());
         Ok(p)
     }
@@ -1348,5 +1468,96 @@ mod tests {
         let p = dir.path().join("k");
         std::fs::write(&p, "not hex").expect("write");
         assert!(matches!(load_or_create_key(&p), Err(SettlementError::Key { .. })));
+    }
+
+    fn refused<T>(r: Result<T, SettlementError>) -> SettlementError {
+        match r {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e,
+        }
+    }
+
+    /// A node restarted with another key (its key file lost, `key_file`
+    /// changed, a checkpoint restored without it) refuses to start instead
+    /// of sealing batches it cannot post and leaving its posted ones
+    /// undefended (found by an audit: the new key's first post was refused
+    /// forever, and every later batch waited behind it).
+    #[test]
+    fn another_key_is_refused_for_a_chain_sealed_or_posted_under_the_first() {
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let toy = Toy::new(&cfg);
+        toy.accept(0);
+        toy.seal_and_post(); // batch 1: posted by the first key
+        let other = SigningKey::from_bytes(&[5; 32]);
+        let e = refused(SettlementHost::open(toy.store.clone(), &cfg, other.clone()));
+        assert!(
+            matches!(&e, SettlementError::WrongKey { what, sealed_by, .. }
+                if what == "posted batch 1" && *sealed_by == toy.host.account().as_hash()),
+            "{e}"
+        );
+        // Batch 2 sealed, not yet posted (a crash between the seal and the post).
+        toy.accept(1);
+        let params = verinfer_state::store::SealParams {
+            timestamp_ms: now_ms(),
+            sequencer: toy.host.account().as_hash(),
+            max_records: 64,
+        };
+        toy.store.seal(&params).expect("seal").expect("batch 2");
+        let e = refused(SettlementHost::open(toy.store.clone(), &cfg, other));
+        assert!(e.to_string().contains("posted batch 1"), "{e}");
+        // The right key still opens, and posts batch 2.
+        let h = SettlementHost::open(toy.store.clone(), &cfg, toy.key.clone()).expect("the first key opens");
+        let body = toy.store.body(2).expect("body").expect("stored");
+        h.post_batch(&toy.store.header(2).expect("header").expect("sealed"), body).expect("batch 2 posts");
+        assert_eq!(h.head(), 2);
+    }
+
+    /// Batches sealed with settlement disabled name `sequencer_id`, which
+    /// no key signs for: enabling settlement on such a datadir is refused
+    /// at start, naming the batch (an audit found the node started and then
+    /// never posted anything).
+    #[test]
+    fn a_missing_key_is_not_created_for_a_datadir_with_sealed_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(RocksStore::open_path(dir.path().join("db"), StoreOptions::default()).expect("store"));
+        let key_path = dir.path().join("sequencer.key");
+        // A fresh datadir gets a key.
+        load_or_create_key_for(&store, &key_path).expect("created");
+        std::fs::remove_file(&key_path).expect("rm");
+        let toy = Toy::new(&NodeConfig { dev: true, ..Default::default() });
+        toy.accept(0);
+        let params = verinfer_state::store::SealParams {
+            timestamp_ms: now_ms(),
+            sequencer: crate::config::dev_sequencer_id(),
+            max_records: 64,
+        };
+        toy.store.seal(&params).expect("seal").expect("batch");
+        let e = refused(load_or_create_key_for(&toy.store, &key_path));
+        assert!(e.to_string().contains("already holds 1 sealed batches"), "{e}");
+        assert!(!key_path.exists(), "no key was created");
+        // With a key, the header that names another sequencer is refused.
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let e = refused(SettlementHost::open(toy.store.clone(), &cfg, toy.key.clone()));
+        assert!(e.to_string().contains("sealed batch 1 (not yet posted)"), "{e}");
+    }
+
+    /// Chain time stops while the node is down: a reopened host resumes at
+    /// its last heartbeat, not at the wall clock (decision 0017).
+    #[test]
+    fn chain_time_resumes_where_it_stopped() {
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = open(dir.path(), &cfg);
+        h.tick().expect("tick");
+        let t0 = h.now();
+        // A heartbeat as the tick task writes it, then "downtime".
+        h.heartbeat(t0 + HEARTBEAT_MS).expect("heartbeat");
+        drop(h);
+        std::thread::sleep(Duration::from_millis(1500));
+        let h = open(dir.path(), &cfg);
+        let t1 = h.now();
+        assert!(t1 >= t0 + HEARTBEAT_MS, "monotone: {t1} < {t0} + {HEARTBEAT_MS}");
+        assert!(t1 < t0 + HEARTBEAT_MS + 1000, "the 1.5 s of downtime was not charged: {t1} vs {t0}");
+        assert!(now_ms() > t1 + 400, "chain time runs behind the wall clock by the downtime");
     }
 }

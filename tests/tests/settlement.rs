@@ -519,3 +519,87 @@ async fn random_fault_position_is_pinpointed_and_counted_in_metrics() {
     assert!(m("verinfer_settlement_log_entries") < verinfer_sequencer::settlement::SNAPSHOT_EVERY as f64);
     node.stop().await;
 }
+
+/// Opens a dispute on an honest record while the node's defender is off
+/// (as if the node died before answering); returns the node, the game id,
+/// the record's position and the challenger.
+async fn honest_game(model: &str, clock_ms: u64) -> (TestNode, u64, (u64, u64), Player) {
+    let node = TestNode::start_settled(|c| {
+        short(c, 120_000, clock_ms);
+        c.settlement.defender = false;
+        c.rpc.max_request_body_bytes = 32 << 20;
+    })
+    .await;
+    let c = node.http();
+    let info = c.register_model(register_request(model)).await.expect("model registers");
+    let rec = submit_mlp(&c, info.model_id, &model_input(model)).await;
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let inc = receipt.inclusion.clone().expect("batched");
+    let p = Player::new(&c, 31, 1000).await;
+    let id = p.open(&c, &rec, &receipt).await;
+    (node, id, (inc.batch, inc.index()), p)
+}
+
+/// The node's downtime is charged to nobody's chess clock (decision 0017):
+/// down for longer than the defender's whole clock, the restarted defender
+/// still answers, and the challenger cannot claim a timeout (found by an
+/// audit: the honest record used to be voided on the first tick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downtime_is_not_charged_to_the_defenders_clock() {
+    let (mut node, id, (batch, index), p) = honest_game("mlp", 3_000).await;
+    let mut cfg = node.running().node.cfg.clone();
+    node.stop().await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    cfg.settlement.defender = true;
+    node.restart_settled(cfg).await;
+    let c = node.http();
+    let e = p.send(&c, Tx::ClaimTimeout { game: id }).await.expect_err("the defender's clock has not run out");
+    assert_eq!(e.code, codes::TX_REJECTED, "{e:?}");
+    wait_for("the defender's first move after the restart", async || (game(&c, id).await.moves > 0).then_some(()))
+        .await;
+    assert_eq!(c.record_status(batch, index).await.expect("status")["void"], false);
+    node.stop().await;
+}
+
+/// Nor is it charged to a batch's challenge window: a batch posted just
+/// before a downtime longer than its window can still be disputed after
+/// the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downtime_does_not_close_challenge_windows() {
+    let mut node = TestNode::start_settled(|c| short(c, 3_000, 10_000)).await;
+    let c = node.http();
+    let info = c.register_model(register_request("mlp")).await.expect("mlp");
+    let rec = submit_mlp(&c, info.model_id, &model_input("mlp")).await;
+    let receipt = wait_batched(&c, rec.request_id).await;
+    let inc = receipt.inclusion.clone().expect("batched");
+    wait_posted(&c, inc.batch).await;
+    let cfg = node.running().node.cfg.clone();
+    node.stop().await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    node.restart_settled(cfg).await;
+    let c = node.http();
+    let p = Player::new(&c, 33, 1000).await;
+    p.send(&c, Tx::OpenDispute { batch: inc.batch, index: inc.index(), record: rec, proof: inc.proof.clone() })
+        .await
+        .expect("the window is still open after the downtime");
+    node.stop().await;
+}
+
+/// A model the node no longer serves (a lower exec limit after a restart)
+/// still has its records defended: the defender builds its prover from the
+/// stored program (found by an audit: it looked for the served model and
+/// lost the game by timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_model_no_longer_served_are_still_defended() {
+    let (mut node, id, (batch, index), _p) = honest_game("mobilenetv2", 60_000).await;
+    let model_id = node.running().node.models()[0].entry.model_id;
+    let mut cfg = node.running().node.cfg.clone();
+    cfg.settlement.defender = true;
+    cfg.exec.max_model_mib = 8; // mobilenetv2 plans in ~20 MiB
+    node.restart_settled(cfg).await;
+    let c = node.http();
+    assert!(c.get_model(model_id).await.is_err(), "mobilenetv2 is not served under the lower limit");
+    wait_for("the defender's first move", async || (game(&c, id).await.moves > 0).then_some(())).await;
+    assert_eq!(c.record_status(batch, index).await.expect("status")["void"], false);
+    node.stop().await;
+}

@@ -12,8 +12,10 @@
 //! * [`view`]: what a game looks like from outside ([`view::GameView`]) and
 //!   the records a game keeps (transcript, resolution, pinpoint).
 //! * [`agent`]: the pure move solvers of both sides.
+//! * [`keyfile`]: the key files of the sequencer and the challenger.
 
 pub mod agent;
+pub mod keyfile;
 pub mod tx;
 pub mod types;
 pub mod view;

@@ -5,8 +5,11 @@
 //!
 //! ```text
 //! cargo run --release -p verinfer-e2e --bin loadbench -- [--model mlp|mobilenetv2|lenet5]...
-//!     [--clients N] [--seconds S] [--workers N] [--b64] [--settlement]
+//!     [--clients N] [--seconds S] [--workers N] [--b64] [--settlement] [--in-process]
 //! ```
+//! `--in-process` skips HTTP and JSON: the clients call `Node::submit` with
+//! an already-parsed request on the node's runtime (the node's floor for
+//! any wire format: base64, checks, hashing, the store, batches).
 //! Prints requests/s, p50/p99/max latency, busy answers, batches sealed,
 //! and the node's throughput relative to the bare executor.
 
@@ -21,6 +24,7 @@ use verinfer_e2e::{model_bytes, model_input};
 use verinfer_prover::ProverError;
 use verinfer_prover::program::Program;
 use verinfer_rpc::tensor::WireTensor;
+use verinfer_rpc::{Encoding, SubmitRequest};
 use verinfer_sequencer::{Executor, FastExecutor, NodeConfig, Prepared, RunningNode, StubPoster};
 use verinfer_state::tensor::Tensor;
 
@@ -35,6 +39,7 @@ struct Opts {
     max_records: Option<u64>,
     interval_ms: Option<u64>,
     settlement: bool,
+    in_process: bool,
 }
 
 /// An executor that returns zeros of the output shapes: not canonical, only
@@ -67,7 +72,8 @@ impl Executor for NullExec {
 }
 
 const USAGE: &str = "usage: loadbench [--model mlp|lenet5|mobilenetv2]... [--clients N] [--seconds S] [--workers N]
-                 [--b64] [--null-exec] [--max-records N] [--interval-ms MS] [--settlement]";
+                 [--b64] [--null-exec] [--max-records N] [--interval-ms MS] [--settlement]
+                 [--in-process]";
 
 /// Parses the command line; a bad argument prints the usage and exits 2.
 fn parse() -> Opts {
@@ -96,6 +102,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Opts, String> {
         max_records: None,
         interval_ms: None,
         settlement: false,
+        in_process: false,
     };
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
         let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -112,6 +119,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--max-records" => o.max_records = Some(num("--max-records", it.next())?),
             "--interval-ms" => o.interval_ms = Some(num("--interval-ms", it.next())?),
             "--settlement" => o.settlement = true,
+            "--in-process" => o.in_process = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -236,6 +244,42 @@ async fn client(addr: SocketAddr, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>) 
     st
 }
 
+/// A client without the wire: clones the parsed request on the load
+/// thread, then has the node's runtime run `Node::submit` (so the node's
+/// share of the work is counted as node CPU, the clone as the load
+/// generator's).
+async fn in_process_client(
+    rt: tokio::runtime::Handle,
+    node: Arc<verinfer_sequencer::node::Node>,
+    request: Arc<SubmitRequest>,
+    stop: Arc<AtomicBool>,
+) -> ClientStats {
+    let mut st = ClientStats { done: Vec::with_capacity(1 << 16), busy: 0, errors: 0 };
+    while !stop.load(Ordering::Relaxed) {
+        let req = (*request).clone();
+        let n = node.clone();
+        let t = Instant::now();
+        match rt.spawn(async move { n.submit(req).await.map(|_| ()) }).await {
+            Ok(Ok(())) => st.done.push((Instant::now(), t.elapsed().as_micros() as u64)),
+            Ok(Err(e)) if e.code == verinfer_rpc::error::BUSY => {
+                st.busy += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(Err(e)) => {
+                st.errors += 1;
+                if st.errors == 1 {
+                    eprintln!("error: {} {}", e.code, e.message);
+                }
+            }
+            Err(_) => {
+                st.errors += 1;
+                break;
+            }
+        }
+    }
+    st
+}
+
 fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -301,7 +345,15 @@ fn run_model(o: &Opts, model: &str) {
         )
         .into_bytes(),
     );
-    println!("request body: {} bytes ({})", body.len(), if wire.b64.is_some() { "b64" } else { "json" });
+    println!(
+        "request body: {} bytes ({}){}",
+        body.len(),
+        if wire.b64.is_some() { "b64" } else { "json" },
+        if o.in_process { "; IN-PROCESS: no HTTP or JSON, Node::submit called directly" } else { "" }
+    );
+    let parsed =
+        Arc::new(SubmitRequest { model_id: info.model_id, inputs: vec![wire], output_encoding: Encoding::Json });
+    let (in_process, rt_handle, core) = (o.in_process, rt.handle().clone(), node.node.clone());
 
     // Clients on their own single-threaded runtime.
     let stop = Arc::new(AtomicBool::new(false));
@@ -313,7 +365,15 @@ fn run_model(o: &Opts, model: &str) {
         let client_cpu0 = cpu_seconds(true);
         let r = crt.block_on(async move {
             let measure_from = Instant::now() + warmup;
-            let hs: Vec<_> = (0..clients).map(|_| tokio::spawn(client(addr, req2.clone(), stop2.clone()))).collect();
+            let hs: Vec<_> = (0..clients)
+                .map(|_| {
+                    if in_process {
+                        tokio::spawn(in_process_client(rt_handle.clone(), core.clone(), parsed.clone(), stop2.clone()))
+                    } else {
+                        tokio::spawn(client(addr, req2.clone(), stop2.clone()))
+                    }
+                })
+                .collect();
             tokio::time::sleep(warmup + Duration::from_secs_f64(seconds)).await;
             let measure_to = Instant::now();
             stop2.store(true, Ordering::Relaxed);
