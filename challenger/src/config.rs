@@ -70,6 +70,14 @@ pub struct Config {
     /// 320), so a costly program cannot stall re-execution; 0 = no limit.
     /// Its records are then left unchecked, with an error in the log.
     pub max_model_msteps: u64,
+    /// Refuse to plan a model program whose node outputs take more than
+    /// this many MiB in all: a dispute's prover holds every one (the
+    /// node's `exec.max_trace_mib`, docs/decisions/0018); 0 = no limit.
+    pub max_trace_mib: u64,
+    /// Refuse to plan a model program with an output element folding more
+    /// than this many steps: a dispute holds each step's state (the node's
+    /// `exec.max_fold_steps`); 0 = no limit.
+    pub max_fold_steps: u64,
 }
 
 impl Default for Config {
@@ -94,6 +102,8 @@ impl Default for Config {
             log_filter: "info".into(),
             max_model_mib: 2048,
             max_model_msteps: 100_000,
+            max_trace_mib: 1024,
+            max_fold_steps: 1 << 20,
         }
     }
 }
@@ -163,6 +173,18 @@ impl Config {
     /// [`Config::max_model_msteps`] in steps, `None` for no limit.
     pub fn step_limit(&self) -> Option<u64> {
         verinfer_prover::fast::PlanOptions::step_limit_m(self.max_model_msteps)
+    }
+
+    /// How model programs are planned: every limit above.
+    pub fn plan_options(&self) -> verinfer_prover::fast::PlanOptions {
+        use verinfer_prover::fast::PlanOptions;
+        PlanOptions {
+            memory_limit: self.memory_limit(),
+            step_limit: self.step_limit(),
+            trace_limit: PlanOptions::memory_limit_mib(self.max_trace_mib),
+            fold_limit: (self.max_fold_steps > 0).then_some(self.max_fold_steps),
+            ..Default::default()
+        }
     }
 
     /// The WebSocket URL of the node.

@@ -70,6 +70,11 @@ impl ModelCache {
         Self { by_root: Mutex::default(), plan_options: PlanOptions { memory_limit, step_limit, ..Default::default() } }
     }
 
+    /// An empty cache that plans with `plan_options` (limits included).
+    pub fn with_options(plan_options: PlanOptions) -> Self {
+        Self { by_root: Mutex::default(), plan_options }
+    }
+
     /// Plans `program` within this cache's limits.
     pub fn plan(&self, program: Program) -> Result<Prepared> {
         Prepared::new(program, &self.plan_options)

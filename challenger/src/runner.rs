@@ -170,7 +170,7 @@ impl RunningChallenger {
         let params = info.params;
         info!(account = %me, rpc = %cfg.rpc, chain_id = params.chain_id, challenger_bond = params.challenger_bond,
               window_ms = params.challenge_window_ms, clock_ms = params.clock_ms, "challenger starting");
-        let models = ModelCache::new(cfg.memory_limit(), cfg.step_limit());
+        let models = ModelCache::with_options(cfg.plan_options());
         if let Some(d) = &cfg.models_dir {
             models.load_dir(d)?;
         }

@@ -122,6 +122,33 @@ pub enum ProverError {
         /// The limit.
         limit: u64,
     },
+    /// A dispute over one of the program's records would keep more node
+    /// outputs than allowed ([`crate::fast::PlanOptions::trace_limit`]):
+    /// the dispute prover holds every node's output at once.
+    #[error("a dispute's trace (every node's output) needs {bytes} bytes, above the limit of {limit} bytes")]
+    TraceLimit {
+        /// Bytes of all node outputs ([`crate::program::Program::trace_bytes`]).
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// One output element of a node folds more steps than allowed
+    /// ([`crate::fast::PlanOptions::fold_limit`]): a dispute commits to the
+    /// state after every step of the element it pins.
+    #[error(
+        "node {node} ({name}): one output element folds {steps} steps, above the limit of {limit} (a dispute \
+         holds every step's state)"
+    )]
+    FoldLimit {
+        /// The node's index.
+        node: u32,
+        /// The node's name.
+        name: String,
+        /// Steps of its longest element.
+        steps: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A data-dependent failure during execution (e.g. a gather index out of
     /// range): the request is invalid and gets no record.
     #[error("node {node:?} ({op}): {why}")]

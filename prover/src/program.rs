@@ -833,6 +833,53 @@ impl Program {
         Ok(total)
     }
 
+    /// Bytes of every node's output: what a dispute's prover holds at once
+    /// (it keeps the whole trace to answer any node and element).
+    pub fn trace_bytes(&self) -> u64 {
+        self.nodes.iter().fold(0u64, |acc, n| {
+            let numel = checked_numel(&n.output.shape).unwrap_or(u64::MAX);
+            acc.saturating_add(numel.saturating_mul(n.output.dtype.size() as u64))
+        })
+    }
+
+    /// Refuses a program whose dispute would hold more than `trace_limit`
+    /// bytes of node outputs ([`Program::trace_bytes`]) or commit to more
+    /// than `fold_limit` states of one element (the longest fold of one
+    /// output element, sampled as in [`Program::steps`]). A dispute's
+    /// memory is bounded by these, not by the plan's arena.
+    pub fn check_dispute(&self, trace_limit: Option<u64>, fold_limit: Option<u64>) -> Result<(), ProverError> {
+        if let Some(limit) = trace_limit {
+            let bytes = self.trace_bytes();
+            if bytes > limit {
+                return Err(ProverError::TraceLimit { bytes, limit });
+            }
+        }
+        if let Some(limit) = fold_limit
+            && let Some((node, steps)) = self.longest_fold()?
+            && steps > limit
+        {
+            let name = self.nodes[node as usize].name.clone();
+            return Err(ProverError::FoldLimit { node, name, steps, limit });
+        }
+        Ok(())
+    }
+
+    /// The node with the longest fold of one output element, and its steps
+    /// (sampled at the first, middle and last element, as in
+    /// [`Program::steps`]); `None` for a program without nodes.
+    pub fn longest_fold(&self) -> Result<Option<(u32, u64)>, ProverError> {
+        let mut best: Option<(u32, u64)> = None;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let fold = crate::ops::fold_for(&n.op, &self.node_input_types(i), &n.output)?;
+            let last = checked_numel(&n.output.shape).unwrap_or(u64::MAX).saturating_sub(1);
+            let steps = [0, last / 2, last].into_iter().map(|e| fold.steps(e)).max().unwrap_or(0);
+            if best.is_none_or(|(_, b)| steps > b) {
+                best = Some((i as u32, steps));
+            }
+        }
+        Ok(best)
+    }
+
     /// Refuses a program whose [`Program::steps`] exceed `limit`.
     pub fn check_steps(&self, limit: u64) -> Result<(), ProverError> {
         let steps = self.steps()?;

@@ -1260,3 +1260,39 @@ fn step_counts_measure_compute_and_the_step_limit_refuses_above_it() {
     let mut plan = Plan::with_options(&model.program, &exact).expect("plan at the limit");
     assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
 }
+
+/// A dispute holds every node output and every state of the pinned
+/// element's fold; the plan's arena bounds neither (an audit crashed a node
+/// with one dispute over a model that planned in 8 MiB). `trace_limit` and
+/// `fold_limit` bound both, at planning time, and the corpus fits the
+/// defaults (1 GiB, 2^20 steps) with room to spare.
+#[test]
+fn dispute_footprint_is_measured_and_the_trace_and_fold_limits_refuse_above_it() {
+    let mut got = Vec::new();
+    for name in ["mlp", "lenet5", "mobilenetv2", "gpt2", "bert_tiny"] {
+        let (model, _) = model_inputs(name);
+        let p = &model.program;
+        let (_, fold) = p.longest_fold().expect("folds").expect("nodes");
+        assert!(p.trace_bytes() < 128 << 20 && fold < 1 << 16, "{name}: {} bytes, fold {fold}", p.trace_bytes());
+        got.push((name, p.trace_bytes(), fold));
+    }
+    eprintln!("{got:?}");
+    let (model, inputs) = model_inputs("lenet5");
+    let p = &model.program;
+    let (bytes, (node, fold)) = (p.trace_bytes(), p.longest_fold().expect("folds").expect("nodes"));
+    let over_trace = PlanOptions { trace_limit: Some(bytes - 1), ..Default::default() };
+    match Plan::with_options(p, &over_trace) {
+        Err(verinfer_prover::ProverError::TraceLimit { bytes: b, limit }) => assert_eq!((b, limit), (bytes, bytes - 1)),
+        other => panic!("expected TraceLimit, got {:?}", other.map(|p| p.stats().clone())),
+    }
+    let over_fold = PlanOptions { fold_limit: Some(fold - 1), ..Default::default() };
+    match Plan::with_options(p, &over_fold) {
+        Err(verinfer_prover::ProverError::FoldLimit { node: n, steps, limit, .. }) => {
+            assert_eq!((n, steps, limit), (node, fold, fold - 1))
+        }
+        other => panic!("expected FoldLimit, got {:?}", other.map(|p| p.stats().clone())),
+    }
+    let exact = PlanOptions { trace_limit: Some(bytes), fold_limit: Some(fold), ..Default::default() };
+    let mut plan = Plan::with_options(p, &exact).expect("plan at both limits");
+    assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
+}

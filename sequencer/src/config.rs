@@ -29,6 +29,8 @@
 //! workers = 0                        # 0 = one per core
 //! max_model_mib = 2048               # refuse models whose plan needs more; 0 = no limit
 //! max_model_msteps = 100000          # refuse models whose inference takes more million steps; 0 = no limit
+//! max_trace_mib = 1024               # refuse models whose node outputs (a dispute's trace) take more; 0 = no limit
+//! max_fold_steps = 1048576           # refuse models with an output element folding more steps; 0 = no limit
 //! max_total_model_mib = 4096         # refuse a registration taking all programs above this; 0 = no limit
 //!
 //! [batcher]
@@ -44,6 +46,8 @@
 //! tick_ms = 250                      # settle windows / check games this often
 //! key_file = "…/sequencer.key"       # default: <datadir>/sequencer.key
 //! auto_bond = false                  # default: true with --dev
+//! defender_cache_mib = 1024          # dispute provers kept between moves
+//! defender_threads = 0               # games defended at once; 0 = one per core
 //!
 //! [dev]                              # refused unless the node runs with --dev
 //! inject_fault = "every=3"           # docs/node.md#fault-injection
@@ -238,6 +242,17 @@ pub struct ExecConfig {
     /// memory and on disk grows with its program, and anyone may register);
     /// 0 = no limit. Models already stored still load at start.
     pub max_total_model_mib: u64,
+    /// Refuse to register a model whose node outputs take more than this
+    /// many MiB in all (mobilenetv2: 88); 0 = no limit. A dispute over one
+    /// of its records holds every node's output at once (the defender's
+    /// prover), so this bounds a dispute's memory, which the plan's arena
+    /// does not (docs/decisions/0018).
+    pub max_trace_mib: u64,
+    /// Refuse to register a model with an output element that folds more
+    /// than this many steps (a MatMul's contracted length, a reduction's
+    /// size); 0 = no limit. A dispute holds the state after each step of
+    /// the element it pins, about 200 bytes each.
+    pub max_fold_steps: u64,
 }
 
 impl Default for ExecConfig {
@@ -248,6 +263,8 @@ impl Default for ExecConfig {
             max_model_mib: 2048,
             max_model_msteps: 100_000,
             max_total_model_mib: 4096,
+            max_trace_mib: 1024,
+            max_fold_steps: 1 << 20,
         }
     }
 }
@@ -268,6 +285,8 @@ impl ExecConfig {
         crate::exec::Limits {
             memory: self.memory_limit(),
             steps: verinfer_prover::fast::PlanOptions::step_limit_m(self.max_model_msteps),
+            trace: verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_trace_mib),
+            fold: (self.max_fold_steps > 0).then_some(self.max_fold_steps),
         }
     }
 
@@ -363,6 +382,14 @@ pub struct SettlementConfig {
     /// least this long ago; records, receipts and proofs stay. 0 = keep
     /// every tensor forever (the default). See `docs/node.md#pruning`.
     pub prune_after_ms: u64,
+    /// MiB of dispute provers the defender keeps between moves (each holds
+    /// its record's whole trace: about 130 MiB for mobilenetv2). Beyond
+    /// it the least recently used is dropped and rebuilt when its game
+    /// next needs a move. At least one is always kept.
+    pub defender_cache_mib: u64,
+    /// Games the defender plays at once (each move may need a trace built
+    /// first); 0 = one per core.
+    pub defender_threads: u32,
 }
 
 impl Default for SettlementConfig {
@@ -381,6 +408,8 @@ impl Default for SettlementConfig {
             auto_bond: None,
             defender: true,
             prune_after_ms: 0,
+            defender_cache_mib: 1024,
+            defender_threads: 0,
         }
     }
 }
@@ -482,7 +511,10 @@ mod tests {
         assert!(NodeConfig::from_toml("[rpc]\nbogus = 1\n").is_err());
         assert_eq!(c.exec.memory_limit(), Some(2048 << 20));
         assert_eq!(c.exec.limits().steps, Some(100_000_000_000));
-        let unlimited = NodeConfig::from_toml("[exec]\nmax_model_mib = 0\nmax_model_msteps = 0\n").unwrap();
+        let unlimited = NodeConfig::from_toml(
+            "[exec]\nmax_model_mib = 0\nmax_model_msteps = 0\nmax_trace_mib = 0\nmax_fold_steps = 0\n",
+        )
+        .unwrap();
         assert_eq!(unlimited.exec.limits(), crate::exec::Limits::default());
         // Pruning needs finality, which only the embedded settlement knows.
         let c = NodeConfig::from_toml("[settlement]\nenabled = false\nprune_after_ms = 1000\n").unwrap();

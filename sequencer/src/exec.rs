@@ -34,9 +34,10 @@ pub trait Executor: Send + Sync + 'static {
     /// any value (input or node output) above the memory limit; executors
     /// that plan buffers also bound the plan.
     fn prepare_within(&self, program: Arc<Program>, limits: Limits) -> Result<Arc<dyn Prepared>, ProverError> {
-        if limits.memory.is_some() || limits.steps.is_some() {
+        if limits.memory.is_some() || limits.steps.is_some() || limits.trace.is_some() || limits.fold.is_some() {
             program.validate()?;
         }
+        program.check_dispute(limits.trace, limits.fold)?;
         if let Some(limit) = limits.memory {
             program.check_value_bytes(limit)?;
         }
@@ -54,6 +55,11 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Fold steps of one inference ([`Program::steps`]).
     pub steps: Option<u64>,
+    /// Bytes of all node outputs, what a dispute holds
+    /// ([`Program::trace_bytes`]).
+    pub trace: Option<u64>,
+    /// Steps of one output element's fold, whose states a dispute holds.
+    pub fold: Option<u64>,
 }
 
 /// The reference executor (`verinfer_prover::exec::execute`).
@@ -122,6 +128,8 @@ impl Executor for FastExecutor {
         let opts = verinfer_prover::fast::PlanOptions {
             memory_limit: limits.memory,
             step_limit: limits.steps,
+            trace_limit: limits.trace,
+            fold_limit: limits.fold,
             ..Default::default()
         };
         let plan = verinfer_prover::fast::Plan::with_options(&program, &opts)?;

@@ -344,6 +344,12 @@ pub fn model_error(e: ProverError) -> ApiError {
         ProverError::ComputeLimit { .. } => {
             ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_msteps)"))
         }
+        ProverError::TraceLimit { .. } => {
+            ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_trace_mib)"))
+        }
+        ProverError::FoldLimit { .. } => {
+            ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_fold_steps)"))
+        }
         _ => ApiError::new(codes::INVALID_MODEL, e.to_string()),
     }
 }

@@ -296,7 +296,9 @@ pub struct SettlementHost {
     /// not interleave with another of ours (the poster and the defender run
     /// on different threads).
     own: Mutex<()>,
-    provers: Mutex<HashMap<(u64, u64), Arc<DisputeProver>>>,
+    provers: Mutex<ProverCache>,
+    /// Games defended at once.
+    defender_threads: usize,
     clock: ChainClock,
     /// Tests: skip the receipt writes after a logged input, as a crash
     /// between the log write and them would.
@@ -470,7 +472,11 @@ impl SettlementHost {
             changed: Notify::new(),
             node: Mutex::new(Weak::new()),
             own: Mutex::new(()),
-            provers: Mutex::new(HashMap::new()),
+            provers: Mutex::new(ProverCache::new(cfg.settlement.defender_cache_mib.saturating_mul(1 << 20))),
+            defender_threads: match cfg.settlement.defender_threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n as usize,
+            },
             clock: ChainClock { base_ms, at: Instant::now(), beat_ms: AtomicU64::new(base_ms) },
             #[cfg(test)]
             skip_receipts: std::sync::atomic::AtomicBool::new(false),
@@ -938,7 +944,7 @@ impl SettlementHost {
     /// injected one into this record.
     fn prover_for(&self, batch: u64, index: u64, record: &InferenceRecord) -> Result<Arc<DisputeProver>, String> {
         if let Some(p) = self.provers.lock().unwrap_or_else(PoisonError::into_inner).get(&(batch, index)) {
-            return Ok(p.clone());
+            return Ok(p);
         }
         // The program comes from the store, not from the models being
         // served: a model the node no longer serves (a lower exec limit
@@ -990,8 +996,11 @@ impl SettlementHost {
                 "defending an injected fault (dev)"
             );
         }
+        // What it will hold: every node output, their chunk trees and the
+        // program (measured: 118 MiB for mobilenetv2's 88 MiB of outputs).
+        let weight = program.trace_bytes().saturating_mul(3) / 2;
         let p = Arc::new(DisputeProver::new(program, tensors.inputs, fault).map_err(|e| e.to_string())?);
-        self.provers.lock().unwrap_or_else(PoisonError::into_inner).insert((batch, index), p.clone());
+        self.provers.lock().unwrap_or_else(PoisonError::into_inner).insert((batch, index), p.clone(), weight);
         Ok(p)
     }
 
@@ -1001,7 +1010,11 @@ impl SettlementHost {
     pub fn defend_once(&self) {
         let me = self.account;
         let (awaiting, expired, open_records) = self.read(|s, now| {
-            let awaiting: Vec<u64> = s.games_awaiting(me).map(|g| g.id).collect();
+            // Earliest deadline first: with more games than time, the ones
+            // about to expire are answered first.
+            let mut awaiting: Vec<(u64, u64)> =
+                s.games_awaiting(me).map(|g| (g.deadline_ms().unwrap_or(u64::MAX), g.id)).collect();
+            awaiting.sort_unstable();
             let expired: Vec<u64> = s
                 .open_games()
                 .filter(|g| g.defender == me && g.to_move() == Some(Side::Challenger))
@@ -1013,18 +1026,30 @@ impl SettlementHost {
             (awaiting, expired, open)
         });
         // Drop provers of records with no open game left.
-        self.provers.lock().unwrap_or_else(PoisonError::into_inner).retain(|k, _| open_records.contains(k));
-        for id in awaiting {
-            for _ in 0..MAX_MOVES_PER_PASS {
-                let Some(v) = self.read(|s, now| s.game_view(id, now)) else { break };
-                if v.to_move != Some(Side::Defender) {
-                    break;
-                }
-                if !self.defend_move(&v) {
-                    break;
+        self.provers.lock().unwrap_or_else(PoisonError::into_inner).retain(|k| open_records.contains(k));
+        // Several games at once (a move may first build a trace, seconds
+        // for a large model), each worker taking the next by deadline.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let play = || {
+            while let Some(&(_, id)) = awaiting.get(next.fetch_add(1, Ordering::Relaxed)) {
+                for _ in 0..MAX_MOVES_PER_PASS {
+                    let Some(v) = self.read(|s, now| s.game_view(id, now)) else { break };
+                    if v.to_move != Some(Side::Defender) {
+                        break;
+                    }
+                    if !self.defend_move(&v) {
+                        break;
+                    }
                 }
             }
-        }
+        };
+        let threads = self.defender_threads.clamp(1, awaiting.len().max(1));
+        std::thread::scope(|sc| {
+            for _ in 1..threads {
+                sc.spawn(play);
+            }
+            play();
+        });
         for id in expired {
             match self.submit_own(Tx::ClaimTimeout { game: id }) {
                 Ok(_) => tracing::info!(game = id, "claimed the challenger's timeout"),
@@ -1061,6 +1086,67 @@ impl SettlementHost {
                 false
             }
         }
+    }
+}
+
+/// The defender's dispute provers by record, within a byte budget: the
+/// least recently used is dropped first (and rebuilt if its game needs it
+/// again); the newest is always kept, whatever its size.
+struct ProverCache<T = Arc<DisputeProver>> {
+    map: HashMap<(u64, u64), CachedProver<T>>,
+    budget: u64,
+    bytes: u64,
+    clock: u64,
+}
+
+struct CachedProver<T> {
+    prover: T,
+    bytes: u64,
+    used: u64,
+}
+
+impl<T: Clone> ProverCache<T> {
+    fn new(budget: u64) -> Self {
+        Self { map: HashMap::new(), budget, bytes: 0, clock: 0 }
+    }
+
+    fn get(&mut self, key: &(u64, u64)) -> Option<T> {
+        self.clock += 1;
+        let e = self.map.get_mut(key)?;
+        e.used = self.clock;
+        Some(e.prover.clone())
+    }
+
+    fn insert(&mut self, key: (u64, u64), prover: T, bytes: u64) {
+        self.clock += 1;
+        if let Some(old) = self.map.insert(key, CachedProver { prover, bytes, used: self.clock }) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        while self.bytes > self.budget && self.map.len() > 1 {
+            let Some((&victim, _)) = self.map.iter().filter(|(k, _)| **k != key).min_by_key(|(_, e)| e.used) else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&victim) {
+                self.bytes -= e.bytes;
+                tracing::info!(
+                    batch = victim.0,
+                    index = victim.1,
+                    "defender: dropped a cached prover (defender_cache_mib)"
+                );
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&(u64, u64)) -> bool) {
+        let bytes = &mut self.bytes;
+        self.map.retain(|k, e| {
+            let kept = keep(k);
+            if !kept {
+                *bytes -= e.bytes;
+            }
+            kept
+        });
     }
 }
 
@@ -1468,6 +1554,24 @@ mod tests {
         let p = dir.path().join("k");
         std::fs::write(&p, "not hex").expect("write");
         assert!(matches!(load_or_create_key(&p), Err(SettlementError::Key { .. })));
+    }
+
+    /// The defender's prover cache keeps the most recently used provers
+    /// within its budget, and always the newest (an audit found ~140 open
+    /// games on mobilenetv2 records would hold every trace at once, 16 GiB).
+    #[test]
+    fn the_prover_cache_drops_the_least_recently_used_beyond_its_budget() {
+        let mut c: ProverCache<u32> = ProverCache::new(100);
+        c.insert((1, 0), 10, 40);
+        c.insert((2, 0), 20, 40);
+        assert_eq!(c.get(&(1, 0)), Some(10)); // (2, 0) is now the least recently used
+        c.insert((3, 0), 30, 40);
+        assert_eq!((c.get(&(2, 0)), c.get(&(1, 0)), c.get(&(3, 0))), (None, Some(10), Some(30)));
+        assert_eq!(c.bytes, 80);
+        c.insert((4, 0), 40, 500); // above the whole budget: kept alone
+        assert_eq!((c.map.len(), c.get(&(4, 0)), c.bytes), (1, Some(40), 500));
+        c.retain(|k| *k != (4, 0));
+        assert_eq!((c.map.len(), c.bytes), (0, 0));
     }
 
     fn refused<T>(r: Result<T, SettlementError>) -> SettlementError {

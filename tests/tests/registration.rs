@@ -140,6 +140,52 @@ async fn a_model_above_the_compute_limit_is_refused_and_not_stored() {
     n.stop().await;
 }
 
+/// A model whose dispute would need more memory than the node allows is
+/// refused, although its plan is small (found by an audit: `x[1] → Expand
+/// to 4 MiB → 1,200 Adds` planned in 8 MiB, and one dispute over one of its
+/// records made the defender's prover hold every node output and crashed
+/// the node). The trace (every node output) and the longest fold of one
+/// element are bounded, by `exec.max_trace_mib` and `exec.max_fold_steps`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_whose_dispute_needs_too_much_memory_is_refused() {
+    use verinfer_prover::onnx_builder::{Attr, Dim, OnnxBuilder};
+    use verinfer_state::tensor::{DType, Tensor, TensorData};
+    let expand = |numel: i64| {
+        let shape = Tensor::new(vec![1], TensorData::I64(vec![numel])).expect("shape");
+        OnnxBuilder::new(13).input("x", DType::F32, &[Dim::Fixed(1)]).initializer("shape", &shape).node(
+            "Expand",
+            &["x", "shape"],
+            &["y0"],
+            &[],
+        )
+    };
+    // 300 values of 4 MiB: a 1.2 GiB trace, an 8 MiB plan.
+    let (n_adds, numel) = (300, 1i64 << 20);
+    let mut chain = expand(numel).output(&format!("y{n_adds}"), DType::F32, &[Dim::Fixed(numel)]);
+    for i in 0..n_adds {
+        let c = Tensor::from_f32(vec![1], vec![i as f32]).expect("c");
+        chain = chain.initializer(&format!("c{i}"), &c).node(
+            "Add",
+            &[&format!("y{i}"), &format!("c{i}")],
+            &[&format!("y{}", i + 1)],
+            &[],
+        );
+    }
+    // One element summing 2^21 values.
+    let reduce =
+        expand(1 << 21).output("y", DType::F32, &[]).node("ReduceSum", &["y0"], &["y"], &[("keepdims", Attr::Int(0))]);
+    let mut n = TestNode::start(|_| {}).await;
+    let c = n.http();
+    let e = api_err(c.register_model(register_onnx("chain", &chain.build())).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("a dispute's trace") && e.message.contains("exec.max_trace_mib"), "{}", e.message);
+    let e = api_err(c.register_model(register_onnx("reduce", &reduce.build())).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("2097152 steps") && e.message.contains("exec.max_fold_steps"), "{}", e.message);
+    assert!(c.list_models().await.unwrap().is_empty(), "nothing is registered");
+    n.stop().await;
+}
+
 /// Outputs that no answer could carry are refused before anything is
 /// accepted (found by an audit: a tiny request to a model with huge outputs
 /// was committed, then answered -32008, so the caller lost its request id

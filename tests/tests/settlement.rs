@@ -603,3 +603,38 @@ async fn records_of_a_model_no_longer_served_are_still_defended() {
     assert_eq!(c.record_status(batch, index).await.expect("status")["void"], false);
     node.stop().await;
 }
+
+/// Many games opened at once are all answered (the defender plays them
+/// earliest deadline first, several at a time, sharing one prover cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_defender_answers_many_games_opened_at_once() {
+    let mut node = TestNode::start_settled(|c| {
+        short(c, 120_000, 30_000);
+        c.settlement.defender_threads = 2;
+        // Room for one mlp prover only: the others are rebuilt as needed.
+        c.settlement.defender_cache_mib = 0;
+    })
+    .await;
+    let c = node.http();
+    let s = setup(&node).await;
+    let mut recs = Vec::new();
+    for _ in 0..6 {
+        recs.push(submit_mlp(&c, s.model_id, &s.x).await);
+    }
+    let mut opened = Vec::new();
+    let p = Player::new(&c, 41, 5000).await;
+    for rec in &recs {
+        let receipt = wait_batched(&c, rec.request_id).await;
+        opened.push((p.open(&c, rec, &receipt).await, receipt.inclusion.expect("batched")));
+    }
+    for (id, _) in &opened {
+        wait_for("the defender's answer", async || (game(&c, *id).await.moves > 0).then_some(())).await;
+    }
+    // The challenger plays on honestly in one game: the defender keeps
+    // answering it, although its prover was evicted meanwhile.
+    let (id, inc) = &opened[0];
+    let v = play(&c, &p, *id, &s.honest, usize::MAX).await;
+    assert_eq!(v.resolution.expect("resolved").winner, Side::Defender);
+    assert_eq!(c.record_status(inc.batch, inc.index()).await.expect("status")["void"], false);
+    node.stop().await;
+}

@@ -66,6 +66,15 @@ pub struct PlanOptions {
     /// inference takes more than this many fold steps
     /// ([`Program::steps`]). `None`: no limit.
     pub step_limit: Option<u64>,
+    /// Refuse (with [`ProverError::TraceLimit`]) a program whose node
+    /// outputs take more than this many bytes in all
+    /// ([`Program::trace_bytes`]): what a dispute's prover holds. `None`:
+    /// no limit.
+    pub trace_limit: Option<u64>,
+    /// Refuse (with [`ProverError::FoldLimit`]) a program with an output
+    /// element that folds more than this many steps: a dispute holds the
+    /// state after each. `None`: no limit.
+    pub fold_limit: Option<u64>,
 }
 
 impl PlanOptions {
@@ -86,7 +95,15 @@ impl PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { isa: None, fuse: true, program_root: None, memory_limit: None, step_limit: None }
+        Self {
+            isa: None,
+            fuse: true,
+            program_root: None,
+            memory_limit: None,
+            step_limit: None,
+            trace_limit: None,
+            fold_limit: None,
+        }
     }
 }
 
@@ -242,6 +259,7 @@ impl Plan {
         if let Some(steps) = opts.step_limit {
             program.check_steps(steps)?;
         }
+        program.check_dispute(opts.trace_limit, opts.fold_limit)?;
         let program_root = opts.program_root.unwrap_or_else(|| program.root());
         let n = program.nodes.len();
         let mut meta = Vec::with_capacity(n);
