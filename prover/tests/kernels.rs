@@ -1296,3 +1296,43 @@ fn dispute_footprint_is_measured_and_the_trace_and_fold_limits_refuse_above_it()
     let mut plan = Plan::with_options(p, &exact).expect("plan at both limits");
     assert_eq!(plan.infer(&inputs).expect("run").len(), 1);
 }
+
+/// A window far larger than its input plans without building a table per
+/// tap (an audit's 118-byte model, a MaxPool with a 2^32 x 1 window over
+/// 8x8, aborted the node on a 32 GiB allocation while planning): it takes
+/// the reference path, and the fold limit (what a node applies, 2^20 steps
+/// by default) refuses it, since each output element folds the window.
+#[test]
+fn absurd_pool_windows_plan_without_allocating_per_tap() {
+    use verinfer_prover::onnx_builder::{Attr, Dim, OnnxBuilder};
+    use verinfer_state::tensor::DType;
+    let pool = |kernel: Vec<i64>| {
+        OnnxBuilder::new(17)
+            .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(8), Dim::Fixed(8)])
+            .node("MaxPool", &["x"], &["y"], &[("kernel_shape", Attr::Ints(kernel))])
+            .output("y", DType::F32, &[])
+            .build()
+    };
+    for kernel in [vec![1 << 32, 1], vec![1 << 28, 1], vec![1 << 21, 1]] {
+        let model = match load_model(&pool(kernel.clone()), &LoadOptions::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{kernel:?}: not loaded: {e}");
+                continue;
+            }
+        };
+        let t = std::time::Instant::now();
+        if let Err(e) = Plan::new(&model.program) {
+            eprintln!("{kernel:?}: refused: {e}");
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "{kernel:?}: planning is cheap");
+        let node_limits = PlanOptions { fold_limit: Some(1 << 20), ..Default::default() };
+        match Plan::with_options(&model.program, &node_limits) {
+            Err(verinfer_prover::ProverError::FoldLimit { steps, .. }) => assert!(steps > 1 << 20),
+            other => panic!("{kernel:?}: expected FoldLimit, got {:?}", other.map(|p| p.stats().clone())),
+        }
+    }
+    if let Ok(m) = load_model(&pool(vec![1 << 32, 1 << 32]), &LoadOptions::default()) {
+        assert!(Plan::new(&m.program).is_err(), "a window whose size overflows is refused");
+    }
+}

@@ -59,6 +59,10 @@ pub(crate) struct Staging {
     pub slack: usize,
 }
 
+/// Most taps of a window the fast conv/pool kernels plan (2^20: a
+/// 1024x1024 window, far beyond any real model's).
+const MAX_TAPS: usize = 1 << 20;
+
 impl Staging {
     /// From a geometry over NCHW/CHW shapes of rank 1 or 2; `None` otherwise.
     pub fn new(geo: &Geometry, input: &[u64], out: &[u64], slack: usize) -> Option<Self> {
@@ -100,8 +104,20 @@ impl Staging {
         if [h, w, ho, wo, kh, kw, sy, sx, dy, dx].contains(&0) {
             return None;
         }
-        let hpad = (ho - 1) * sy + (kh - 1) * dy + 1;
-        let wpad = (wo - 1) * sx + (kw - 1) * dx + 1;
+        // The planned tables grow with the window (a tap offset each), and
+        // a window can be far larger than its input: a 2^32-tap pool over
+        // 8x8 aborted a node on its taps table (found by an audit). Such
+        // windows take the reference path, whose cost the step limit
+        // bounds; checked arithmetic keeps absurd geometry from wrapping.
+        if kh.checked_mul(kw)? > MAX_TAPS {
+            return None;
+        }
+        let extent = |o: usize, s: usize, k: usize, d: usize| {
+            (o - 1).checked_mul(s)?.checked_add((k - 1).checked_mul(d)?)?.checked_add(1)
+        };
+        let hpad = extent(ho, sy, kh, dy)?;
+        let wpad = extent(wo, sx, kw, dx)?;
+        sy.checked_mul(sx)?.checked_mul(hpad.div_ceil(sy))?.checked_mul(wpad.div_ceil(sx))?;
         Some(Self {
             n,
             c: u(input[off]),

@@ -83,7 +83,11 @@ impl Window {
             in_strides: strides(&input.shape),
             in_shape: input.shape.clone(),
             out_shape: out.shape.clone(),
-            kernel_len: geo.kernel.iter().product(),
+            // Checked: a wrapped product would count an absurd window as
+            // a few steps (the compute limit) and then loop over it.
+            kernel_len: geo.kernel.iter().try_fold(1u64, |a, &k| a.checked_mul(k)).ok_or_else(|| {
+                ProverError::InvalidProgram { node: "window".into(), why: "the kernel's size overflows u64".into() }
+            })?,
             in_axes,
         })
     }
