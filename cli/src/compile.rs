@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use verinfer_prover::frontend::{LoadOptions, load_model};
+use verinfer_rpc::error::ApiError;
 use verinfer_sequencer::node::CompileCheckError;
 use verinfer_state::hash::Hash32;
 
@@ -27,9 +28,15 @@ pub struct CompileArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Print one JSON object on stdout instead of text. A model the
-    /// frontend refuses prints `{"error": "…"}` and exits with status 2.
+    /// frontend refuses prints `{"error": "…", "code": N, "rpc_message":
+    /// "…"}` and exits with status 2: `code` and `rpc_message` are what the
+    /// node's `model_register` answers for that model (e.g. 4005
+    /// UNSUPPORTED_OP).
     #[arg(long)]
     json: bool,
+    /// The model's name in messages (default: the file name, `-` for stdin).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Limit this process's address space to this many MiB (RLIMIT_AS), so
     /// a model whose lowering would exhaust memory fails in this process
     /// instead of taking the machine's memory: with status 2 and an error
@@ -77,7 +84,7 @@ pub fn compile(args: CompileArgs) -> Result<()> {
     };
     let shapes = args.shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;
     let opts = LoadOptions {
-        name: args.model.display().to_string(),
+        name: args.name.clone().unwrap_or_else(|| args.model.display().to_string()),
         shapes,
         positional_shapes: vec![],
         constant_inputs: vec![],
@@ -85,10 +92,15 @@ pub fn compile(args: CompileArgs) -> Result<()> {
     let model = match load_model(&bytes, &opts) {
         Ok(m) => m,
         Err(e) => {
+            let msg = e.to_string();
             if args.json {
-                println!("{}", json!({ "error": e.to_string() }));
+                // The registration guard answers with the node's own code
+                // and message, so a model refused in its child gets the
+                // same answer as one refused by the in-process compile.
+                let rpc = verinfer_sequencer::node::model_error(e);
+                println!("{}", json!({ "error": msg, "code": rpc.code, "rpc_message": rpc.message }));
             }
-            return Err(ModelRefused(e.to_string()).into());
+            return Err(ModelRefused(msg).into());
         }
     };
     let program = &model.program;
@@ -155,7 +167,8 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
     fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError> {
         use CompileCheckError::Failed;
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("compile").arg("-").arg("--json").env("TRACT_CPU_ISA", crate::bench::TRACT_GENERIC_ISA);
+        cmd.arg("compile").arg("-").arg("--json").arg("--name").arg(&opts.name);
+        cmd.env("TRACT_CPU_ISA", crate::bench::TRACT_GENERIC_ISA);
         if let Some(mib) = self.max_memory_mib {
             cmd.arg("--max-memory-mib").arg(mib.to_string());
         }
@@ -180,14 +193,17 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
             // Status 2 with {"error"}: the frontend refused the model (an
             // allocation beyond the limit inside tract is one such refusal).
             if out.status.code() == Some(2)
-                && let Some(msg) = v.as_ref().and_then(|v| v.get("error")).and_then(|e| e.as_str())
+                && let Some(v) = &v
+                && let Some(msg) = v.get("rpc_message").and_then(|e| e.as_str())
+                && let Some(code) = v.get("code").and_then(|c| c.as_i64()).and_then(|c| i32::try_from(c).ok())
             {
-                return Err(CompileCheckError::Model(match self.max_memory_mib {
+                let msg = match self.max_memory_mib {
                     Some(mib) if msg.contains("allocat") => {
                         format!("{msg} (compiling this model needs more than the guard's {mib} MiB)")
                     }
                     _ => msg.to_string(),
-                }));
+                };
+                return Err(CompileCheckError::Model(ApiError::new(code, msg)));
             }
             return Err(Failed(format!(
                 "the child compile failed ({}): {}",

@@ -174,3 +174,52 @@ async fn check_verifies_a_stopped_nodes_datadir() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(": consistent") && text.contains("next sequence    5"), "{text}");
 }
+
+/// A default node (the registration guard on: its child compiles first)
+/// answers a refused model exactly as the in-process compile does: an op
+/// outside the canonical set is UNSUPPORTED_OP naming the op and the model
+/// by its registered name (it was INVALID_MODEL with `model: model -: …`,
+/// the child's stdin name), and a symbolic input asks for `input_shapes`,
+/// not the CLI's `--shape`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_keeps_the_in_process_code_and_message() {
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_rpc::api::ModelApiClient;
+    use verinfer_rpc::error as codes;
+    use verinfer_state::tensor::DType;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let toml = format!("datadir = \"{}\"\n[rpc]\nlisten = \"127.0.0.1:0\"\n", d.join("node").display());
+    let exe = Path::new(env!("CARGO_BIN_EXE_verinfer"));
+    let (_node, url) = verinfer_e2e::proc::Proc::dev_node(exe, d, &toml, &[]);
+    let c = verinfer_e2e::http_client(&url);
+    let register = |name: &str, onnx: Vec<u8>| {
+        let c = c.clone();
+        let req = verinfer_e2e::register_onnx(name, &onnx);
+        async move { verinfer_e2e::play::api_err(c.register_model(req).await.expect_err("refused")) }
+    };
+
+    let sinh = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
+        .output("y", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
+        .node("Sinh", &["x"], &["y"], &[])
+        .build();
+    let e = register("sinh", sinh).await;
+    assert_eq!(e.code, codes::UNSUPPORTED_OP, "{e:?}");
+    assert_eq!(
+        e.message,
+        "model sinh: node \"sinh_0\" uses op Sinh [ElementWiseOp(Sinh, None)], which is not in the canonical op set"
+    );
+
+    let symbolic = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .output("y", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .node("Relu", &["x"], &["y"], &[])
+        .build();
+    let e = register("sym", symbolic).await;
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.starts_with("input_shapes: model sym: input \"x\" has symbolic shape"), "{}", e.message);
+    assert!(e.message.contains("in input_shapes, e.g. {\"x\": [1, 16]}"), "{}", e.message);
+    assert!(!e.message.contains("--shape"), "{}", e.message);
+}

@@ -299,9 +299,11 @@ pub trait CompileCheck: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileCheckError {
     /// The model itself was refused (the frontend failed on it, or its
-    /// compile exceeded the check's memory limit): `INVALID_MODEL`.
+    /// compile exceeded the check's memory limit), with the answer the
+    /// in-process compile would give ([`model_error`]): the registration
+    /// must not depend on which of the two compiles saw the problem first.
     #[error("{0}")]
-    Model(String),
+    Model(ApiError),
     /// The check could not run (the child could not be started, crashed or
     /// printed nothing useful): `INTERNAL`, fail closed.
     #[error("{0}")]
@@ -338,6 +340,15 @@ pub fn model_error(e: ProverError) -> ApiError {
         ProverError::UnknownInput { .. } | ProverError::InputRank { .. } => {
             ApiError::new(codes::INVALID_MODEL, format!("input_shapes: {e}"))
         }
+        // The prover's message tells a CLI user to pass `--shape`; over RPC
+        // the shape goes in `input_shapes`.
+        ProverError::SymbolicInput { model, input, shape } => ApiError::new(
+            codes::INVALID_MODEL,
+            format!(
+                "input_shapes: model {model}: input {input:?} has symbolic shape {shape}; give a concrete shape of \
+                 that rank in input_shapes, e.g. {{{input:?}: [1, 16]}}"
+            ),
+        ),
         ProverError::ResourceLimit { .. } => {
             ApiError::new(codes::INVALID_MODEL, format!("model: {e} (the node's exec.max_model_mib)"))
         }
@@ -651,7 +662,7 @@ impl Node {
         let checked_root = match self.compile_check.get() {
             None => None,
             Some(check) => Some(check.program_root(onnx, &opts).map_err(|e| match e {
-                CompileCheckError::Model(m) => ApiError::new(codes::INVALID_MODEL, format!("model: {m}")),
+                CompileCheckError::Model(e) => e,
                 // Fail closed: a model whose folding could not be
                 // cross-checked is not registered.
                 CompileCheckError::Failed(m) => {

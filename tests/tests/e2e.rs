@@ -360,7 +360,21 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
         .unwrap_err(),
     );
     assert_eq!(e.code, codes::UNSUPPORTED_OP, "{e:?}");
-    assert!(e.message.contains("Sinh"), "{}", e.message);
+    // The same words as through the registration guard's child
+    // (cli/tests/node.rs::the_guard_keeps_the_in_process_code_and_message).
+    assert_eq!(
+        e.message,
+        "model sinh: node \"sinh_0\" uses op Sinh [ElementWiseOp(Sinh, None)], which is not in the canonical op set"
+    );
+    let symbolic = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .output("y", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .node("Relu", &["x"], &["y"], &[])
+        .build();
+    let e = api_err(c.register_model(register_onnx("sym", &symbolic)).await.unwrap_err());
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.starts_with("input_shapes: model sym: input \"x\" has symbolic shape"), "{}", e.message);
+    assert!(e.message.contains("in input_shapes, e.g. {\"x\": [1, 16]}"), "{}", e.message);
     let e = api_err(
         c.register_model(RegisterModel { name: "x".into(), onnx_b64: "@@".into(), input_shapes: Default::default() })
             .await

@@ -24,7 +24,7 @@ enum Guard {
 
 impl CompileCheck for Guard {
     fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError> {
-        let model = |e: verinfer_prover::ProverError| CompileCheckError::Model(e.to_string());
+        let model = |e| CompileCheckError::Model(verinfer_sequencer::node::model_error(e));
         match self {
             Guard::Agree => load_model(onnx, opts).map(|m| m.program_root).map_err(model),
             Guard::Disagree => {
