@@ -11,7 +11,11 @@
 //! Methods whose one parameter is a request object (`model_register`,
 //! `infer_submit`) are not listed: their errors already carry a field path
 //! (`inputs[0].shape`, from the `path_errors!` wrappers in `verinfer_rpc`).
-//! Nor are subscriptions: the middleware leaves their errors as they are.
+//!
+//! Subscriptions are listed apart ([`SUBSCRIPTIONS`]): jsonrpsee sends a
+//! subscription's rejection to the socket itself, past the middleware, so
+//! the middleware checks their parameters *before* the call and answers a
+//! bad one in the same words as an ordinary method's.
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -45,9 +49,18 @@ pub const METHODS: &[(&str, &[(&str, Check)])] = &[
     ("settlement_faucet", &[("account", check::<String>), ("amount", check::<u64>)]),
 ];
 
-/// The parameter list of `method`, if it is listed.
+/// Every subscription with parameters, as [`METHODS`].
+pub const SUBSCRIPTIONS: &[(&str, &[(&str, Check)])] = &[("infer_subscribeStatus", &[("request_id", check::<Hash32>)])];
+
+/// The parameter list of `method`, if it is listed in [`METHODS`].
 pub fn of(method: &str) -> Option<&'static [(&'static str, Check)]> {
     METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
+}
+
+/// The parameter list of the subscription `method`, if it is listed in
+/// [`SUBSCRIPTIONS`].
+pub fn of_subscription(method: &str) -> Option<&'static [(&'static str, Check)]> {
+    SUBSCRIPTIONS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
 }
 
 /// serde's message without its position, which is relative to one

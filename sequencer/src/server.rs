@@ -497,12 +497,15 @@ fn rewrite_invalid_params(
         .and_then(|v| v.pointer("/error/data").and_then(|d| d.as_str().map(str::to_string)));
     let located = crate::params::of(method).and_then(|names| crate::params::locate(names, params));
     match located.or(data) {
-        Some(d) => MethodResponse::error(
-            id,
-            ErrorObjectOwned::owned(codes::INVALID_PARAMS, format!("{method} params: {d}"), Some(d)),
-        ),
+        Some(d) => MethodResponse::error(id, invalid_params(method, d)),
         None => rp,
     }
+}
+
+/// INVALID_PARAMS as `METHOD params: PATH: reason`, with the reason alone
+/// as its data.
+fn invalid_params(method: &str, reason: String) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(codes::INVALID_PARAMS, format!("{method} params: {reason}"), Some(reason))
 }
 
 impl<S> RpcServiceT for Guard<S>
@@ -532,6 +535,10 @@ where
         // Kept to name a failing parameter; borrowed from the request body
         // (a copy only for the few, small, listed methods).
         let params = crate::params::of(&method).and(req.params.clone());
+        // A subscription's own rejection goes straight to the socket, where
+        // it cannot be rewritten: check its parameters here instead.
+        let bad_sub_params = crate::params::of_subscription(&method)
+            .and_then(|names| crate::params::locate(names, req.params.as_deref()));
         async move {
             if needs_ws {
                 shared.metrics.rpc_requests.with_label_values(&[&method, "error"]).inc();
@@ -559,8 +566,10 @@ where
                 );
             }
             let t0 = std::time::Instant::now();
-            let rp = inner.call(req).await;
-            let rp = rewrite_invalid_params(&method, id, params.as_deref(), rp);
+            let rp = match bad_sub_params {
+                Some(d) => MethodResponse::error(id, invalid_params(&method, d)),
+                None => rewrite_invalid_params(&method, id, params.as_deref(), inner.call(req).await),
+            };
             shared.metrics.rpc_latency.with_label_values(&[&method]).observe(t0.elapsed().as_secs_f64());
             let outcome = if rp.is_error() { "error" } else { "ok" };
             shared.metrics.rpc_requests.with_label_values(&[&method, outcome]).inc();

@@ -153,6 +153,42 @@ async fn register_submit_receipt_batch_and_subscriptions() {
     node.stop().await;
 }
 
+/// A subscription's bad parameter is named like an ordinary method's
+/// (`METHOD params: PATH: reason`): jsonrpsee rejects a subscription on the
+/// socket itself, past the middleware that names parameters, and used to
+/// answer a bare `Invalid params`. A good one still subscribes, and the
+/// connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_parameter_errors_name_the_method_and_field() {
+    use verinfer_rpc::jsonrpsee::core::client::{Error as ClientError, SubscriptionClientT};
+    use verinfer_rpc::jsonrpsee::core::rpc_params;
+    let mut node = TestNode::start(|_| {}).await;
+    let ws = node.ws().await;
+    let subscribe = async |params| {
+        let r = ws.subscribe::<serde_json::Value, _>("infer_subscribeStatus", params, "infer_unsubscribeStatus").await;
+        match r {
+            Err(ClientError::Call(e)) => e,
+            other => panic!("expected a JSON-RPC error, got {other:?}"),
+        }
+    };
+    let e = subscribe(rpc_params!["0x12"]).await;
+    assert_eq!(e.code(), codes::INVALID_PARAMS);
+    assert!(e.message().starts_with("infer_subscribeStatus params: request_id: "), "{}", e.message());
+    let data: String = serde_json::from_str(e.data().expect("data").get()).unwrap();
+    assert_eq!(e.message(), format!("infer_subscribeStatus params: {data}"));
+    let e = subscribe(rpc_params![]).await;
+    assert_eq!(
+        (e.code(), e.message()),
+        (codes::INVALID_PARAMS, "infer_subscribeStatus params: missing parameter request_id (position 0)")
+    );
+    // A well-formed id the node does not know: the method's own answer.
+    let e = subscribe(rpc_params![Hash32([9; 32])]).await;
+    assert_eq!(e.code(), codes::NOT_FOUND, "{e:?}");
+    assert!(e.message().starts_with("request_id: no request 0x0909"), "{}", e.message());
+    ExplorerApiClient::subscribe_batches(&ws).await.expect("the connection still subscribes");
+    node.stop().await;
+}
+
 /// Sinh is known to tract but outside the canonical op set.
 fn sinh_model() -> Vec<u8> {
     OnnxBuilder::new(17)
