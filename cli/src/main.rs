@@ -67,14 +67,16 @@ fn client_rt() -> anyhow::Result<tokio::runtime::Runtime> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => match node::effective_config(&args) {
-            Ok(cfg) => {
-                let filter = cli.log.clone().unwrap_or(cfg.log.filter.clone());
-                init_logs(&filter, cfg.log.format == verinfer_sequencer::config::LogFormat::Json);
-                node::run(args)
+        Command::Node(mut args) => {
+            args.log = cli.log.clone();
+            match node::effective_config(&args) {
+                Ok(cfg) => {
+                    init_logs(&cfg.log.filter, cfg.log.format == verinfer_sequencer::config::LogFormat::Json);
+                    node::run(args)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         Command::Challenger(args) => match challenger::effective_config(&args) {
             Ok(cfg) => {
                 let filter = cli.log.clone().unwrap_or(cfg.log_filter.clone());

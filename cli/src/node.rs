@@ -77,6 +77,10 @@ pub struct NodeArgs {
     /// Most concurrent connections.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u32>,
+    /// A request body must arrive whole within this many ms of its headers
+    /// (1..=86400000).
+    #[arg(long, value_name = "MS")]
+    pub request_body_timeout_ms: Option<u64>,
     /// Allowed CORS origin (repeatable; `*` for any, `none` for no CORS).
     #[arg(long = "cors", value_name = "ORIGIN")]
     pub cors: Vec<String>,
@@ -91,7 +95,11 @@ pub struct NodeArgs {
     /// Do not host the settlement layer (batches are sealed, not posted).
     #[arg(long)]
     pub no_settlement: bool,
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration as TOML and exit: the file, the
+    /// flags, `--log`/`VERINFER_LOG`/`RUST_LOG` and `--dev` applied, unset
+    /// settlement parameters filled in from their preset (dev or
+    /// production). What is only decided at start (a `--dev` temporary
+    /// datadir, the sequencer key's account) is said in comments.
     #[arg(long)]
     pub print_config: bool,
     /// Check the datadir's store and exit (0: consistent): every batch's
@@ -99,6 +107,15 @@ pub struct NodeArgs {
     /// proof, recomputed. The node must be stopped.
     #[arg(long, conflicts_with = "dev")]
     pub check: bool,
+    /// The global `--log` (or `VERINFER_LOG`), which overrides `[log] filter`.
+    #[arg(skip)]
+    pub log: Option<String>,
+}
+
+/// Whether the node runs on a temporary datadir, created at start and
+/// removed at exit.
+fn temporary_datadir(args: &NodeArgs) -> bool {
+    args.dev && args.datadir.is_none() && args.config.is_none()
 }
 
 /// `verinfer node --check`: opens the store (never creating one) and runs
@@ -132,8 +149,14 @@ fn check(datadir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds the effective configuration: defaults ← file ← flags.
+/// Builds the effective configuration: defaults ← file ← flags ← `--log`
+/// ← `RUST_LOG`.
 pub fn effective_config(args: &NodeArgs) -> Result<NodeConfig> {
+    effective_config_with(args, std::env::var("RUST_LOG").ok())
+}
+
+/// [`effective_config`] with `RUST_LOG`'s value given.
+fn effective_config_with(args: &NodeArgs, rust_log: Option<String>) -> Result<NodeConfig> {
     let mut c = match &args.config {
         Some(p) => NodeConfig::load(p)?,
         None => NodeConfig::default(),
@@ -178,6 +201,7 @@ pub fn effective_config(args: &NodeArgs) -> Result<NodeConfig> {
     set!(args.max_body_bytes, c.rpc.max_request_body_bytes);
     set!(args.max_batch_len, c.rpc.max_batch_len);
     set!(args.max_connections, c.rpc.max_connections);
+    set!(args.request_body_timeout_ms, c.rpc.request_body_timeout_ms);
     if !args.cors.is_empty() {
         c.rpc.cors_origins = args.cors.iter().filter(|o| o.as_str() != "none").cloned().collect();
     }
@@ -188,8 +212,62 @@ pub fn effective_config(args: &NodeArgs) -> Result<NodeConfig> {
             o => anyhow::bail!("--log-format {o:?}: expected plain or json"),
         };
     }
+    if let Some(l) = &args.log {
+        c.log.filter = l.clone();
+    }
+    // The logger takes RUST_LOG over everything when it parses (as
+    // tracing's EnvFilter does); the configuration says so too.
+    if let Some(l) = rust_log.filter(|l| tracing_subscriber::EnvFilter::try_new(l).is_ok()) {
+        c.log.filter = l;
+    }
     c.validate()?;
     Ok(c)
+}
+
+/// What `--print-config` prints for `cfg` (see the flag's help).
+fn printed_config(args: &NodeArgs, cfg: &NodeConfig) -> Result<String> {
+    let mut c = cfg.clone();
+    let mut notes =
+        vec!["# verinfer node: the effective configuration (file, flags, environment and --dev applied).".to_string()];
+    if c.settlement.enabled {
+        let preset = if c.dev { "Params::dev() (--dev)" } else { "Params::production()" };
+        // Invalid parameters fail the node's start, which names them; here
+        // they are printed as configured.
+        if let Ok(p) = verinfer_sequencer::settlement::params_of(&c.settlement, c.dev) {
+            let s = &mut c.settlement;
+            s.chain_id = Some(p.chain_id);
+            s.challenge_window_ms = Some(p.challenge_window_ms);
+            s.clock_ms = Some(p.clock_ms);
+            s.min_sequencer_bond = Some(p.min_sequencer_bond);
+            s.challenger_bond = Some(p.challenger_bond);
+            s.defender_stake = Some(p.defender_stake);
+            s.dissection_exp = Some(p.dissection_exp);
+        }
+        c.settlement.auto_bond = Some(c.settlement.auto_bond.unwrap_or(c.dev));
+        notes.push(format!(
+            "# [settlement]: parameters the file leaves unset are filled in from {preset}. A datadir whose settlement \
+             state exists keeps the parameters it was created with (settlement_info)."
+        ));
+        notes.push(
+            "# sequencer_id: batch headers carry the sequencer key's account instead (key_file, created at first start)."
+                .into(),
+        );
+        if !temporary_datadir(args) {
+            c.settlement.key_file = Some(verinfer_sequencer::settlement::key_path(&c));
+        }
+    }
+    let mut text = toml::to_string(&c)?;
+    if temporary_datadir(args) {
+        // A path made at start does not exist yet; printing the default
+        // would name a directory this node never uses.
+        text = text.lines().filter(|l| !l.starts_with("datadir = ")).map(|l| format!("{l}\n")).collect();
+        notes.push(format!(
+            "# datadir: a new temporary directory ({}/verinfer-dev-…/db), created at start and removed at exit \
+             (--dev without --datadir or --config); key_file is in it.",
+            std::env::temp_dir().display()
+        ));
+    }
+    Ok(format!("{}\n{text}", notes.join("\n")))
 }
 
 /// The request file and curl command printed by `--dev`.
@@ -210,14 +288,14 @@ fn first_inference(dir: &Path, rpc: SocketAddr, model_id: &str, input_npy: &[u8]
 pub fn run(args: NodeArgs) -> Result<()> {
     let mut cfg = effective_config(&args)?;
     if args.print_config {
-        print!("{}", toml::to_string(&cfg)?);
+        print!("{}", printed_config(&args, &cfg)?);
         return Ok(());
     }
     if args.check {
         return check(&cfg.datadir);
     }
     // `--dev` without --datadir: a temporary directory, removed at exit.
-    let tmp = if args.dev && args.datadir.is_none() && args.config.is_none() {
+    let tmp = if temporary_datadir(&args) {
         let t = tempfile::Builder::new().prefix("verinfer-dev-").tempdir()?;
         cfg.datadir = t.path().join("db");
         Some(t)
@@ -287,5 +365,42 @@ pub async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(args: &NodeArgs, rust_log: Option<&str>) -> String {
+        let cfg = effective_config_with(args, rust_log.map(str::to_string)).expect("valid");
+        printed_config(args, &cfg).expect("prints")
+    }
+
+    #[test]
+    fn print_config_shows_the_dev_adjustments_and_the_log_filter() {
+        let dev = NodeArgs { dev: true, log: Some("verinfer=debug".into()), ..Default::default() };
+        let text = printed(&dev, None);
+        assert!(text.contains("interval_ms = 500"), "{text}");
+        assert!(text.contains("filter = \"verinfer=debug\""), "{text}");
+        assert!(text.contains("challenge_window_ms = 120000") && text.contains("auto_bond = true"), "{text}");
+        assert!(!text.contains("datadir = ") && text.contains("# datadir: a new temporary directory"), "{text}");
+        // RUST_LOG wins, as in the logger.
+        assert!(printed(&dev, Some("warn")).contains("filter = \"warn\""));
+        // What is printed reads back as a configuration.
+        let body: String = text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        let back = NodeConfig::from_toml(&body).expect("reads back");
+        assert_eq!(back.batcher.interval_ms, 500);
+    }
+
+    #[test]
+    fn print_config_without_dev_shows_the_production_settlement() {
+        let args = NodeArgs { datadir: Some("/srv/v".into()), ..Default::default() };
+        let text = printed(&args, None);
+        assert!(text.contains("datadir = \"/srv/v\"") && text.contains("key_file = \"/srv/v/sequencer.key\""));
+        assert!(text.contains("challenge_window_ms = 604800000") && text.contains("auto_bond = false"), "{text}");
+        assert!(text.contains("interval_ms = 1000") && text.contains("filter = \"info\""), "{text}");
+        let off = printed(&NodeArgs { no_settlement: true, ..Default::default() }, None);
+        assert!(!off.contains("challenge_window_ms") && !off.contains("sequencer key"), "{off}");
     }
 }

@@ -223,3 +223,21 @@ async fn the_guard_keeps_the_in_process_code_and_message() {
     assert!(e.message.contains("in input_shapes, e.g. {\"x\": [1, 16]}"), "{}", e.message);
     assert!(!e.message.contains("--shape"), "{}", e.message);
 }
+
+/// `--print-config` prints what the node would run with: `VERINFER_LOG`
+/// (the global `--log`) and `--dev`'s short seals and dev settlement
+/// parameters, and no `datadir` for the temporary one `--dev` makes at start.
+#[test]
+fn print_config_applies_the_environment_and_dev() {
+    let out = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .args(["node", "--dev", "--print-config"])
+        .env_remove("RUST_LOG")
+        .env("VERINFER_LOG", "verinfer=debug")
+        .output()
+        .expect("run node --print-config");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("filter = \"verinfer=debug\"") && text.contains("interval_ms = 500"), "{text}");
+    assert!(text.contains("challenge_window_ms = 120000") && text.contains("auto_bond = true"), "{text}");
+    assert!(!text.contains("datadir = ") && text.contains("# datadir: a new temporary directory"), "{text}");
+}
