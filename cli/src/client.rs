@@ -66,6 +66,8 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 fn status_text(s: &Status) -> String {
     match s {
         Status::Batched { batch, index } => format!("batched (batch {batch}, index {index})"),
+        Status::Disputed => "disputed (a dispute game on this result is open)".into(),
+        Status::Fraudulent => "fraudulent: the referee VOIDED this result (a challenger proved it wrong)".into(),
         other => other.name().to_string(),
     }
 }
@@ -245,16 +247,29 @@ pub async fn receipt(a: ReceiptArgs) -> Result<()> {
         return print_json(&serde_json::json!({
             "receipt": r,
             "proof_verified": verified.as_ref().map(|v| v.is_ok()),
+            "void": r.status == Status::Fraudulent,
         }));
     }
-    println!("request  {}", r.request_id);
-    println!("status   {}", status_text(&r.status));
-    match verified {
-        Some(Ok(h)) => println!("proof    verified against batch header {h}"),
-        Some(Err(e)) => println!("proof    DOES NOT VERIFY: {e}"),
-        None => println!("proof    none yet (pending: durable against a node crash, not yet committed to a batch)"),
+    for line in receipt_text(&r.request_id, &r.status, verified) {
+        println!("{line}");
     }
     Ok(())
+}
+
+/// The text of `verinfer receipt`. The inclusion proof shows only that the
+/// record is in the batch; for a voided record it must not read as if the
+/// result were good.
+fn receipt_text(request_id: &Hash32, status: &Status, verified: Option<Result<Hash32, String>>) -> Vec<String> {
+    let proof = match (verified, status) {
+        (Some(Ok(h)), Status::Fraudulent) => format!(
+            "proof    verified against batch header {h}: the record is in the batch, but the referee voided its \
+             result; do not use its outputs"
+        ),
+        (Some(Ok(h)), _) => format!("proof    verified against batch header {h}"),
+        (Some(Err(e)), _) => format!("proof    DOES NOT VERIFY: {e}"),
+        (None, _) => "proof    none yet (pending: durable against a node crash, not yet committed to a batch)".into(),
+    };
+    vec![format!("request  {request_id}"), format!("status   {}", status_text(status)), proof]
 }
 
 /// `verinfer batch`.
@@ -294,4 +309,20 @@ pub async fn batch(a: BatchArgs) -> Result<()> {
         println!("  … {} more (use --json)", b.records.len() - 20);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voided_result_does_not_read_as_verified() {
+        let (id, h) = (Hash32([1; 32]), Hash32([2; 32]));
+        let text = receipt_text(&id, &Status::Fraudulent, Some(Ok(h))).join("\n");
+        assert!(text.contains("status   fraudulent: the referee VOIDED this result"), "{text}");
+        assert!(text.contains("the record is in the batch, but the referee voided its result"), "{text}");
+        let ok = receipt_text(&id, &Status::Final, Some(Ok(h))).join("\n");
+        assert!(ok.ends_with(&format!("proof    verified against batch header {h}")), "{ok}");
+        assert!(!ok.contains("void"), "{ok}");
+    }
 }

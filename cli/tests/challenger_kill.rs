@@ -245,6 +245,29 @@ tick_ms = 100
     assert_eq!(games(&c, acct_filter).await.len(), 1, "the challenger has exactly one game");
     let status = SettlementApiClient::record_status(&c, bad_batch, bad_index).await.expect("record status");
     assert_eq!(status["status"]["status"], "fraudulent", "{status}");
+    // `verinfer receipt` says plainly that the proof verifies but the result
+    // is void (it used to print "proof verified" under "status fraudulent").
+    wait_until("the receipt to turn fraudulent", Duration::from_secs(10), Duration::from_millis(50), || async {
+        let r = InferApiClient::receipt(&c, bad_id).await.expect("receipt");
+        (r.status == verinfer_state::receipt::Status::Fraudulent).then_some(())
+    })
+    .await;
+    let receipt = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_verinfer"));
+        cmd.args(["receipt", &bad_id.to_string(), "--rpc", &url]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run verinfer receipt");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let text = receipt(false);
+    assert!(text.contains("the referee VOIDED this result"), "{text}");
+    assert!(text.contains("the record is in the batch, but the referee voided its result"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&receipt(true)).expect("--json stays JSON");
+    assert_eq!((v["void"].as_bool(), v["proof_verified"].as_bool()), (Some(true), Some(true)), "{v}");
+    assert_eq!(v["receipt"]["status"]["status"], "fraudulent", "{v}");
 
     // The restarted process says so in its log.
     let log2 = {
