@@ -22,7 +22,8 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 /// Params that do not deserialize into the method's parameter types: a
 /// missing field, a wrong JSON type (standard JSON-RPC; serde's message).
 pub const INVALID_PARAMS: i32 = -32602;
-/// The request body exceeds the node's `max_request_body_bytes` (jsonrpsee).
+/// The request body exceeds the node's `max_request_body_bytes` (over HTTP
+/// the node answers it, naming the setting; over WebSocket, jsonrpsee).
 pub const OVERSIZED_REQUEST: i32 = -32007;
 /// A JSON-RPC batch with more entries than the node's `max_batch_len`
 /// (jsonrpsee).

@@ -392,54 +392,118 @@ where
 }
 
 /// The HTTP layer that gives every request body a deadline
-/// (`rpc.request_body_timeout_ms` after its headers).
+/// (`rpc.request_body_timeout_ms` after its headers) and a size limit
+/// (`rpc.max_request_body_bytes`), and answers either failure itself with
+/// a message that names the setting: jsonrpsee would answer a body cut off
+/// by the deadline with a bare `Parse error` (400) or `Internal error`
+/// (500), depending on its size, and an oversized one with `Request is too
+/// big` (413), or `Internal error` when it came without a Content-Length.
 #[derive(Clone, Copy, Debug)]
-struct BodyDeadline(Duration);
+struct BodyLimits {
+    deadline: Duration,
+    max_bytes: u32,
+}
 
-impl<S> tower::Layer<S> for BodyDeadline {
-    type Service = BodyDeadlineService<S>;
+impl<S> tower::Layer<S> for BodyLimits {
+    type Service = BodyLimitsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        BodyDeadlineService(inner, self.0)
+        BodyLimitsService(inner, *self)
     }
 }
 
 #[derive(Clone, Debug)]
-struct BodyDeadlineService<S>(S, Duration);
+struct BodyLimitsService<S>(S, BodyLimits);
 
-impl<S, B> tower::Service<http::Request<B>> for BodyDeadlineService<S>
+/// How a [`LimitedBody`] ended, shared with its request's answer.
+const BODY_OK: u8 = 0;
+const BODY_LATE: u8 = 1;
+const BODY_TOO_BIG: u8 = 2;
+
+/// A JSON-RPC error answer (id `null`) with HTTP `status`.
+fn transport_error(status: http::StatusCode, code: i32, message: String) -> jsonrpsee::server::HttpResponse {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    let mut r = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+fn too_big(limits: BodyLimits, size: Option<u64>) -> jsonrpsee::server::HttpResponse {
+    let size = size.map_or_else(|| "more than that".to_string(), |n| format!("{n} bytes"));
+    transport_error(
+        http::StatusCode::PAYLOAD_TOO_LARGE,
+        codes::OVERSIZED_REQUEST,
+        format!("request body: {size}, above the node's rpc.max_request_body_bytes ({} bytes)", limits.max_bytes),
+    )
+}
+
+impl<S, B> tower::Service<http::Request<B>> for BodyLimitsService<S>
 where
-    S: tower::Service<http::Request<DeadlineBody<B>>>,
+    S: tower::Service<http::Request<LimitedBody<B>>, Response = jsonrpsee::server::HttpResponse>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = jsonrpsee::server::HttpResponse;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let limit = self.1;
-        self.0.call(req.map(|inner| DeadlineBody {
+        let limits = self.1;
+        let declared =
+            req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if req.method() == http::Method::POST
+            && let Some(n) = declared.filter(|&n| n > u64::from(limits.max_bytes))
+        {
+            return Box::pin(std::future::ready(Ok(too_big(limits, Some(n)))));
+        }
+        let ended = Arc::new(std::sync::atomic::AtomicU8::new(BODY_OK));
+        let fut = self.0.call(req.map(|inner| LimitedBody {
             inner: Box::pin(inner),
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            limit,
-        }))
+            deadline: Box::pin(tokio::time::sleep(limits.deadline)),
+            limits,
+            received: 0,
+            ended: ended.clone(),
+        }));
+        Box::pin(async move {
+            let rp = fut.await?;
+            // The body failed, so whatever the server answered was about a
+            // body it never had whole.
+            Ok(match ended.load(std::sync::atomic::Ordering::Acquire) {
+                BODY_LATE => transport_error(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    codes::PARSE_ERROR,
+                    format!(
+                        "request body not received whole within {} ms of its headers (rpc.request_body_timeout_ms)",
+                        limits.deadline.as_millis()
+                    ),
+                ),
+                BODY_TOO_BIG => too_big(limits, None),
+                _ => rp,
+            })
+        })
     }
 }
 
-/// A body that fails once its deadline passes: a slow sender (one byte now
-/// and then) holds its connection for at most the deadline, where a
-/// per-frame idle timeout would let it stay forever.
-struct DeadlineBody<B> {
+/// A body that fails once its deadline passes or once it grows past the
+/// size limit. A slow sender (one byte now and then) holds its connection
+/// for at most the deadline, where a per-frame idle timeout would let it
+/// stay forever.
+struct LimitedBody<B> {
     inner: std::pin::Pin<Box<B>>,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    limit: Duration,
+    limits: BodyLimits,
+    received: u64,
+    ended: Arc<std::sync::atomic::AtomicU8>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<B> http_body::Body for DeadlineBody<B>
+impl<B> http_body::Body for LimitedBody<B>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
@@ -451,12 +515,23 @@ where
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use bytes::Buf as _;
+        use std::task::Poll;
         if self.deadline.as_mut().poll(cx).is_ready() {
-            let ms = self.limit.as_millis();
-            let msg = format!("request body not received within {ms} ms (rpc.request_body_timeout_ms)");
-            return std::task::Poll::Ready(Some(Err(msg.into())));
+            self.ended.store(BODY_LATE, std::sync::atomic::Ordering::Release);
+            let ms = self.limits.deadline.as_millis();
+            return Poll::Ready(Some(Err(format!("request body not received within {ms} ms").into())));
         }
-        self.inner.as_mut().poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into)))
+        let frame = std::task::ready!(self.inner.as_mut().poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            let n = f.data_ref().map_or(0, |d| d.remaining() as u64);
+            self.received = self.received.saturating_add(n);
+            if self.received > u64::from(self.limits.max_bytes) {
+                self.ended.store(BODY_TOO_BIG, std::sync::atomic::Ordering::Release);
+                return Poll::Ready(Some(Err("request body above rpc.max_request_body_bytes".into())));
+            }
+        }
+        Poll::Ready(frame.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -680,7 +755,10 @@ pub async fn start(
     let http_mw = tower::ServiceBuilder::new()
         .option_layer(cors(&cfg.cors_origins))
         .layer(MarkTransport)
-        .layer(BodyDeadline(Duration::from_millis(cfg.request_body_timeout_ms)))
+        .layer(BodyLimits {
+            deadline: Duration::from_millis(cfg.request_body_timeout_ms),
+            max_bytes: cfg.max_request_body_bytes,
+        })
         .layer(crate::ids::FixIds);
     let server = Server::builder()
         .set_config(server_cfg)

@@ -355,12 +355,52 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
         let msg = e["message"].as_str().unwrap_or("");
         assert!(msg.starts_with(&format!("{method} works only over a WebSocket")), "{method}: {msg}");
     }
+    // An oversized body is named with the setting and its limit, whether
+    // it declares its length (refused before it is read) or comes chunked
+    // (refused once past the limit; jsonrpsee alone answered that with a
+    // bare 500 Internal error).
     let big = vec![b' '; 5 << 20];
     let r = raw_post(addr, &big, "").await.unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_i64()),
+        (413, Some(codes::OVERSIZED_REQUEST as i64)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.json()["error"]["message"],
+        "request body: 5242880 bytes, above the node's rpc.max_request_body_bytes (4194304 bytes)"
+    );
+    let r = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+                    Connection: close\r\n\r\n1\r\n{\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
+        // The server answers (and closes) once past the limit.
+        for _ in 0..5 {
+            if s.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawResponse { status, headers: head.into(), body: body.into() }
+    };
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_i64()),
+        (413, Some(codes::OVERSIZED_REQUEST as i64)),
+        "{}",
+        r.body
+    );
     assert!(
-        r.status == 413 || r.json()["error"]["code"].as_i64() == Some(codes::OVERSIZED_REQUEST as i64),
-        "oversized body: {} {}",
-        r.status,
+        r.body.contains("more than that, above the node's rpc.max_request_body_bytes (4194304 bytes)"),
+        "{}",
         r.body
     );
     let batch: Vec<_> =
@@ -669,9 +709,13 @@ async fn slow_request_bodies_fail_at_their_deadline() {
         let t0 = std::time::Instant::now();
         // Keep trickling a byte every 100 ms: an idle timeout would never fire.
         let mut buf = vec![0u8; 4096];
+        let mut answer = String::new();
         loop {
             tokio::select! {
-                _ = s.read(&mut buf) => break,
+                n = s.read(&mut buf) => {
+                    answer = String::from_utf8_lossy(&buf[..n.unwrap_or(0)]).into_owned();
+                    break;
+                }
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
                     if s.write_all(b" ").await.is_err() { break; }
                 }
@@ -680,6 +724,15 @@ async fn slow_request_bodies_fail_at_their_deadline() {
         }
         let waited = t0.elapsed();
         assert!(waited >= Duration::from_millis(250), "{declared}: cut off after {waited:?}, before the deadline");
+        // The same answer for both sizes, naming the setting (jsonrpsee alone
+        // answered a bare 400 Parse error or 500 Internal error).
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{declared}: {answer}");
+        let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["error"]["code"].as_i64(), Some(codes::PARSE_ERROR as i64), "{declared}: {answer}");
+        assert_eq!(
+            body["error"]["message"],
+            "request body not received whole within 300 ms of its headers (rpc.request_body_timeout_ms)"
+        );
     }
     // Still serving.
     let c = node.http();
