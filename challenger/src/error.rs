@@ -37,20 +37,15 @@ pub enum ChallengerError {
         /// The referee's reason.
         reason: String,
     },
-    /// The free balance cannot cover a dispute bond.
-    #[error(
-        "balance {free} of account {account} cannot cover a dispute bond of {bond}{budget}; \
-         deposit funds (on a dev node: `--dev-faucet`) or raise --bond"
-    )]
+    /// One more dispute bond cannot be posted: the free balance is short,
+    /// or the bond would exceed the `--bond` budget (the message's advice
+    /// names the limit that binds).
+    #[error("account {account}: {shortfall}")]
     InsufficientBond {
         /// The challenger's account (`0x`-hex).
         account: String,
-        /// Its free balance.
-        free: u64,
-        /// The referee's `challenger_bond`.
-        bond: u64,
-        /// Extra context (the `--bond` budget, when it is what binds).
-        budget: String,
+        /// Which limit binds, with the figures.
+        shortfall: crate::solver::Shortfall,
     },
     /// The move solver failed (prover error or a corrupt view).
     #[error("agent: {0}")]

@@ -296,13 +296,8 @@ impl Shared {
             }
         }
         self.metrics.balance.set(acct.free as i64);
-        if let Err(budget) = solver::can_afford(acct.free, bond, 0, self.cfg.bond) {
-            return Err(ChallengerError::InsufficientBond {
-                account: self.me.to_string(),
-                free: acct.free,
-                bond,
-                budget,
-            });
+        if let Err(shortfall) = solver::can_afford(acct.free, bond, 0, self.cfg.bond) {
+            return Err(ChallengerError::InsufficientBond { account: self.me.to_string(), shortfall });
         }
         info!(free = acct.free, bond, disputes_affordable = acct.free / bond.max(1), "balance covers dispute bonds");
         Ok(())
@@ -838,10 +833,10 @@ impl Shared {
         match self.chain.account(&self.me).await {
             Ok(a) => {
                 self.metrics.balance.set(a.free as i64);
-                if let Err(budget) = solver::can_afford(a.free, bond, self.locked.load(Ordering::SeqCst), self.cfg.bond)
+                if let Err(shortfall) =
+                    solver::can_afford(a.free, bond, self.locked.load(Ordering::SeqCst), self.cfg.bond)
                 {
-                    let e =
-                        ChallengerError::InsufficientBond { account: self.me.to_string(), free: a.free, bond, budget };
+                    let e = ChallengerError::InsufficientBond { account: self.me.to_string(), shortfall };
                     return Err((DisputeFailure::Unaffordable, e.to_string()));
                 }
             }

@@ -200,17 +200,72 @@ pub fn catch_up_ranges(first: u64, last: u64, max: u64) -> impl Iterator<Item = 
     })
 }
 
+/// Why one more dispute bond cannot be posted now (see [`can_afford`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shortfall {
+    /// The free balance.
+    pub free: u64,
+    /// The referee's `challenger_bond`.
+    pub bond: u64,
+    /// Bonds already locked in our open games.
+    pub locked: u64,
+    /// The `--bond` budget (0: no cap).
+    pub budget: u64,
+}
+
+impl Shortfall {
+    /// The free balance is below the bond.
+    pub fn balance_short(&self) -> bool {
+        self.free < self.bond
+    }
+
+    /// The bond would take the locked total over the `--bond` budget.
+    pub fn over_budget(&self) -> bool {
+        self.budget > 0 && self.locked.saturating_add(self.bond) > self.budget
+    }
+}
+
+/// The advice names only the limit that binds: raising `--bond` cannot help
+/// an empty account, nor a deposit a full budget.
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { free, bond, locked, budget } = *self;
+        let over = |f: &mut std::fmt::Formatter<'_>| {
+            write!(f, "over the --bond budget {budget}")?;
+            if locked > 0 {
+                write!(f, " ({locked} already locked in open games)")?;
+            }
+            Ok(())
+        };
+        match (self.balance_short(), self.over_budget()) {
+            (true, false) => {
+                write!(
+                    f,
+                    "balance {free} cannot cover a dispute bond of {bond}; deposit funds (on a dev node: `--dev-faucet`)"
+                )
+            }
+            (false, true) => {
+                write!(f, "a dispute bond of {bond} is ")?;
+                over(f)?;
+                write!(f, "; raise --bond (0: no cap)")
+            }
+            (true, true) => {
+                write!(f, "balance {free} cannot cover a dispute bond of {bond}, which is also ")?;
+                over(f)?;
+                write!(f, "; deposit funds (on a dev node: `--dev-faucet`) and raise --bond (0: no cap)")
+            }
+            // Not a shortfall; written for completeness.
+            (false, false) => write!(f, "balance {free} covers a dispute bond of {bond}"),
+        }
+    }
+}
+
 /// Whether we can afford one more dispute: the free balance must cover the
 /// referee's `challenger_bond`, and the locked total stay within `budget`
 /// (0: no budget).
-pub fn can_afford(free: u64, challenger_bond: u64, locked: u64, budget: u64) -> Result<(), String> {
-    if free < challenger_bond {
-        return Err(String::new());
-    }
-    if budget > 0 && locked.saturating_add(challenger_bond) > budget {
-        return Err(format!(" within the --bond budget {budget} ({locked} already locked in open games)"));
-    }
-    Ok(())
+pub fn can_afford(free: u64, challenger_bond: u64, locked: u64, budget: u64) -> Result<(), Shortfall> {
+    let s = Shortfall { free, bond: challenger_bond, locked, budget };
+    if s.balance_short() || s.over_budget() { Err(s) } else { Ok(()) }
 }
 
 /// Why an attempt to open a dispute did not open a game.

@@ -201,6 +201,24 @@ fn bonds_and_budgets() {
     assert!(can_afford(1000, 100, 300, 300).is_err());
 }
 
+/// The start-up and retry messages advise only what can help: a deposit
+/// when the balance is short, a larger --bond only when a budget binds.
+#[test]
+fn shortfall_advice_names_the_limit_that_binds() {
+    let msg = |free, locked, budget| can_afford(free, 100, locked, budget).expect_err("short").to_string();
+    // No budget (--bond 0), empty account: deposit; --bond is no help.
+    let m = msg(0, 0, 0);
+    assert_eq!(m, "balance 0 cannot cover a dispute bond of 100; deposit funds (on a dev node: `--dev-faucet`)");
+    // Enough funds, the budget binds: raise --bond, no deposit advice.
+    let m = msg(1_000, 200, 250);
+    assert!(m.contains("over the --bond budget 250 (200 already locked in open games); raise --bond"), "{m}");
+    assert!(!m.contains("deposit"), "{m}");
+    assert_eq!(msg(1_000, 0, 50), "a dispute bond of 100 is over the --bond budget 50; raise --bond (0: no cap)");
+    // Both: both.
+    let m = msg(10, 0, 50);
+    assert!(m.contains("deposit funds") && m.contains("raise --bond"), "{m}");
+}
+
 const POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, min_ms: 250, max_ms: 4_000 };
 
 #[test]
