@@ -108,7 +108,66 @@ impl Default for Config {
     }
 }
 
+/// The values given as `verinfer challenger` flags. Each one given
+/// replaces the configuration file's value — lists too: `--force-dispute`
+/// names the whole list, it does not add to the file's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `--rpc`.
+    pub rpc: Option<String>,
+    /// `--datadir`.
+    pub datadir: Option<PathBuf>,
+    /// `--key`.
+    pub key: Option<PathBuf>,
+    /// `--bond`.
+    pub bond: Option<u64>,
+    /// `--concurrency`.
+    pub concurrency: Option<usize>,
+    /// `--sample`.
+    pub sample: Option<f64>,
+    /// `--metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// `--dev-faucet` (a switch: given turns it on).
+    pub dev_faucet: bool,
+    /// `--models-dir`.
+    pub models_dir: Option<PathBuf>,
+    /// `--force-dispute BATCH:INDEX`, each occurrence (none: keep the file's).
+    pub force_dispute: Vec<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
 impl Config {
+    /// Applies flags over this configuration (the file's, or the
+    /// defaults); see [`Overrides`].
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), String> {
+        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+            if let Some(v) = flag {
+                *field = v.clone();
+            }
+        }
+        set(&mut self.rpc, &o.rpc);
+        set(&mut self.datadir, &o.datadir);
+        set(&mut self.bond, &o.bond);
+        set(&mut self.concurrency, &o.concurrency);
+        set(&mut self.sample, &o.sample);
+        set(&mut self.log_format, &o.log_format);
+        if o.key.is_some() {
+            self.key = o.key.clone();
+        }
+        if o.metrics.is_some() {
+            self.metrics = o.metrics;
+        }
+        if o.models_dir.is_some() {
+            self.models_dir = o.models_dir.clone();
+        }
+        self.dev_faucet |= o.dev_faucet;
+        if !o.force_dispute.is_empty() {
+            self.force_dispute = o.force_dispute.iter().map(|f| parse_record(f)).collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.sample) || self.sample.is_nan() {
@@ -204,6 +263,14 @@ impl Config {
     }
 }
 
+/// `BATCH:INDEX` (a `--force-dispute` value).
+fn parse_record(f: &str) -> Result<(u64, u64), String> {
+    let (b, i) = f.split_once(':').ok_or_else(|| format!("--force-dispute {f:?}: expected BATCH:INDEX"))?;
+    let b = b.parse().map_err(|e| format!("--force-dispute {f:?}: batch: {e}"))?;
+    let i = i.parse().map_err(|e| format!("--force-dispute {f:?}: index: {e}"))?;
+    Ok((b, i))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +298,37 @@ mod tests {
         assert_eq!(c.sample, 0.5);
         assert_eq!(c.bond, 300);
         assert_eq!(c.poll_ms, Config::default().poll_ms);
+    }
+
+    /// Flags override the file, lists included: `--force-dispute` replaces
+    /// the file's `force_dispute` instead of adding to it.
+    #[test]
+    fn flags_replace_the_files_values_lists_included() {
+        let file = Config {
+            force_dispute: vec![(1, 0), (2, 3)],
+            bond: 500,
+            concurrency: 3,
+            dev_faucet: true,
+            ..Config::default()
+        };
+        // No flags: the file stands.
+        let mut c = file.clone();
+        c.apply(&Overrides::default()).expect("applies");
+        assert_eq!(c, file);
+        let mut c = file.clone();
+        c.apply(&Overrides {
+            force_dispute: vec!["7:1".into()],
+            bond: Some(0),
+            rpc: Some("http://node:1".into()),
+            ..Overrides::default()
+        })
+        .expect("applies");
+        assert_eq!(c.force_dispute, vec![(7, 1)], "the flag's list replaces the file's");
+        assert_eq!((c.bond, c.rpc.as_str()), (0, "http://node:1"));
+        assert_eq!((c.concurrency, c.dev_faucet), (3, true), "what no flag names stays");
+        for bad in ["7", "x:1", "7:y", "7:-1"] {
+            let e = file.clone().apply(&Overrides { force_dispute: vec![bad.into()], ..Overrides::default() });
+            assert!(e.unwrap_err().contains("--force-dispute"), "{bad}");
+        }
     }
 }

@@ -25,6 +25,6 @@ pub mod metrics;
 pub mod runner;
 pub mod solver;
 
-pub use config::Config;
+pub use config::{Config, Overrides};
 pub use error::{ChallengerError, Result};
 pub use runner::RunningChallenger;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use verinfer_challenger::{Config, RunningChallenger};
+use verinfer_challenger::{Config, Overrides, RunningChallenger};
 
 /// Arguments of `verinfer challenger`.
 #[derive(Debug, Args, Default)]
@@ -45,7 +45,8 @@ pub struct ChallengerArgs {
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
     /// Drill: dispute record INDEX of batch BATCH whatever re-execution says
-    /// (`BATCH:INDEX`, repeatable). Disputing a correct record loses the bond.
+    /// (`BATCH:INDEX`, repeatable; replaces the file's list). Disputing a
+    /// correct record loses the bond.
     #[arg(long, value_name = "BATCH:INDEX")]
     pub force_dispute: Vec<String>,
     /// Log format: plain or json.
@@ -65,36 +66,20 @@ pub fn effective_config(args: &ChallengerArgs) -> Result<Config> {
         }
         None => Config::default(),
     };
-    macro_rules! set {
-        ($flag:expr, $field:expr) => {
-            if let Some(v) = $flag.clone() {
-                $field = v;
-            }
-        };
-    }
-    set!(args.rpc, c.rpc);
-    set!(args.datadir, c.datadir);
-    set!(args.bond, c.bond);
-    set!(args.concurrency, c.concurrency);
-    set!(args.sample, c.sample);
-    set!(args.log_format, c.log_format);
-    if args.key.is_some() {
-        c.key = args.key.clone();
-    }
-    if args.metrics.is_some() {
-        c.metrics = args.metrics;
-    }
-    if args.models_dir.is_some() {
-        c.models_dir = args.models_dir.clone();
-    }
-    c.dev_faucet |= args.dev_faucet;
-    for f in &args.force_dispute {
-        let (b, i) = f.split_once(':').with_context(|| format!("--force-dispute {f:?}: expected BATCH:INDEX"))?;
-        c.force_dispute.push((
-            b.parse().with_context(|| format!("--force-dispute {f:?}: batch"))?,
-            i.parse().with_context(|| format!("--force-dispute {f:?}: index"))?,
-        ));
-    }
+    c.apply(&Overrides {
+        rpc: args.rpc.clone(),
+        datadir: args.datadir.clone(),
+        key: args.key.clone(),
+        bond: args.bond,
+        concurrency: args.concurrency,
+        sample: args.sample,
+        metrics: args.metrics,
+        dev_faucet: args.dev_faucet,
+        models_dir: args.models_dir.clone(),
+        force_dispute: args.force_dispute.clone(),
+        log_format: args.log_format.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
     c.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(c)
 }
