@@ -25,6 +25,12 @@ pub struct Config {
     pub bond: u64,
     /// Records re-executed at once (0: one per core).
     pub concurrency: usize,
+    /// Most games played at once (≥ 1). Each holds our honest prover and,
+    /// once dissection reaches it, the record's full trace (≈ 118 MiB for
+    /// mobilenetv2), so this bounds the bot's memory for games. A dispute
+    /// beyond it waits (within the record's window) for one of our games
+    /// to end; games found open at a restart beyond it wait for a place.
+    pub max_games: usize,
     /// Fraction of records re-executed, in `[0, 1]`. Sampling is keyed by
     /// the challenger's secret key, so the sequencer cannot predict which
     /// records a given challenger checks.
@@ -88,6 +94,7 @@ impl Default for Config {
             key: None,
             bond: 0,
             concurrency: 0,
+            max_games: 2,
             sample: 1.0,
             metrics: None,
             dev_faucet: false,
@@ -123,6 +130,8 @@ pub struct Overrides {
     pub bond: Option<u64>,
     /// `--concurrency`.
     pub concurrency: Option<usize>,
+    /// `--max-games`.
+    pub max_games: Option<usize>,
     /// `--sample`.
     pub sample: Option<f64>,
     /// `--metrics`.
@@ -150,6 +159,7 @@ impl Config {
         set(&mut self.datadir, &o.datadir);
         set(&mut self.bond, &o.bond);
         set(&mut self.concurrency, &o.concurrency);
+        set(&mut self.max_games, &o.max_games);
         set(&mut self.sample, &o.sample);
         set(&mut self.log_format, &o.log_format);
         if o.key.is_some() {
@@ -189,6 +199,9 @@ impl Config {
             if v > DAY_MS {
                 return Err(format!("{name}: {v} is above {DAY_MS} (one day)"));
             }
+        }
+        if self.max_games == 0 {
+            return Err("max_games must be ≥ 1 (a dispute needs a game to play)".into());
         }
         if self.dispute_retries == 0 {
             return Err("dispute_retries must be ≥ 1 (the first attempt counts)".into());
@@ -300,6 +313,13 @@ mod tests {
         assert_eq!(c.poll_ms, Config::default().poll_ms);
     }
 
+    #[test]
+    fn max_games_is_at_least_one() {
+        assert_eq!(Config::default().max_games, 2);
+        let e = Config { max_games: 0, ..Config::default() }.validate().unwrap_err();
+        assert!(e.contains("max_games"), "{e}");
+    }
+
     /// Flags override the file, lists included: `--force-dispute` replaces
     /// the file's `force_dispute` instead of adding to it.
     #[test]
@@ -307,6 +327,7 @@ mod tests {
         let file = Config {
             force_dispute: vec![(1, 0), (2, 3)],
             bond: 500,
+            max_games: 4,
             concurrency: 3,
             dev_faucet: true,
             ..Config::default()
@@ -319,12 +340,13 @@ mod tests {
         c.apply(&Overrides {
             force_dispute: vec!["7:1".into()],
             bond: Some(0),
+            max_games: Some(1),
             rpc: Some("http://node:1".into()),
             ..Overrides::default()
         })
         .expect("applies");
         assert_eq!(c.force_dispute, vec![(7, 1)], "the flag's list replaces the file's");
-        assert_eq!((c.bond, c.rpc.as_str()), (0, "http://node:1"));
+        assert_eq!((c.bond, c.max_games, c.rpc.as_str()), (0, 1, "http://node:1"));
         assert_eq!((c.concurrency, c.dev_faucet), (3, true), "what no flag names stays");
         for bad in ["7", "x:1", "7:y", "7:-1"] {
             let e = file.clone().apply(&Overrides { force_dispute: vec![bad.into()], ..Overrides::default() });

@@ -14,6 +14,7 @@
 //! | `verinfer_challenger_moves_total` | counter, `kind` | transactions sent (`pick`, `pick_element`, `claim_timeout`, `open_dispute`) |
 //! | `verinfer_challenger_balance` | gauge | free balance at the referee |
 //! | `verinfer_challenger_bond_locked` | gauge | challenger bonds locked in our open games |
+//! | `verinfer_challenger_games_waiting` | gauge | games found open at start waiting for a place under `max_games` |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub balance: IntGauge,
     /// Bonds locked in open games.
     pub locked: IntGauge,
+    /// Games found open at start waiting for a place under `max_games`.
+    pub games_waiting: IntGauge,
 }
 
 impl Metrics {
@@ -87,6 +90,10 @@ impl Metrics {
             )),
             balance: reg!(IntGauge::new(format!("{p}balance"), "Free balance at the referee")),
             locked: reg!(IntGauge::new(format!("{p}bond_locked"), "Challenger bonds locked in open games")),
+            games_waiting: reg!(IntGauge::new(
+                format!("{p}games_waiting"),
+                "Games found open at start waiting for a place under max_games"
+            )),
             registry,
         };
         Arc::new(m)

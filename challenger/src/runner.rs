@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use jsonrpsee_ws_client::WsClientBuilder;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 use verinfer_prover::dispute::DisputeProver;
@@ -113,6 +113,9 @@ struct Shared {
     params: SettlementParams,
     models: ModelCache,
     fetch_lock: tokio::sync::Mutex<()>,
+    /// One permit per game in play (`max_games`): a player holds one for
+    /// as long as its prover (and trace) lives, so their memory is bounded.
+    places: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     /// The next nonce, `None` until read from the referee (and after a
     /// rejection, which may mean we are out of step with it).
@@ -184,6 +187,7 @@ impl RunningChallenger {
             params,
             models,
             fetch_lock: Default::default(),
+            places: Arc::new(Semaphore::new(cfg.max_games)),
             metrics,
             nonce: Default::default(),
             playing: Default::default(),
@@ -774,12 +778,12 @@ impl Shared {
     ) {
         let mut attempt = 1;
         loop {
-            // A game of ours ending frees its bond: no need to wait out the
-            // backoff when funds were what was missing.
-            let unaffordable = last == DisputeFailure::Unaffordable;
+            // A game of ours ending frees its bond and its place: no need to
+            // wait out the backoff when either was what was missing.
+            let waits_for_a_game = matches!(last, DisputeFailure::Unaffordable | DisputeFailure::AtCapacity);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
-                _ = self.funds.notified(), if unaffordable => {}
+                _ = self.funds.notified(), if waits_for_a_game => {}
             }
             attempt += 1;
             // A lost send may have applied: look for the game before sending
@@ -812,7 +816,7 @@ impl Shared {
             && let Some(v) = games.iter().find(|g| g.batch == ctx.number && g.index == i && g.challenger == self.me)
         {
             info!(game = v.id, batch = ctx.number, index = i, "found the dispute already open");
-            self.adopt_game(ctx, i, ours, v.id);
+            self.adopt_game(ctx, i, ours, v.id, None);
             return Ok(());
         }
         self.open_dispute(ctx, i, ours).await
@@ -842,6 +846,12 @@ impl Shared {
             }
             Err(e) => warn!(error = %e, "settlement_account failed; trying the dispute anyway"),
         }
+        // The game's place is taken before the dispute is sent, so no two
+        // disputes can both count on the last one; it goes to the player.
+        let Ok(place) = self.places.clone().try_acquire_owned() else {
+            let max = self.cfg.max_games;
+            return Err((DisputeFailure::AtCapacity, format!("{max} games in play, the most max_games allows")));
+        };
         let proof = match ctx.checked.tree.proof(i) {
             Ok(p) => p,
             Err(e) => {
@@ -869,7 +879,7 @@ impl Shared {
                             "dispute opened on record {} of batch {b}: game {id}",
                             i + 1
                         );
-                        self.adopt_game(ctx, i, ours, id);
+                        self.adopt_game(ctx, i, ours, id, Some(place));
                         Ok(())
                     }
                     // Applied, but we cannot tell the game: the retry looks
@@ -939,14 +949,21 @@ impl Shared {
         }))
     }
 
-    /// Records game `id` and starts playing it.
-    fn adopt_game(self: &Arc<Self>, ctx: &Arc<BatchCtx>, i: u64, ours: Hash32, id: u64) {
+    /// Records game `id` and starts playing it (in `place` if it has one).
+    fn adopt_game(
+        self: &Arc<Self>,
+        ctx: &Arc<BatchCtx>,
+        i: u64,
+        ours: Hash32,
+        id: u64,
+        place: Option<OwnedSemaphorePermit>,
+    ) {
         let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return };
         let g = GameEntry { id, batch: ctx.number, index: i, record: entry.record, outcome: None };
         if let Err(e) = self.db.put_game(&g, ours) {
             error!(game = id, error = %e, "cannot persist the game; playing it anyway");
         }
-        self.start_player(g, Some(entry.inputs.clone()));
+        self.start_player(g, Some(entry.inputs.clone()), place);
     }
 
     // ---- games ----------------------------------------------------------
@@ -995,12 +1012,20 @@ impl Shared {
         }
         for g in games.into_values() {
             info!(game = g.id, batch = g.batch, index = g.index, "resuming game after restart");
-            self.start_player(g, None);
+            self.start_player(g, None, None);
         }
         Ok(())
     }
 
-    fn start_player(self: &Arc<Self>, g: GameEntry, inputs: Option<Vec<verinfer_state::tensor::Tensor>>) {
+    /// Starts the player of game `g`; `place` is its permit under
+    /// `max_games` if the caller holds one (a dispute just opened), else the
+    /// player waits for one.
+    fn start_player(
+        self: &Arc<Self>,
+        g: GameEntry,
+        inputs: Option<Vec<verinfer_state::tensor::Tensor>>,
+        place: Option<OwnedSemaphorePermit>,
+    ) {
         if !self.playing.lock().unwrap_or_else(PoisonError::into_inner).insert(g.id) {
             return;
         }
@@ -1011,7 +1036,7 @@ impl Shared {
         // can fall between the two.
         let waker = Arc::new(Notify::new());
         self.wakers.lock().unwrap_or_else(PoisonError::into_inner).insert(g.id, waker.clone());
-        self.spawn(self.clone().play(g, inputs, waker));
+        self.spawn(self.clone().play(g, inputs, waker, place));
     }
 
     /// Builds our honest prover for a game's record.
@@ -1058,9 +1083,37 @@ impl Shared {
         g: GameEntry,
         inputs: Option<Vec<verinfer_state::tensor::Tensor>>,
         waker: Arc<Notify>,
+        place: Option<OwnedSemaphorePermit>,
     ) {
         let id = g.id;
         let what = format!("game {id} (record {} of batch {})", g.index + 1, g.batch);
+        // Held until the game ends: our prover and its trace live as long.
+        // Only a game found open at start can lack one (more open than
+        // max_games): it waits, its clock running, rather than let memory
+        // grow past the bound.
+        let place = match place {
+            Some(p) => p,
+            None => match self.places.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    warn!(
+                        game = id,
+                        max_games = self.cfg.max_games,
+                        "{what}: max_games games already in play; waiting for one to end (our clock runs meanwhile)"
+                    );
+                    self.metrics.games_waiting.inc();
+                    let p = self.places.clone().acquire_owned().await;
+                    self.metrics.games_waiting.dec();
+                    match p {
+                        Ok(p) => p,
+                        Err(e) => {
+                            error!(game = id, error = %e, "{what}: cannot take a game place; not playing");
+                            return;
+                        }
+                    }
+                }
+            },
+        };
         // Errors (node unreachable, a bad answer) back off from
         // reconnect_min_ms up to the fallback poll; any success resets it.
         let (min_ms, poll_ms) = (self.cfg.reconnect_min_ms, self.cfg.poll_ms.max(self.cfg.reconnect_min_ms));
@@ -1144,7 +1197,11 @@ impl Shared {
                     }
                     self.playing.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
                     self.wakers.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-                    // Our bond is free again: a dispute waiting for funds can go.
+                    // Our bond and our place are free again (the place before
+                    // the wake-up, or the woken dispute finds none): a dispute
+                    // waiting for either can go.
+                    drop(prover);
+                    drop(place);
                     self.funds.notify_waiters();
                     self.locked.fetch_sub(
                         self.params.challenger_bond.min(self.locked.load(Ordering::SeqCst)),

@@ -274,6 +274,9 @@ pub enum DisputeFailure {
     /// The free balance (or the `--bond` budget) cannot cover the bond now;
     /// a game of ours ending, or a deposit, may change that.
     Unaffordable,
+    /// `max_games` of our games are in play (each holds a prover and its
+    /// trace in memory); one of them ending frees a place.
+    AtCapacity,
     /// The transaction may not have reached the referee (transport error,
     /// timeout, node restarting): it may or may not have applied.
     SendFailed,
@@ -315,7 +318,8 @@ pub enum RetryDecision {
 /// re-reads it), `no batch N` (the node announces a sealed batch before its
 /// post reaches the referee, so an early dispute meets it) and a balance
 /// that cannot cover the bond yet (a game may end and free it). The other
-/// failures back off exponentially, never past the window end (the referee
+/// failures (no funds or no free game place yet, a lost send) back off
+/// exponentially, never past the window end (the referee
 /// would refuse a late dispute): when the window closes before the next
 /// backoff, the retry is pulled in to half the time left, and when less
 /// than `min_ms` is left there is no point trying.

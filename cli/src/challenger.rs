@@ -32,6 +32,10 @@ pub struct ChallengerArgs {
     /// Records re-executed at once (0: one per core).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Most games played at once (each holds a prover and its trace in
+    /// memory); a dispute beyond it waits for one to end.
+    #[arg(long, value_name = "N")]
+    pub max_games: Option<usize>,
     /// Fraction of records re-executed, in [0, 1].
     #[arg(long, value_name = "RATE")]
     pub sample: Option<f64>,
@@ -72,6 +76,7 @@ pub fn effective_config(args: &ChallengerArgs) -> Result<Config> {
         key: args.key.clone(),
         bond: args.bond,
         concurrency: args.concurrency,
+        max_games: args.max_games,
         sample: args.sample,
         metrics: args.metrics,
         dev_faucet: args.dev_faucet,

@@ -7,6 +7,7 @@
 //! * `a_silent_defender_loses_by_the_timeout_the_challenger_claims`
 //! * `a_challenger_disputing_a_correct_record_loses_its_bond` — (d)
 //! * `a_challenger_killed_mid_game_resumes_and_wins` — (e)
+//! * `no_more_than_max_games_games_are_played_at_once`
 //! * `report_time_to_verdict_and_throughput` (ignored) — (f)
 
 use std::time::{Duration, Instant};
@@ -157,14 +158,20 @@ fn sequencer_bond(node: &TestNode) -> u64 {
 /// outputs: a node near the middle of the program, element 0, its middle
 /// step. Computed here with the prover so the test knows what to expect.
 fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
+    find_common_fault(name, &[i])
+}
+
+/// A fault position that changes `name`'s outputs on every input `is` (for
+/// a node corrupting several requests at one position).
+fn find_common_fault(name: &str, is: &[usize]) -> (u32, u64, u64) {
     let m = verinfer_prover::load_model(&model_bytes(name), &LoadOptions { name: name.into(), ..Default::default() })
         .expect("loads");
-    let inputs = inputs(name, i);
-    let honest = DisputeProver::new(m.program.clone(), inputs.clone(), None).expect("prover");
+    let all_inputs: Vec<Vec<Tensor>> = is.iter().map(|&i| inputs(name, i)).collect();
+    let honest = DisputeProver::new(m.program.clone(), all_inputs[0].clone(), None).expect("prover");
     let outs = |all: &[Tensor]| {
         tensors_root(&m.program.outputs.iter().map(|o| all[o.node as usize].clone()).collect::<Vec<_>>())
     };
-    let h = outs(&execute_all(&m.program, &inputs, None).expect("runs"));
+    let hs: Vec<Hash32> = all_inputs.iter().map(|x| outs(&execute_all(&m.program, x, None).expect("runs"))).collect();
     let n = m.program.nodes.len() as u32;
     let order: Vec<u32> = (n / 2..n).chain(0..n / 2).collect();
     for node in order {
@@ -175,13 +182,15 @@ fn find_fault(name: &str, i: usize) -> (u32, u64, u64) {
         }
         let step = k / 2;
         let f = Fault { node, element: 0, step, xor: 0x0040_0000 };
-        if let Ok(all) = execute_all(&m.program, &inputs, Some(&f))
-            && outs(&all) != h
-        {
+        let changes = all_inputs
+            .iter()
+            .zip(&hs)
+            .all(|(x, h)| execute_all(&m.program, x, Some(&f)).is_ok_and(|all| outs(&all) != *h));
+        if changes {
             return (node, 0, step);
         }
     }
-    panic!("no fault position changes {name}'s outputs");
+    panic!("no fault position changes {name}'s outputs on inputs {is:?}");
 }
 
 // (a) -----------------------------------------------------------------------
@@ -610,4 +619,72 @@ async fn report_time_to_verdict_and_throughput() {
         );
         drop(ch);
     }
+}
+
+// Bounded games -------------------------------------------------------------
+
+/// Games of `account`, oldest first.
+async fn games_of(c: &HttpClient, account: &AccountId) -> Vec<GameView> {
+    let f = verinfer_rpc::types::GamesFilter { account: Some(account.to_string()), ..Default::default() };
+    let mut gs: Vec<GameView> = SettlementApiClient::games(c, Some(f))
+        .await
+        .expect("games")
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("game view"))
+        .collect();
+    gs.sort_by_key(|g| g.id);
+    gs
+}
+
+/// With `max_games = 1` two wrong records are disputed one after the
+/// other: the second dispute waits for the first game to end (each game
+/// holds a prover and its trace, so this bounds the bot's memory). The
+/// node's defender is off, so a game lasts until its clock runs out and
+/// the two would overlap without the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_than_max_games_games_are_played_at_once() {
+    init_logs();
+    // Requests 2 and 4 (inputs 1 and 3) corrupted at one position.
+    let at = find_common_fault("mlp", &[1, 3]);
+    let spec = format!("every=2,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, Some(spec));
+        c.settlement.defender = false;
+        c.settlement.clock_ms = Some(2_000);
+        c.settlement.challenge_window_ms = Some(20_000);
+    })
+    .await;
+    let c = node.http();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ch =
+        RunningChallenger::start(Config { max_games: 1, ..challenger_cfg(&node, dir.path()) }).await.expect("starts");
+    let m = register(&c, "mlp").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(submit(&c, &m, "mlp", i).await);
+    }
+    let bad = [placed(&c, ids[1]).await, placed(&c, ids[3]).await];
+    wait_for("both games to resolve", Duration::from_secs(40), || async {
+        let gs = games_of(&c, &ch.account).await;
+        gs.len() == 2 && gs.iter().all(|g| g.resolution.is_some())
+    })
+    .await;
+    let gs = games_of(&c, &ch.account).await;
+    let mut disputed: Vec<(u64, u64)> = gs.iter().map(|g| (g.batch, g.index)).collect();
+    disputed.sort();
+    assert_eq!(disputed, bad.to_vec(), "both wrong records disputed");
+    for g in &gs {
+        let r = g.resolution.as_ref().expect("resolved");
+        assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
+    }
+    let first_end = gs[0].resolution.as_ref().expect("resolved").at_ms;
+    assert!(
+        gs[1].opened_at_ms >= first_end,
+        "game {} opened at {} while game {} was in play until {first_end}",
+        gs[1].id,
+        gs[1].opened_at_ms,
+        gs[0].id
+    );
+    wait_for("both wins to be counted", Duration::from_secs(20), || async { ch.metrics().won.get() == 2 }).await;
+    conservation(&node);
 }

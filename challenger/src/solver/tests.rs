@@ -232,11 +232,11 @@ fn failed_disputes_back_off_exponentially_within_bounds() {
     let long = RetryPolicy { max_attempts: 100, ..POLICY };
     assert_eq!(dispute_retry(&long, 40, &f, 0, None), RetryDecision::RetryIn { delay_ms: 4_000 });
     assert!(matches!(dispute_retry(&POLICY, 5, &f, 0, None), RetryDecision::GiveUp(_)));
-    // Not affording the bond is retried the same way (a game may end).
-    assert_eq!(
-        dispute_retry(&POLICY, 1, &DisputeFailure::Unaffordable, 0, None),
-        RetryDecision::RetryIn { delay_ms: 250 }
-    );
+    // Not affording the bond, or no free game place, is retried the same
+    // way (a game may end).
+    for f in [DisputeFailure::Unaffordable, DisputeFailure::AtCapacity] {
+        assert_eq!(dispute_retry(&POLICY, 1, &f, 0, None), RetryDecision::RetryIn { delay_ms: 250 }, "{f:?}");
+    }
 }
 
 #[test]
