@@ -66,6 +66,10 @@ pub struct SettlementBatch {
     pub window_end_ms: Option<u64>,
     /// Hash of the header the referee holds.
     pub hash: Option<Hash32>,
+    /// The batch is settled (its records final or void).
+    pub settled: bool,
+    /// Whether its window is open, at the referee's time of the answer.
+    pub window_open: Option<bool>,
 }
 
 /// A batch body, checked against its header.
@@ -187,7 +191,8 @@ impl Chain {
         serde_json::from_value(v).map_err(|e| bad("settlement_account", e))
     }
 
-    /// `settlement_batch`: the window end of batch `number`.
+    /// `settlement_batch`: the header hash, window and settlement of batch
+    /// `number`.
     pub async fn settlement_batch(&self, number: u64) -> Result<SettlementBatch> {
         let v = SettlementApiClient::batch(&self.http, number).await.map_err(rpc_err("settlement_batch"))?;
         serde_json::from_value(v).map_err(|e| bad("settlement_batch", e))
@@ -263,10 +268,16 @@ mod tests {
         .expect("parses");
         assert_eq!(a, AccountInfo { free: 5, nonce: 2 });
         let b: SettlementBatch = serde_json::from_value(serde_json::json!(
-            {"number": 1, "window_end_ms": 9, "hash": format!("0x{}", "11".repeat(32)), "void": []}
+            {"number": 1, "window_end_ms": 9, "hash": format!("0x{}", "11".repeat(32)), "void": [],
+             "window_open": false, "settled": true}
         ))
         .expect("parses");
         assert_eq!(b.window_end_ms, Some(9));
         assert_eq!(b.hash, Some(Hash32([0x11; 32])));
+        assert_eq!((b.settled, b.window_open), (true, Some(false)));
+        // An older node's answer without them: not settled, window unknown.
+        let b: SettlementBatch =
+            serde_json::from_value(serde_json::json!({"number": 1, "window_end_ms": 9})).expect("parses");
+        assert_eq!((b.settled, b.window_open), (false, None));
     }
 }

@@ -47,6 +47,18 @@ pub enum ChallengerError {
         /// Which limit binds, with the figures.
         shortfall: crate::solver::Shortfall,
     },
+    /// The node did not serve data the referee holds a commitment to (a
+    /// model's program, a batch's body): no answer, an error, or an answer
+    /// that does not check out against the commitment. A sequencer may
+    /// withhold the data of a wrong record on purpose, so this is retried
+    /// while the record's window is open (`solver::fetch_retry`).
+    #[error("{what} not served: {message}")]
+    NotServed {
+        /// What was asked for (`program`, `body`).
+        what: &'static str,
+        /// The last failure.
+        message: String,
+    },
     /// The move solver failed (prover error or a corrupt view).
     #[error("agent: {0}")]
     Agent(#[from] AgentError),

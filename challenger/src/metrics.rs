@@ -14,6 +14,8 @@
 //! | `verinfer_challenger_moves_total` | counter, `kind` | transactions sent (`pick`, `pick_element`, `claim_timeout`, `open_dispute`) |
 //! | `verinfer_challenger_balance` | gauge | free balance at the referee |
 //! | `verinfer_challenger_bond_locked` | gauge | challenger bonds locked in our open games |
+//! | `verinfer_challenger_fetch_retries_total` | counter, `what` | fetches of committed data (`program`, `body`) not served while the window was open, retried |
+//! | `verinfer_challenger_batches_unchecked_total` | counter, `reason` | batches done without checking their records (`past_window`: settled or window closed when met; `body_withheld`: body not served until the window closed) |
 //! | `verinfer_challenger_games_waiting` | gauge | games found open at start waiting for a place under `max_games` |
 
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ pub struct Metrics {
     pub balance: IntGauge,
     /// Bonds locked in open games.
     pub locked: IntGauge,
+    /// Fetches of committed data not served while the window was open.
+    pub fetch_retries: IntCounterVec,
+    /// Batches done without checking their records, by reason.
+    pub unchecked: IntCounterVec,
     /// Games found open at start waiting for a place under `max_games`.
     pub games_waiting: IntGauge,
 }
@@ -90,6 +96,20 @@ impl Metrics {
             )),
             balance: reg!(IntGauge::new(format!("{p}balance"), "Free balance at the referee")),
             locked: reg!(IntGauge::new(format!("{p}bond_locked"), "Challenger bonds locked in open games")),
+            fetch_retries: reg!(IntCounterVec::new(
+                Opts::new(
+                    format!("{p}fetch_retries_total"),
+                    "Fetches of committed data not served while the window was open, retried"
+                ),
+                &["what"]
+            )),
+            unchecked: reg!(IntCounterVec::new(
+                Opts::new(
+                    format!("{p}batches_unchecked_total"),
+                    "Batches done without checking their records, by reason"
+                ),
+                &["reason"]
+            )),
             games_waiting: reg!(IntGauge::new(
                 format!("{p}games_waiting"),
                 "Games found open at start waiting for a place under max_games"

@@ -12,6 +12,14 @@
 //! * games are stateless to play: the solver recomputes the next move from
 //!   the referee's view, so a restarted player continues where the referee
 //!   is, whatever the old process had done.
+//!
+//! ## Withheld data
+//! A body or program the node does not serve while a record's window is
+//! open gets no verdict: the batch or record goes back to the pipeline on a
+//! timer (`solver::fetch_retry`), without holding a worker, until it is
+//! served or the window closes. A batch the referee already settled (or
+//! whose window closed) is done without its body, which the node may have
+//! pruned.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -40,7 +48,8 @@ use crate::error::{ChallengerError, Result};
 use crate::exec::{ModelCache, Prepared};
 use crate::metrics::Metrics;
 use crate::solver::{
-    self, DisputeFailure, GameAction, Outcome, Progress, RecordAction, RecordFacts, RetryDecision, Verdict,
+    self, BatchFacts, DisputeFailure, FetchRetry, GameAction, Outcome, Progress, RecordAction, RecordFacts,
+    RetryDecision, Verdict,
 };
 
 /// `explorer_batches` returns at most this many headers per call.
@@ -82,6 +91,8 @@ impl BatchCtx {
 struct Job {
     key: (u64, u64, u64),
     ctx: Arc<BatchCtx>,
+    /// Fetches of its program that failed so far (not part of the order).
+    attempt: u32,
 }
 
 impl PartialEq for Job {
@@ -99,6 +110,51 @@ impl Ord for Job {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.key.cmp(&o.key)
     }
+}
+
+/// A batch's load, as the pipeline receives it.
+#[derive(Debug)]
+enum Loaded {
+    /// Its body, checked against the referee's header: queue its records.
+    Ready(Arc<BatchCtx>),
+    /// Done without checking its records; `reason` is the metric label.
+    Unchecked {
+        /// `past_window` or `body_withheld`.
+        reason: &'static str,
+    },
+    /// Its body was not served and its window is open: load it again after
+    /// `delay_ms`.
+    Retry {
+        /// Failed body fetches so far.
+        attempt: u32,
+        /// Delay (ms).
+        delay_ms: u64,
+        /// The last failure.
+        error: String,
+    },
+    /// Not judged now (the referee does not hold it, or its time cannot be
+    /// read): not done, so the watermark holds below it until a restart.
+    Skipped,
+}
+
+/// A record check's result.
+#[derive(Debug)]
+enum Checked {
+    /// Judged (or nothing to do); its batch number.
+    Done(u64),
+    /// Its program was not served and its window is open: check it again
+    /// after `delay_ms`.
+    Retry { job: Job, delay_ms: u64 },
+}
+
+/// What a pipeline timer hands back when it fires.
+#[derive(Debug)]
+enum Wake {
+    /// A record to check again.
+    Job(Job),
+    /// A batch to load again: `attempt` body fetches failed, the last with
+    /// `error`.
+    Load { n: u64, attempt: u32, error: String },
 }
 
 /// State shared by the challenger's tasks.
@@ -219,6 +275,11 @@ impl RunningChallenger {
     /// Every batch ≤ this is judged.
     pub fn watermark(&self) -> u64 {
         self.shared.watermark.load(Ordering::SeqCst)
+    }
+
+    /// The verdict on record `index` of `batch`, if judged.
+    pub fn verdict(&self, batch: u64, index: u64) -> Result<Option<Verdict>> {
+        self.shared.db.verdict(batch, index)
     }
 
     /// Games this process is playing.
@@ -448,20 +509,31 @@ impl Shared {
 
     /// Loads each batch, schedules its records by window deadline on at most
     /// `concurrency` workers, and advances the persisted watermark as
-    /// batches complete.
+    /// batches complete. Batches and records whose data the node does not
+    /// serve wait on timers, outside these bounds: they hold no worker, so
+    /// a withheld program or body cannot stall the other records.
     async fn pipeline(self: Arc<Self>, mut batches: mpsc::Receiver<u64>, watermark: u64) {
         let workers = self.cfg.workers();
         let mut progress = Progress::new(watermark);
         let mut remaining: HashMap<u64, usize> = HashMap::new();
         let mut heap: BinaryHeap<Reverse<Job>> = BinaryHeap::new();
-        let mut running: JoinSet<u64> = JoinSet::new();
+        let mut running: JoinSet<Checked> = JoinSet::new();
+        let mut loading: JoinSet<(u64, Loaded)> = JoinSet::new();
+        let mut waiting: JoinSet<Wake> = JoinSet::new();
         let mut closed = false;
+        // Keep enough loaded work to fill the workers, no more (loading
+        // ahead costs memory and nothing else); loads run concurrently, as
+        // catching up is bound by round trips, not by the node.
+        let room = |heap: &BinaryHeap<Reverse<Job>>, loading: &JoinSet<(u64, Loaded)>| {
+            heap.len() < workers * 4 && loading.len() < workers
+        };
         loop {
-            // Keep enough loaded work to fill the workers, no more: loading
-            // ahead costs memory and nothing else.
-            while !closed && heap.len() < workers * 4 {
+            while !closed && room(&heap, &loading) {
                 match batches.try_recv() {
-                    Ok(n) => self.load_batch(n, &mut heap, &mut remaining, &mut progress).await,
+                    Ok(n) if n > progress.watermark => {
+                        loading.spawn(self.clone().load(n, 0, None));
+                    }
+                    Ok(_) => {}
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
                 }
@@ -470,29 +542,94 @@ impl Shared {
                 let Some(Reverse(job)) = heap.pop() else { break };
                 running.spawn(self.clone().check(job));
             }
+            let can_load = !closed && room(&heap, &loading);
             tokio::select! {
-                n = batches.recv(), if !closed && heap.len() < workers * 4 => match n {
-                    Some(n) => self.load_batch(n, &mut heap, &mut remaining, &mut progress).await,
+                n = batches.recv(), if can_load => match n {
+                    Some(n) if n > progress.watermark => {
+                        loading.spawn(self.clone().load(n, 0, None));
+                    }
+                    Some(_) => {}
                     None => closed = true,
                 },
-                Some(done) = running.join_next(), if !running.is_empty() => {
+                Some(r) = loading.join_next(), if !loading.is_empty() => match r {
+                    Ok((n, loaded)) => self.loaded(n, loaded, &mut heap, &mut remaining, &mut progress, &mut waiting),
+                    // A panicked load (a bug): its batch never completes
+                    // and the watermark holds, so a restart loads it again.
+                    Err(e) => error!(error = %e, "a batch load panicked"),
+                },
+                Some(done) = running.join_next(), if !running.is_empty() => match done {
+                    Ok(Checked::Done(batch)) => {
+                        self.records_done.fetch_add(1, Ordering::Relaxed);
+                        if let Some(r) = remaining.get_mut(&batch) {
+                            *r -= 1;
+                            if *r == 0 {
+                                remaining.remove(&batch);
+                                self.batch_done(batch, &mut progress);
+                            }
+                        }
+                    }
+                    Ok(Checked::Retry { job, delay_ms }) => {
+                        waiting.spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                            Wake::Job(job)
+                        });
+                    }
                     // A panicked check (a bug) loses one record's verdict;
                     // its batch then never completes and the watermark holds,
                     // so a restart re-checks it.
-                    let Ok(batch) = done else { error!("a record check panicked"); continue };
-                    self.records_done.fetch_add(1, Ordering::Relaxed);
-                    if let Some(r) = remaining.get_mut(&batch) {
-                        *r -= 1;
-                        if *r == 0 {
-                            remaining.remove(&batch);
-                            self.batch_done(batch, &mut progress);
-                        }
+                    Err(_) => error!("a record check panicked"),
+                },
+                Some(w) = waiting.join_next(), if !waiting.is_empty() => match w {
+                    Ok(Wake::Job(job)) => heap.push(Reverse(job)),
+                    // Outside the loading bound: a batch waiting for its
+                    // body must not wait behind the ones after it.
+                    Ok(Wake::Load { n, attempt, error }) => {
+                        loading.spawn(self.clone().load(n, attempt, Some(error)));
                     }
-                }
+                    Err(e) => error!(error = %e, "a pipeline timer failed"),
+                },
                 else => {
                     if closed { return; }
                 }
             }
+        }
+    }
+
+    /// Takes a batch's load into the pipeline.
+    fn loaded(
+        &self,
+        n: u64,
+        loaded: Loaded,
+        heap: &mut BinaryHeap<Reverse<Job>>,
+        remaining: &mut HashMap<u64, usize>,
+        progress: &mut Progress,
+        waiting: &mut JoinSet<Wake>,
+    ) {
+        match loaded {
+            Loaded::Ready(ctx) => {
+                let count = ctx.checked.body.entries.len();
+                debug!(batch = n, records = count, window_end_ms = ?ctx.window_end_ms, "batch loaded");
+                if count == 0 {
+                    self.batch_done(n, progress);
+                    return;
+                }
+                remaining.insert(n, count);
+                for i in 0..count as u64 {
+                    let key = (ctx.window_end_ms.unwrap_or(u64::MAX), n, i);
+                    heap.push(Reverse(Job { key, ctx: ctx.clone(), attempt: 0 }));
+                }
+            }
+            Loaded::Unchecked { reason } => {
+                self.metrics.unchecked.with_label_values(&[reason]).inc();
+                self.batch_done(n, progress);
+            }
+            Loaded::Retry { attempt, delay_ms, error } => {
+                waiting.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    Wake::Load { n, attempt, error }
+                });
+            }
+            Loaded::Skipped => {}
         }
     }
 
@@ -511,74 +648,99 @@ impl Shared {
         }
     }
 
-    async fn load_batch(
-        &self,
-        n: u64,
-        heap: &mut BinaryHeap<Reverse<Job>>,
-        remaining: &mut HashMap<u64, usize>,
-        progress: &mut Progress,
-    ) {
-        if n <= progress.watermark {
-            return;
-        }
-        let mut delay = self.cfg.reconnect_min_ms;
-        let mut attempts = 0;
-        let checked = loop {
-            match self.chain.body(n).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    attempts += 1;
-                    // A body that does not match its header is the node
-                    // lying about data availability; nothing to re-execute.
-                    if attempts >= 5 || matches!(e, ChallengerError::BadResponse { .. }) {
-                        // Not marked done: the watermark stays below it, so
-                        // a restart tries again (verdicts already saved for
-                        // later batches are not redone).
-                        error!(batch = n, error = %e, "cannot load batch body; skipping it for now (its records are not checked; the watermark holds below it until a restart checks it)");
-                        return;
-                    }
-                    warn!(batch = n, error = %e, retry_in_ms = delay, "loading batch body failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    delay = (delay * 2).min(self.cfg.reconnect_max_ms);
-                }
-            }
-        };
-        // The body is judged only against the header the referee holds: the
-        // explorer's own header is the node's word. The node announces a
-        // batch before its post reaches the referee, so wait for it a while.
+    /// Loads batch `n`, whose body failed to come `attempt` times before
+    /// (the last failure `withheld`).
+    ///
+    /// The referee is asked first: a batch it has settled, or whose window
+    /// has closed, can no longer be disputed, so it is done without its
+    /// body — which a node that prunes settled batches no longer serves.
+    /// Otherwise the body is judged only against the header the referee
+    /// holds (the explorer's own header is the node's word), and a body
+    /// not served while the window is open is fetched again later
+    /// (`solver::fetch_retry`), never written off early.
+    async fn load(self: Arc<Self>, n: u64, attempt: u32, withheld: Option<String>) -> (u64, Loaded) {
+        // The node announces a batch before its post reaches the referee,
+        // so wait for it a while.
         let sb = retry_while(
             &self.cfg,
             8,
             || self.chain.settlement_batch(n),
             |r| !matches!(r, Ok(SettlementBatch { hash: Some(_), .. })),
         )
-        .await;
-        let sb = sb.unwrap_or_default();
+        .await
+        .unwrap_or_default();
         let Some(h) = sb.hash else {
             error!(
                 batch = n,
                 "the referee does not know this batch; skipping it for now (the watermark holds below it until a restart checks it)"
             );
-            return;
+            return (n, Loaded::Skipped);
         };
-        if h != checked.header.hash() {
-            error!(batch = n, referee = %h, explorer = %checked.header.hash(),
-                   "explorer serves another header than the referee holds; skipping batch for now (the watermark holds below it)");
-            return;
+        let now_ms = match retry_while(&self.cfg, 8, || self.chain.info(), |r| r.is_err()).await {
+            Ok(i) => i.now_ms,
+            Err(e) => {
+                // Without the referee's time no window can be judged.
+                error!(batch = n, error = %e, "cannot read the referee's time; skipping the batch for now (the watermark holds below it until a restart checks it)");
+                return (n, Loaded::Skipped);
+            }
+        };
+        let facts =
+            BatchFacts { settled: sb.settled, window_open: sb.window_open, window_end_ms: sb.window_end_ms, now_ms };
+        if !solver::disputable(&facts) {
+            return (n, self.past_window(n, withheld));
         }
-        let referee_now_ms = self.chain.info().await.map(|i| i.now_ms).unwrap_or(0);
-        let count = checked.body.entries.len();
+        let body = match self.chain.body(n).await {
+            Ok(c) if c.header.hash() == h => Ok(c),
+            Ok(c) => Err(format!("explorer serves header {} but the referee holds {h}", c.header.hash())),
+            Err(e) => Err(e.to_string()),
+        };
+        let checked = match body {
+            Ok(c) => c,
+            Err(message) => {
+                let error = ChallengerError::NotServed { what: "body", message }.to_string();
+                let (min, max) = (self.cfg.reconnect_min_ms, self.cfg.reconnect_max_ms);
+                return match solver::fetch_retry(attempt + 1, min, max, now_ms, sb.window_end_ms) {
+                    FetchRetry::RetryIn { delay_ms } => {
+                        self.metrics.fetch_retries.with_label_values(&["body"]).inc();
+                        warn!(
+                            batch = n,
+                            attempt = attempt + 1,
+                            retry_in_ms = delay_ms,
+                            window_end_ms = ?sb.window_end_ms,
+                            %error,
+                            "batch {n}: body not served while its window is open; retrying in {delay_ms} ms (no verdict until it is, or the window closes)"
+                        );
+                        (n, Loaded::Retry { attempt: attempt + 1, delay_ms, error })
+                    }
+                    FetchRetry::WindowClosed => (n, self.past_window(n, Some(error))),
+                };
+            }
+        };
         let ctx = Arc::new(BatchCtx {
             number: n,
             checked,
             window_end_ms: sb.window_end_ms,
-            referee_now_ms,
+            referee_now_ms: now_ms,
             loaded_at: Instant::now(),
         });
-        debug!(batch = n, records = count, window_end_ms = ?ctx.window_end_ms, "batch loaded");
-        remaining.insert(n, count);
-        for i in 0..count as u64 {
-            heap.push(Reverse(Job { key: (ctx.window_end_ms.unwrap_or(u64::MAX), n, i), ctx: ctx.clone() }));
+        (n, Loaded::Ready(ctx))
+    }
+
+    /// A batch past its window: nothing in it can be disputed any more.
+    fn past_window(&self, n: u64, withheld: Option<String>) -> Loaded {
+        match withheld {
+            Some(error) => {
+                error!(
+                    batch = n,
+                    %error,
+                    "batch {n}: body withheld until its window closed; its records were not checked"
+                );
+                Loaded::Unchecked { reason: "body_withheld" }
+            }
+            None => {
+                debug!(batch = n, "batch {n} is settled or past its window; done without checking its records");
+                Loaded::Unchecked { reason: "past_window" }
+            }
         }
     }
 
@@ -599,7 +761,13 @@ impl Shared {
         };
         let program = match kept {
             Some(p) => p,
-            None => self.chain.program(model_id, root).await?,
+            // Whatever went wrong — no answer, an error, a program that does
+            // not hash to the root — the committed program was not served.
+            None => self
+                .chain
+                .program(model_id, root)
+                .await
+                .map_err(|e| ChallengerError::NotServed { what: "program", message: e.to_string() })?,
         };
         let nodes = program.nodes.len();
         let opts = self.models.plan_options.clone();
@@ -612,38 +780,59 @@ impl Shared {
         Ok(p)
     }
 
-    /// Judges one record; returns its batch number.
-    async fn check(self: Arc<Self>, job: Job) -> u64 {
+    /// Judges one record, or hands it back to be checked again later when
+    /// its program is not served and its window is open.
+    async fn check(self: Arc<Self>, job: Job) -> Checked {
         let (_, b, i) = job.key;
-        let ctx = job.ctx;
-        let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return b };
+        let ctx = job.ctx.clone();
+        let Some(entry) = ctx.checked.body.entries.get(i as usize) else { return Checked::Done(b) };
         let record = &entry.record;
         let total = ctx.checked.body.entries.len();
         match self.db.verdict(b, i) {
             Ok(Some(Verdict::Wrong { ours, game: None })) => {
                 // Meant to dispute before a restart; see whether it opened.
                 self.dispute(&ctx, i, ours, true).await;
-                return b;
+                return Checked::Done(b);
             }
-            Ok(Some(_)) => return b,
+            Ok(Some(_)) => return Checked::Done(b),
             Ok(None) => {}
             Err(e) => {
                 error!(batch = b, index = i, error = %e, "reading verdict failed");
-                return b;
+                return Checked::Done(b);
             }
         }
         let forced = self.cfg.force_dispute.contains(&(b, i));
         let recomputed = if forced || solver::sampled(&self.salt, &record.request_id, self.cfg.sample) {
-            // A failed fetch of the program (the node unreachable for a
-            // moment) is retried before the record is written off as
-            // unverifiable; a program that does not verify or plan is not.
-            let prepared = retry_while(
-                &self.cfg,
-                6,
-                || self.prepared(record.model_id, record.program_root),
-                |r| matches!(r, Err(ChallengerError::Rpc { .. })),
-            )
-            .await;
+            let prepared = match self.prepared(record.model_id, record.program_root).await {
+                // A program not served (the node unreachable for a moment,
+                // or withholding it: the sequencer of a wrong record gains
+                // from that) gets no verdict while the window is open: the
+                // record waits on a timer and is checked again. A program
+                // that is served but does not plan is final.
+                Err(e @ ChallengerError::NotServed { .. }) => {
+                    let attempt = job.attempt + 1;
+                    let (min, max) = (self.cfg.reconnect_min_ms, self.cfg.reconnect_max_ms);
+                    match solver::fetch_retry(attempt, min, max, ctx.referee_now(), ctx.window_end_ms) {
+                        FetchRetry::RetryIn { delay_ms } => {
+                            self.metrics.fetch_retries.with_label_values(&["program"]).inc();
+                            warn!(
+                                batch = b,
+                                index = i,
+                                model_id = %record.model_id,
+                                attempt,
+                                retry_in_ms = delay_ms,
+                                window_end_ms = ?ctx.window_end_ms,
+                                error = %e,
+                                "record {} of batch {b}: program not served while its window is open; retrying in {delay_ms} ms (no verdict until it is, or the window closes)",
+                                i + 1
+                            );
+                            return Checked::Retry { job: Job { attempt, ..job }, delay_ms };
+                        }
+                        FetchRetry::WindowClosed => Err(e),
+                    }
+                }
+                r => r,
+            };
             Some(match prepared {
                 Ok(p) => {
                     let inputs = entry.inputs.clone();
@@ -655,6 +844,9 @@ impl Shared {
                         Ok(Err(e)) => Err(format!("re-execution failed: {e}")),
                         Err(e) => Err(format!("re-execution task: {e}")),
                     }
+                }
+                Err(e @ ChallengerError::NotServed { .. }) => {
+                    Err(format!("program withheld until the window closed: model {}: {e}", record.model_id))
                 }
                 Err(e) => Err(format!("model {}: {e}", record.model_id)),
             })
@@ -708,12 +900,12 @@ impl Shared {
                 }
                 if let Err(e) = self.db.put_verdict(b, i, &Verdict::Wrong { ours, game: None }) {
                     error!(batch = b, index = i, error = %e, "cannot persist dispute intent; not disputing");
-                    return b;
+                    return Checked::Done(b);
                 }
                 self.dispute(&ctx, i, ours, false).await;
             }
         }
-        b
+        Checked::Done(b)
     }
 
     /// Opens a dispute on record `i` of `ctx` — after looking for one

@@ -362,6 +362,63 @@ fn transient_rejection(reason: &str) -> bool {
     moment || (reason.contains(" has ") && reason.contains(", needs "))
 }
 
+/// What the referee says of a batch (`settlement_batch`), at its time
+/// `now_ms`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchFacts {
+    /// The batch is settled: its records are final or void.
+    pub settled: bool,
+    /// The referee's own word on its window, when it gives one.
+    pub window_open: Option<bool>,
+    /// When the window closes (ms, referee time), when known.
+    pub window_end_ms: Option<u64>,
+    /// The referee's time (ms).
+    pub now_ms: u64,
+}
+
+/// Whether a record of the batch can still be disputed. A batch that is
+/// settled, or whose window has closed, cannot: the referee refuses a late
+/// `OpenDispute`, so checking its records changes nothing. Such a batch
+/// counts as done without its body, which a node may already have pruned.
+/// An unknown window counts as open (the referee decides).
+pub fn disputable(f: &BatchFacts) -> bool {
+    !f.settled && f.window_open != Some(false) && f.window_end_ms.is_none_or(|end| f.now_ms < end)
+}
+
+/// What to do when data the referee holds a commitment to (a batch body, a
+/// model program) was not served: no answer, an error, or an answer that
+/// does not check out against the commitment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchRetry {
+    /// Fetch again after this long.
+    RetryIn {
+        /// Delay (ms).
+        delay_ms: u64,
+    },
+    /// The window has closed: nothing can be disputed any more, so the
+    /// data counts as withheld and its records as unverifiable.
+    WindowClosed,
+}
+
+/// Whether and when to fetch again after the `attempt`-th failure
+/// (1-based), at referee time `now_ms`, for a batch whose window ends at
+/// `window_end_ms`.
+///
+/// A sequencer that withholds the data of a wrong record escapes if the
+/// bot gives up while the window is open, so there is no attempt limit:
+/// the delay doubles from `min_ms` up to `max_ms`, is cut short so the
+/// last attempt falls at the window's end, and only a closed window ends
+/// the retries. An unknown window counts as open.
+pub fn fetch_retry(attempt: u32, min_ms: u64, max_ms: u64, now_ms: u64, window_end_ms: Option<u64>) -> FetchRetry {
+    let shift = attempt.saturating_sub(1).min(32);
+    let backoff = min_ms.saturating_mul(1u64 << shift).min(max_ms.max(min_ms)).max(1);
+    match window_end_ms {
+        Some(end) if now_ms >= end => FetchRetry::WindowClosed,
+        Some(end) => FetchRetry::RetryIn { delay_ms: backoff.min(end - now_ms) },
+        None => FetchRetry::RetryIn { delay_ms: backoff },
+    }
+}
+
 /// The game an event notification (`settlement_subscribeEvents`, `{at_ms,
 /// event: {event, game, …}}`, or a bare event) is about, if any: players
 /// are woken by the events of their game.

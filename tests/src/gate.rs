@@ -102,6 +102,8 @@ pub struct Withhold {
     /// Where clients connect.
     pub addr: SocketAddr,
     refused: Arc<AtomicUsize>,
+    /// Set by [`Withhold::serve_again`]: everything passes from then on.
+    serving: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -112,14 +114,21 @@ impl Withhold {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let addr = l.local_addr().expect("proxy address");
         let refused = Arc::new(AtomicUsize::new(0));
-        let (r, needles) = (refused.clone(), withheld.to_vec());
+        let serving = Arc::new(AtomicBool::new(false));
+        let (r, sv, needles) = (refused.clone(), serving.clone(), withheld.to_vec());
         let task = tokio::spawn(async move {
             while let Ok((c, _)) = l.accept().await {
                 let Ok(u) = TcpStream::connect(upstream).await else { continue };
-                tokio::spawn(withhold_pipe(c, u, needles.clone(), r.clone()));
+                tokio::spawn(withhold_pipe(c, u, needles.clone(), r.clone(), sv.clone()));
             }
         });
-        Withhold { addr, refused, task }
+        Withhold { addr, refused, serving, task }
+    }
+
+    /// Stops withholding: from now on every request passes, on new and
+    /// open connections alike.
+    pub fn serve_again(&self) {
+        self.serving.store(true, Ordering::SeqCst);
     }
 
     /// The proxy's `http://` URL.
@@ -139,7 +148,13 @@ impl Drop for Withhold {
     }
 }
 
-async fn withhold_pipe(c: TcpStream, u: TcpStream, needles: Vec<&'static str>, refused: Arc<AtomicUsize>) {
+async fn withhold_pipe(
+    c: TcpStream,
+    u: TcpStream,
+    needles: Vec<&'static str>,
+    refused: Arc<AtomicUsize>,
+    serving: Arc<AtomicBool>,
+) {
     let (mut cr, mut cw) = c.into_split();
     let (mut ur, mut uw) = u.into_split();
     let up = async move {
@@ -151,7 +166,9 @@ async fn withhold_pipe(c: TcpStream, u: TcpStream, needles: Vec<&'static str>, r
             };
             // A method name is in the first bytes of a request body; the
             // bodies here are small, so one read holds it.
-            if needles.iter().any(|m| buf[..n].windows(m.len()).any(|w| w == m.as_bytes())) {
+            if !serving.load(Ordering::SeqCst)
+                && needles.iter().any(|m| buf[..n].windows(m.len()).any(|w| w == m.as_bytes()))
+            {
                 refused.fetch_add(1, Ordering::SeqCst);
                 return;
             }

@@ -7,6 +7,9 @@
 //! * `a_silent_defender_loses_by_the_timeout_the_challenger_claims`
 //! * `a_challenger_disputing_a_correct_record_loses_its_bond` — (d)
 //! * `a_challenger_killed_mid_game_resumes_and_wins` — (e)
+//! * `a_withheld_program_delays_the_verdict_and_the_fraud_is_still_won`,
+//!   `a_program_withheld_to_the_end_leaves_its_records_unverifiable`
+//! * `a_challenger_behind_pruned_batches_passes_them_at_once`
 //! * `no_more_than_max_games_games_are_played_at_once`
 //! * `report_time_to_verdict_and_throughput` (ignored) — (f)
 
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use jsonrpsee_http_client::HttpClient;
 use serde_json::Value;
+use verinfer_challenger::solver::Verdict;
 use verinfer_challenger::{Config, RunningChallenger};
 use verinfer_e2e::*;
 use verinfer_prover::dispute::{DisputeProver, Fault, execute_all};
@@ -621,7 +625,181 @@ async fn report_time_to_verdict_and_throughput() {
     }
 }
 
-// Bounded games -------------------------------------------------------------
+// Withheld data, pruned batches, bounded games ------------------------------
+
+/// The referee's time and batch `b`'s window end.
+async fn referee_now_and_window_end(c: &HttpClient, b: u64) -> (u64, u64) {
+    let now = SettlementApiClient::info(c).await.expect("info")["now_ms"].as_u64().expect("now_ms");
+    let end = SettlementApiClient::batch(c, b).await.expect("batch")["window_end_ms"].as_u64().expect("window end");
+    (now, end)
+}
+
+/// A node that withholds the program of a wrong record only delays the
+/// bot: no verdict (and no dispute) while it is withheld, each refused
+/// fetch counted, and once the program is served again the record is
+/// disputed and the game won.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_program_delays_the_verdict_and_the_fraud_is_still_won() {
+    init_logs();
+    let at = find_fault("mlp", 2);
+    let (node, _m, places, bad) = faulty_setup(at).await;
+    let c = node.http();
+    let withhold = verinfer_e2e::gate::Withhold::start(node.running().rpc_addr, &["model_program"]).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ch = RunningChallenger::start(Config { rpc: withhold.url(), ..challenger_cfg(&node, dir.path()) })
+        .await
+        .expect("starts");
+    let retries = || ch.metrics().fetch_retries.with_label_values(&["program"]).get();
+    // Every record of the batch retries (they share the program), twice
+    // or more each.
+    wait_for("the program fetches to be retried", Duration::from_secs(20), || async {
+        retries() >= 2 * places.len() as u64
+    })
+    .await;
+    assert!(withhold.refused() as u64 >= retries(), "each retry was a refused fetch");
+    let (now, end) = referee_now_and_window_end(&c, bad.0).await;
+    assert!(now < end, "still inside the window ({now} ≥ {end}): the test needs a longer window");
+    for &(b, i) in &places {
+        assert_eq!(ch.verdict(b, i).expect("verdict"), None, "no verdict on {b}:{i} while its program is withheld");
+    }
+    assert!(ch.watermark() < bad.0);
+    assert!(games_on(&c, bad.0).await.is_empty(), "nothing disputed without re-execution");
+    withhold.serve_again();
+    wait_for("the game to resolve", Duration::from_secs(40), || async {
+        games_on(&c, bad.0).await.iter().any(|g| g.resolution.is_some())
+    })
+    .await;
+    let g = games_on(&c, bad.0).await.remove(0);
+    assert_eq!((g.batch, g.index, g.challenger), (bad.0, bad.1, ch.account));
+    let r = g.resolution.as_ref().expect("resolved");
+    assert_eq!(r.winner, verinfer_prover::game::types::Side::Challenger, "{r:?}");
+    assert_eq!((r.pinpoint.node, r.pinpoint.element, r.pinpoint.step), (Some(at.0), Some(at.1), Some(at.2)));
+    match ch.verdict(bad.0, bad.1).expect("verdict") {
+        Some(Verdict::Wrong { game: Some(id), .. }) => assert_eq!(id, g.id),
+        v => panic!("expected the dispute's verdict, got {v:?}"),
+    }
+    wait_for("the batch to be judged", Duration::from_secs(20), || async { ch.watermark() >= bad.0 }).await;
+    assert_eq!(ch.metrics().records.with_label_values(&["correct"]).get(), places.len() as u64 - 1);
+    assert_eq!(status_name(&c, bad.0, bad.1).await, "fraudulent");
+    conservation(&node);
+}
+
+/// A program withheld until the window closes: only then are its records
+/// written off, as unverifiable with the reason saying so, and the bot
+/// carries on (the batch is judged, the watermark passes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_withheld_to_the_end_leaves_its_records_unverifiable() {
+    init_logs();
+    let at = find_fault("mlp", 2);
+    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, Some(spec));
+        c.settlement.challenge_window_ms = Some(4_000);
+    })
+    .await;
+    let c = node.http();
+    let withhold = verinfer_e2e::gate::Withhold::start(node.running().rpc_addr, &["model_program"]).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ch = RunningChallenger::start(Config { rpc: withhold.url(), ..challenger_cfg(&node, dir.path()) })
+        .await
+        .expect("starts");
+    let m = register(&c, "mlp").await;
+    let mut places = Vec::new();
+    for i in 0..5 {
+        let id = submit(&c, &m, "mlp", i).await;
+        places.push(placed(&c, id).await);
+    }
+    let bad = places[2];
+    // The verdict is read before the referee's time: a verdict written
+    // inside the window would show with that time still before its end.
+    let t0 = Instant::now();
+    let verdict = loop {
+        if let Some(v) = ch.verdict(bad.0, bad.1).expect("verdict") {
+            let (now, end) = referee_now_and_window_end(&c, bad.0).await;
+            assert!(now >= end, "a verdict at {now}, inside the window ending at {end}: {v:?}");
+            break v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no verdict on the withheld record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    match verdict {
+        Verdict::Unverifiable { reason } => {
+            assert!(reason.starts_with("program withheld until the window closed"), "{reason}")
+        }
+        v => panic!("expected unverifiable, got {v:?}"),
+    }
+    assert!(ch.metrics().fetch_retries.with_label_values(&["program"]).get() > 0);
+    let last = places.iter().map(|p| p.0).max().expect("some");
+    wait_for("the batches to be judged", Duration::from_secs(20), || async { ch.watermark() >= last }).await;
+    assert_eq!(ch.metrics().records.with_label_values(&["unverifiable"]).get(), places.len() as u64);
+    assert!(games_on(&c, bad.0).await.is_empty());
+    assert_eq!(ch.metrics().opened.get(), 0);
+    // Still running: its metrics are served.
+    let r = raw_get(ch.metrics_addr.expect("metrics"), "/metrics").await;
+    assert!(r.contains("verinfer_challenger_fetch_retries_total{what=\"program\"}"), "{r}");
+}
+
+/// Starts a challenger on `cfg`, retrying while the previous process's
+/// database is still being released.
+async fn start_again(cfg: Config) -> RunningChallenger {
+    let t0 = Instant::now();
+    loop {
+        match RunningChallenger::start(cfg.clone()).await {
+            Ok(ch) => return ch,
+            Err(e) => {
+                assert!(t0.elapsed() < Duration::from_secs(20), "cannot restart: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Started behind a node that prunes settled batches, the bot asks the
+/// referee, passes the batches that can no longer be disputed without
+/// fetching their (pruned) bodies, checks the batches after them, and a
+/// restart starts past them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenger_behind_pruned_batches_passes_them_at_once() {
+    init_logs();
+    let node = TestNode::start_settled(|c| {
+        settle_cfg(c, None);
+        c.settlement.challenge_window_ms = Some(4_000);
+        c.settlement.prune_after_ms = 1;
+    })
+    .await;
+    let c = node.http();
+    let m = register(&c, "mlp").await;
+    let mut last = 0;
+    for i in 0..3 {
+        let id = submit(&c, &m, "mlp", i).await;
+        last = placed(&c, id).await.0;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_for("the batches to be pruned", Duration::from_secs(30), || async {
+        node.running().node.store.pruned().through_batch >= last
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = challenger_cfg(&node, dir.path());
+    let ch = RunningChallenger::start(cfg.clone()).await.expect("starts");
+    // The old bot retried each pruned body and never passed the first.
+    wait_for("the watermark to pass the pruned batches", Duration::from_secs(20), || async { ch.watermark() >= last })
+        .await;
+    assert_eq!(ch.metrics().unchecked.with_label_values(&["past_window"]).get(), last, "every pruned batch");
+    assert_eq!(ch.metrics().fetch_retries.with_label_values(&["body"]).get(), 0, "no body was asked for");
+    assert_eq!(ch.metrics().records.with_label_values(&["correct"]).get(), 0);
+    // A batch after them is checked.
+    let id = submit(&c, &m, "mlp", 9).await;
+    let (b, i) = placed(&c, id).await;
+    assert!(b > last);
+    wait_for("the new batch to be judged", Duration::from_secs(20), || async { ch.watermark() >= b }).await;
+    assert_eq!(ch.verdict(b, i).expect("verdict"), Some(Verdict::Correct));
+    // The watermark was persisted: a restart starts past all of them.
+    ch.stop();
+    drop(ch);
+    let ch = start_again(cfg).await;
+    assert!(ch.watermark() >= b, "restarted at {}", ch.watermark());
+}
 
 /// Games of `account`, oldest first.
 async fn games_of(c: &HttpClient, account: &AccountId) -> Vec<GameView> {

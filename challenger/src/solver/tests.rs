@@ -219,6 +219,37 @@ fn shortfall_advice_names_the_limit_that_binds() {
     assert!(m.contains("deposit funds") && m.contains("raise --bond"), "{m}");
 }
 
+#[test]
+fn a_batch_is_disputable_until_settled_or_its_window_closes() {
+    let open = BatchFacts { settled: false, window_open: Some(true), window_end_ms: Some(100), now_ms: 50 };
+    assert!(disputable(&open));
+    assert!(!disputable(&BatchFacts { settled: true, ..open }));
+    assert!(!disputable(&BatchFacts { window_open: Some(false), ..open }));
+    // At the window's end the referee refuses a dispute.
+    assert!(!disputable(&BatchFacts { now_ms: 100, ..open }));
+    // Unknown window (an older node): open unless our clock says otherwise.
+    assert!(disputable(&BatchFacts { window_open: None, window_end_ms: None, ..open }));
+    assert!(!disputable(&BatchFacts { window_open: None, now_ms: 150, ..open }));
+}
+
+/// Data not served is fetched again for as long as the window is open —
+/// no attempt limit, so withholding it cannot outlast the bot — and the
+/// last attempt falls at the window's end.
+#[test]
+fn withheld_data_is_fetched_again_until_the_window_closes() {
+    let delays: Vec<FetchRetry> = (1..=5).map(|a| fetch_retry(a, 100, 1_000, 0, Some(1_000_000))).collect();
+    let want: Vec<FetchRetry> =
+        [100, 200, 400, 800, 1_000].iter().map(|&d| FetchRetry::RetryIn { delay_ms: d }).collect();
+    assert_eq!(delays, want);
+    assert_eq!(fetch_retry(10_000, 100, 1_000, 0, Some(1_000_000)), FetchRetry::RetryIn { delay_ms: 1_000 });
+    // Cut short to fall at the window's end, then final.
+    assert_eq!(fetch_retry(5, 100, 1_000, 999_700, Some(1_000_000)), FetchRetry::RetryIn { delay_ms: 300 });
+    assert_eq!(fetch_retry(1, 100, 1_000, 1_000_000, Some(1_000_000)), FetchRetry::WindowClosed);
+    assert_eq!(fetch_retry(1, 100, 1_000, 2_000_000, Some(1_000_000)), FetchRetry::WindowClosed);
+    // Unknown window: keep trying at the longest delay.
+    assert_eq!(fetch_retry(50, 100, 1_000, u64::MAX, None), FetchRetry::RetryIn { delay_ms: 1_000 });
+}
+
 const POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, min_ms: 250, max_ms: 4_000 };
 
 #[test]
