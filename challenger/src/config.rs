@@ -200,6 +200,13 @@ impl Config {
                 return Err(format!("{name}: {v} is above {DAY_MS} (one day)"));
             }
         }
+        // Each re-execution worker holds a workspace of up to
+        // max_model_mib, and the pipeline sizes its queue by workers ×
+        // 4: a huge value overflowed it (found by an audit). The node caps
+        // exec.workers the same way.
+        if self.concurrency > 1024 {
+            return Err(format!("concurrency: {} is above 1024", self.concurrency));
+        }
         if self.max_games == 0 {
             return Err("max_games must be ≥ 1 (a dispute needs a game to play)".into());
         }
@@ -318,6 +325,13 @@ mod tests {
         assert_eq!(Config::default().max_games, 2);
         let e = Config { max_games: 0, ..Config::default() }.validate().unwrap_err();
         assert!(e.contains("max_games"), "{e}");
+    }
+
+    #[test]
+    fn concurrency_is_capped() {
+        let e = Config { concurrency: 1 << 62, ..Config::default() }.validate().unwrap_err();
+        assert!(e.contains("concurrency"), "{e}");
+        Config { concurrency: 1024, ..Config::default() }.validate().expect("1024 is fine");
     }
 
     /// Flags override the file, lists included: `--force-dispute` replaces

@@ -46,6 +46,10 @@ pub struct CompileArgs {
     /// below a few hundred MiB leave too little for the binary itself.
     #[arg(long, value_name = "MIB")]
     max_memory_mib: Option<u64>,
+    /// Give up after this many milliseconds: exit with status 3 (the
+    /// registration guard's deadline, so an orphaned child never spins on).
+    #[arg(long, value_name = "MS")]
+    deadline_ms: Option<u64>,
 }
 
 /// The frontend refused the model (exit status 2 of `verinfer compile`).
@@ -74,6 +78,15 @@ fn limit_address_space(mib: u64) -> Result<()> {
 pub fn compile(args: CompileArgs) -> Result<()> {
     if let Some(mib) = args.max_memory_mib {
         limit_address_space(mib)?;
+    }
+    if let Some(ms) = args.deadline_ms {
+        // tract can loop for ever on some malformed attributes (an audit's
+        // LayerNormalization with axis -7 spun in its type inference).
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            eprintln!("verinfer compile: gave up after {ms} ms (--deadline-ms)");
+            std::process::exit(3);
+        });
     }
     let bytes = if args.model.as_os_str() == "-" {
         let mut b = Vec::new();
@@ -145,6 +158,7 @@ pub fn compile(args: CompileArgs) -> Result<()> {
 pub struct ChildCompileCheck {
     exe: PathBuf,
     max_memory_mib: Option<u64>,
+    deadline: Option<std::time::Duration>,
 }
 
 impl ChildCompileCheck {
@@ -152,7 +166,14 @@ impl ChildCompileCheck {
     /// limited to `max_memory_mib` (`None`: unlimited).
     pub fn current(max_memory_mib: Option<u64>) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the verinfer binary for the registration guard")?;
-        Ok(Self { exe, max_memory_mib })
+        Ok(Self { exe, max_memory_mib, deadline: None })
+    }
+
+    /// Refuses a model whose compile takes longer than `ms` (0: no limit):
+    /// the child is killed (and exits by itself if the node is gone).
+    pub fn with_deadline_ms(mut self, ms: u64) -> Self {
+        self.deadline = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+        self
     }
 
     /// The child's limit for a node whose models may plan up to
@@ -163,6 +184,41 @@ impl ChildCompileCheck {
     }
 }
 
+/// Waits for `child`, collecting its output; `Ok(None)` if it was still
+/// running at `deadline` (it is then killed).
+fn wait_within(
+    mut child: std::process::Child,
+    deadline: Option<std::time::Duration>,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read as _;
+    let Some(deadline) = deadline else { return child.wait_with_output().map(Some) };
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            b
+        })
+    };
+    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    Ok(Some(std::process::Output { status, stdout, stderr }))
+}
+
 impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
     fn program_root(&self, onnx: &[u8], opts: &LoadOptions) -> Result<Hash32, CompileCheckError> {
         use CompileCheckError::Failed;
@@ -171,6 +227,9 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
         cmd.env("TRACT_CPU_ISA", crate::bench::TRACT_GENERIC_ISA);
         if let Some(mib) = self.max_memory_mib {
             cmd.arg("--max-memory-mib").arg(mib.to_string());
+        }
+        if let Some(d) = self.deadline {
+            cmd.arg("--deadline-ms").arg(d.as_millis().to_string());
         }
         for (name, dims) in &opts.shapes {
             let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
@@ -186,8 +245,19 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
         let mut stdin = child.stdin.take().ok_or_else(|| Failed("child stdin".into()))?;
         let bytes = onnx.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-        let out = child.wait_with_output().map_err(|e| Failed(format!("waiting for the child compile: {e}")))?;
+        let out =
+            wait_within(child, self.deadline).map_err(|e| Failed(format!("waiting for the child compile: {e}")))?;
         let _ = writer.join();
+        let Some(out) = out else {
+            let ms = self.deadline.map_or(0, |d| d.as_millis());
+            return Err(CompileCheckError::Model(ApiError::new(
+                verinfer_rpc::error::INVALID_MODEL,
+                format!(
+                    "model {}: compiling it took longer than {ms} ms (the node's exec.max_compile_ms); refused",
+                    opts.name
+                ),
+            )));
+        };
         let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
         if !out.status.success() {
             // Status 2 with {"error"}: the frontend refused the model (an

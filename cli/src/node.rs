@@ -306,9 +306,11 @@ pub fn run(args: NodeArgs) -> Result<()> {
     rt.block_on(async move {
         let cross_check = cfg.exec.cross_check_folding;
         let guard_mib = crate::compile::ChildCompileCheck::limit_for(cfg.exec.max_model_mib);
+        let compile_ms = cfg.exec.max_compile_ms;
         let node = RunningNode::start_embedded(cfg, Arc::new(FastExecutor)).await?;
         if cross_check {
-            node.node.set_compile_check(Arc::new(crate::compile::ChildCompileCheck::current(guard_mib)?));
+            let check = crate::compile::ChildCompileCheck::current(guard_mib)?.with_deadline_ms(compile_ms);
+            node.node.set_compile_check(Arc::new(check));
         }
         if args.dev {
             let mut curl = None;

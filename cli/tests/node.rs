@@ -224,6 +224,45 @@ async fn the_guard_keeps_the_in_process_code_and_message() {
     assert!(!e.message.contains("--shape"), "{}", e.message);
 }
 
+/// A model whose compile never ends is refused after `exec.max_compile_ms`
+/// and the node keeps registering (found by an audit: a 226-byte
+/// LayerNormalization with axis -7 made tract spin for ever in the guard's
+/// child, which held the registration lock, so every later registration
+/// hung too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compile_that_never_ends_is_refused_at_the_deadline() {
+    use verinfer_prover::onnx_builder::{Attr, Dim, OnnxBuilder};
+    use verinfer_rpc::api::ModelApiClient;
+    use verinfer_rpc::error as codes;
+    use verinfer_state::tensor::{DType, Tensor};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let toml = format!(
+        "datadir = \"{}\"\n[rpc]\nlisten = \"127.0.0.1:0\"\n[exec]\nmax_compile_ms = 3000\n",
+        d.join("node").display()
+    );
+    let exe = Path::new(env!("CARGO_BIN_EXE_verinfer"));
+    let (_node, url) = verinfer_e2e::proc::Proc::dev_node(exe, d, &toml, &[]);
+    let c = verinfer_e2e::http_client(&url);
+    let ones = Tensor::from_f32(vec![8], vec![1.0; 8]).expect("t");
+    let layer_norm = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8)])
+        .output("y", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8)])
+        .initializer("g", &ones)
+        .initializer("b", &ones)
+        .node("LayerNormalization", &["x", "g", "b"], &["y"], &[("axis", Attr::Int(-7))])
+        .build();
+    let t = std::time::Instant::now();
+    let e = verinfer_e2e::play::api_err(
+        c.register_model(verinfer_e2e::register_onnx("ln", &layer_norm)).await.expect_err("refused"),
+    );
+    assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
+    assert!(e.message.contains("took longer than 3000 ms (the node's exec.max_compile_ms)"), "{}", e.message);
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "answered at the deadline");
+    c.register_model(verinfer_e2e::register_request("mlp")).await.expect("the next registration goes through");
+}
+
 /// `--print-config` prints what the node would run with: `VERINFER_LOG`
 /// (the global `--log`) and `--dev`'s short seals and dev settlement
 /// parameters, and no `datadir` for the temporary one `--dev` makes at start.

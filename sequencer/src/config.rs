@@ -31,6 +31,7 @@
 //! max_model_msteps = 100000          # refuse models whose inference takes more million steps; 0 = no limit
 //! max_trace_mib = 1024               # refuse models whose node outputs (a dispute's trace) take more; 0 = no limit
 //! max_fold_steps = 1048576           # refuse models with an output element folding more steps; 0 = no limit
+//! max_compile_ms = 120000            # refuse models the guard's child cannot compile in time; 0 = no limit
 //! max_total_model_mib = 4096         # refuse a registration taking all programs above this; 0 = no limit
 //!
 //! [batcher]
@@ -65,8 +66,10 @@ use verinfer_state::hash::Hash32;
 pub struct NodeConfig {
     /// The RocksDB directory (created if missing).
     pub datadir: PathBuf,
-    /// The 32-byte id written into every batch header (the settlement
-    /// layer's sequencer account).
+    /// The 32-byte id written into every batch header when the embedded
+    /// settlement is off; with it on (the default) headers name the
+    /// sequencer key's account instead (the referee checks
+    /// `header.sequencer == sender`).
     pub sequencer_id: Hash32,
     /// RPC server.
     pub rpc: RpcConfig,
@@ -144,8 +147,9 @@ pub struct RpcConfig {
     /// Allowed CORS origins; `["*"]` allows any, `[]` sends no CORS headers.
     pub cors_origins: Vec<String>,
     /// A request body must arrive whole within this many ms of its headers,
-    /// or the request fails: a client cannot hold a connection (or a
-    /// buffered body) open by sending slowly. 1..=86400000.
+    /// or the node answers HTTP 408 with -32700 naming this setting: a
+    /// client cannot hold a connection (or a buffered body) open by
+    /// sending slowly. 1..=86400000.
     pub request_body_timeout_ms: u64,
 }
 
@@ -253,6 +257,12 @@ pub struct ExecConfig {
     /// size); 0 = no limit. A dispute holds the state after each step of
     /// the element it pins, about 200 bytes each.
     pub max_fold_steps: u64,
+    /// Refuse a model whose compile in the registration guard's child
+    /// (`cross_check_folding`) takes longer than this many ms; 0 = no
+    /// limit. tract can spin for ever on some malformed attributes, and
+    /// registrations run one at a time, so one such model would otherwise
+    /// block every later registration.
+    pub max_compile_ms: u64,
 }
 
 impl Default for ExecConfig {
@@ -265,6 +275,7 @@ impl Default for ExecConfig {
             max_total_model_mib: 4096,
             max_trace_mib: 1024,
             max_fold_steps: 1 << 20,
+            max_compile_ms: 120_000,
         }
     }
 }
