@@ -655,15 +655,59 @@ impl SettlementHost {
                 _ => {}
             }
         }
-        for (id, status) in changes {
-            let _ = self.follow(id, status);
+        self.follow_all(changes);
+    }
+
+    /// [`SettlementHost::follow`] for many receipts in one synced write: a
+    /// settled batch moves every record to `final`, and a write per record
+    /// (an fsync each, under the state lock) held posting, defending and
+    /// reads for about a second per 4,096 records (found by an audit). Each
+    /// receipt follows the last opinion given for it; if the combined
+    /// write fails, each is tried alone.
+    fn follow_all(&self, changes: Vec<(verinfer_state::hash::Hash32, Status)>) {
+        let mut last: HashMap<verinfer_state::hash::Hash32, Status> = HashMap::new();
+        let mut order = Vec::new();
+        for (id, want) in changes {
+            if last.insert(id, want).is_none() {
+                order.push(id);
+            }
+        }
+        let mut up = SettlementUpdate::new();
+        let mut moved = Vec::new();
+        for id in order {
+            let want = last[&id];
+            if let Ok(steps) = self.follow_steps(id, want)
+                && !steps.is_empty()
+            {
+                for s in steps {
+                    up.set_status(id, s);
+                }
+                moved.push((id, want));
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.apply_settlement(up) {
+            tracing::warn!(receipts = moved.len(), error = %e, "receipt statuses not updated together; one at a time");
+            for (id, want) in moved {
+                let _ = self.follow(id, want);
+            }
+            return;
+        }
+        let node = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
+        if let Some(n) = &node {
+            for (id, _) in moved {
+                if let Ok(Some(r)) = self.store.receipt(&id) {
+                    n.events.notify_status(&r);
+                }
+            }
         }
     }
 
-    /// Moves one receipt to the referee's `want` (through `disputed` if a
-    /// crash skipped it) and notifies its watchers. `Ok(true)` if it
-    /// changed; `Err(())` if it could not follow (logged).
-    fn follow(&self, id: verinfer_state::hash::Hash32, want: Status) -> Result<bool, ()> {
+    /// The status writes that bring receipt `id` to `want`; `Err(())` if it
+    /// cannot follow (logged).
+    fn follow_steps(&self, id: verinfer_state::hash::Hash32, want: Status) -> Result<Vec<Status>, ()> {
         let have = match self.store.receipt(&id) {
             Ok(Some(r)) => r.status,
             Ok(None) => {
@@ -675,10 +719,16 @@ impl SettlementHost {
                 return Err(());
             }
         };
-        let Some(steps) = reconcile_steps(&have, &want) else {
+        reconcile_steps(&have, &want).ok_or_else(|| {
             tracing::warn!(request_id = %id, have = have.name(), want = want.name(), "receipt cannot follow the referee");
-            return Err(());
-        };
+        })
+    }
+
+    /// Moves one receipt to the referee's `want` (through `disputed` if a
+    /// crash skipped it) and notifies its watchers. `Ok(true)` if it
+    /// changed; `Err(())` if it could not follow (logged).
+    fn follow(&self, id: verinfer_state::hash::Hash32, want: Status) -> Result<bool, ()> {
+        let steps = self.follow_steps(id, want)?;
         if steps.is_empty() {
             return Ok(false);
         }
@@ -1572,6 +1622,24 @@ mod tests {
         assert_eq!((c.map.len(), c.get(&(4, 0)), c.bytes), (1, Some(40), 500));
         c.retain(|k| *k != (4, 0));
         assert_eq!((c.map.len(), c.bytes), (0, 0));
+    }
+
+    /// A settled batch moves every one of its receipts to `final` in one
+    /// write (it was one synced write per record, under the state lock).
+    #[test]
+    fn a_settled_batch_finalizes_every_receipt_at_once() {
+        let mut cfg = NodeConfig { dev: true, ..Default::default() };
+        cfg.settlement.challenge_window_ms = Some(1);
+        let toy = Toy::new(&cfg);
+        let recs: Vec<InferenceRecord> = (0..50).map(|i| toy.accept(i)).collect();
+        toy.seal_and_post();
+        std::thread::sleep(Duration::from_millis(5));
+        let events = toy.host.tick().expect("tick");
+        assert!(events.iter().any(|e| matches!(e, Event::BatchSettled { number: 1, .. })), "{events:?}");
+        for r in &recs {
+            let receipt = toy.store.receipt(&r.request_id).expect("read").expect("receipt");
+            assert_eq!(receipt.status, Status::Final);
+        }
     }
 
     fn refused<T>(r: Result<T, SettlementError>) -> SettlementError {
