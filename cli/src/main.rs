@@ -58,6 +58,21 @@ fn init_logs(filter: &str, json: bool) {
     } else {
         fmt.init();
     }
+    // Panics go to the same log, as one structured event, instead of the
+    // default hook's lines on stderr. Most are caught (tract panicking on a
+    // malformed model becomes that registration's error), hence a warning.
+    std::panic::set_hook(Box::new(|info| {
+        let p = info.payload();
+        let msg = p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        tracing::warn!(
+            panic = msg.unwrap_or("(not a string)"),
+            at,
+            thread,
+            "a panic (if caught, it is answered as an error)"
+        );
+    }));
 }
 
 fn client_rt() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1336,3 +1336,20 @@ fn absurd_pool_windows_plan_without_allocating_per_tap() {
         assert!(Plan::new(&m.program).is_err(), "a window whose size overflows is refused");
     }
 }
+
+/// Zero strides or dilations have no meaning as a window; tract accepts
+/// zero dilations, the program refuses them (found by an audit).
+#[test]
+fn zero_dilations_are_refused() {
+    use verinfer_prover::onnx_builder::{Attr, Dim, OnnxBuilder};
+    use verinfer_state::tensor::DType;
+    let w = Tensor::from_f32(vec![1, 1, 2, 2], vec![1.0; 4]).expect("w");
+    let conv = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)])
+        .initializer("w", &w)
+        .node("Conv", &["x", "w"], &["y"], &[("dilations", Attr::Ints(vec![0, 0]))])
+        .output("y", DType::F32, &[])
+        .build();
+    let e = load_model(&conv, &LoadOptions::default()).map(|_| ()).expect_err("refused");
+    assert!(e.to_string().contains("dilations [0, 0] has a zero"), "{e}");
+}

@@ -76,6 +76,16 @@ impl Window {
         {
             return Err(ProverError::InvalidProgram { node: "window".into(), why: "geometry ranks differ".into() });
         }
+        // ONNX requires these positive; tract accepted zero dilations
+        // (found by an audit), which have no meaning as a window.
+        for (what, v) in [("kernel", &geo.kernel), ("strides", &geo.strides), ("dilations", &geo.dilations)] {
+            if v.contains(&0) {
+                return Err(ProverError::InvalidProgram {
+                    node: "window".into(),
+                    why: format!("{what} {v:?} has a zero"),
+                });
+            }
+        }
         let in_axes = Axes::new(geo.layout, input.shape.len(), sr)?;
         Axes::new(geo.layout, out.shape.len(), sr)?;
         Ok(Self {
