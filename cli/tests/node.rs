@@ -183,10 +183,8 @@ async fn check_verifies_a_stopped_nodes_datadir() {
 /// not the CLI's `--shape`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_keeps_the_in_process_code_and_message() {
-    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
     use verinfer_rpc::api::ModelApiClient;
     use verinfer_rpc::error as codes;
-    use verinfer_state::tensor::DType;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -200,24 +198,11 @@ async fn the_guard_keeps_the_in_process_code_and_message() {
         async move { verinfer_e2e::play::api_err(c.register_model(req).await.expect_err("refused")) }
     };
 
-    let sinh = OnnxBuilder::new(17)
-        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
-        .output("y", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
-        .node("Sinh", &["x"], &["y"], &[])
-        .build();
+    let (sinh, refused) = verinfer_e2e::unsupported_op_model();
     let e = register("sinh", sinh).await;
     assert_eq!(e.code, codes::UNSUPPORTED_OP, "{e:?}");
-    assert_eq!(
-        e.message,
-        "model sinh: node \"sinh_0\" uses op Sinh [ElementWiseOp(Sinh, None)], which is not in the canonical op set"
-    );
-
-    let symbolic = OnnxBuilder::new(17)
-        .input("x", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
-        .output("y", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
-        .node("Relu", &["x"], &["y"], &[])
-        .build();
-    let e = register("sym", symbolic).await;
+    assert_eq!(e.message, refused);
+    let e = register("sym", verinfer_e2e::symbolic_model()).await;
     assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
     assert!(e.message.starts_with("input_shapes: model sym: input \"x\" has symbolic shape"), "{}", e.message);
     assert!(e.message.contains("in input_shapes, e.g. {\"x\": [1, 16]}"), "{}", e.message);

@@ -64,6 +64,32 @@ pub fn register_onnx(name: &str, onnx: &[u8]) -> RegisterModel {
     }
 }
 
+/// A one-node model whose op (Sinh) is outside the canonical op set, and
+/// the message a node refuses it with (UNSUPPORTED_OP) when registered as
+/// `sinh`, in-process or through the registration guard's child.
+pub fn unsupported_op_model() -> (Vec<u8>, &'static str) {
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_state::tensor::DType;
+    let onnx = OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
+        .output("y", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
+        .node("Sinh", &["x"], &["y"], &[])
+        .build();
+    (onnx, "model sinh: node \"sinh_0\" uses op Sinh [ElementWiseOp(Sinh, None)], which is not in the canonical op set")
+}
+
+/// A Relu whose input has a symbolic batch dimension (`x: [batch, 4]`):
+/// registering it needs `input_shapes`.
+pub fn symbolic_model() -> Vec<u8> {
+    use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
+    use verinfer_state::tensor::DType;
+    OnnxBuilder::new(17)
+        .input("x", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .output("y", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
+        .node("Relu", &["x"], &["y"], &[])
+        .build()
+}
+
 /// A configuration for tests: loopback, ephemeral ports, short seals.
 pub fn test_config(datadir: &Path) -> NodeConfig {
     let mut c = NodeConfig { datadir: datadir.to_path_buf(), ..Default::default() };

@@ -277,13 +277,22 @@ async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 // (b) -----------------------------------------------------------------------
 
+/// A settled test node corrupting mlp request #3 at `at` (node, element,
+/// step), with `tweak` applied on top.
+async fn faulty_node(at: (u32, u64, u64), tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
+    TestNode::start_settled(|c| {
+        settle_cfg(c, Some(spec));
+        tweak(c);
+    })
+    .await
+}
+
 /// A node corrupting mlp request #3 at a known position, five mlp requests
 /// (likely one batch); returns the node, the corrupted request's place and
 /// all places.
 async fn faulty_setup(fault_at: (u32, u64, u64)) -> (TestNode, ModelInfo, Vec<(u64, u64)>, (u64, u64)) {
-    let (n, e, t) = fault_at;
-    let spec = format!("request=3,model=mlp,node={n},element={e},step={t}");
-    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    let node = faulty_node(fault_at, |_| {}).await;
     let c = node.http();
     let m = register(&c, "mlp").await;
     let mut ids = Vec::new();
@@ -355,8 +364,7 @@ async fn two_challengers_on_one_fraud_are_paid_from_separate_stakes() {
     init_logs();
     let at = find_fault("mlp", 2);
     // Start both challengers before the fraud exists so both see it at once.
-    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
-    let node = TestNode::start_settled(|c| settle_cfg(c, Some(spec))).await;
+    let node = faulty_node(at, |_| {}).await;
     let c = node.http();
     let (d1, d2) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     let a = RunningChallenger::start(challenger_cfg(&node, d1.path())).await.expect("starts");
@@ -403,13 +411,8 @@ async fn two_challengers_on_one_fraud_are_paid_from_separate_stakes() {
 async fn a_silent_defender_loses_by_the_timeout_the_challenger_claims() {
     init_logs();
     let at = find_fault("mlp", 2);
-    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
     // The node does not defend: its clock runs out at the first move.
-    let node = TestNode::start_settled(|c| {
-        settle_cfg(c, Some(spec));
-        c.settlement.defender = false;
-    })
-    .await;
+    let node = faulty_node(at, |c| c.settlement.defender = false).await;
     let c = node.http();
     let dir = tempfile::tempdir().expect("tmp");
     let ch = RunningChallenger::start(challenger_cfg(&node, dir.path())).await.expect("starts");
@@ -691,12 +694,7 @@ async fn a_withheld_program_delays_the_verdict_and_the_fraud_is_still_won() {
 async fn a_program_withheld_to_the_end_leaves_its_records_unverifiable() {
     init_logs();
     let at = find_fault("mlp", 2);
-    let spec = format!("request=3,model=mlp,node={},element={},step={}", at.0, at.1, at.2);
-    let node = TestNode::start_settled(|c| {
-        settle_cfg(c, Some(spec));
-        c.settlement.challenge_window_ms = Some(4_000);
-    })
-    .await;
+    let node = faulty_node(at, |c| c.settlement.challenge_window_ms = Some(4_000)).await;
     let c = node.http();
     let withhold = verinfer_e2e::gate::Withhold::start(node.running().rpc_addr, &["model_program"]).await;
     let dir = tempfile::tempdir().expect("tmp");

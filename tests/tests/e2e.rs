@@ -12,7 +12,6 @@ use serde_json::json;
 use verinfer_e2e::play::{api_err, wait_for};
 use verinfer_e2e::*;
 use verinfer_prover::ProverError;
-use verinfer_prover::onnx_builder::{Dim, OnnxBuilder};
 use verinfer_prover::program::Program;
 use verinfer_rpc::api::{ExplorerApiClient, InferApiClient, ModelApiClient};
 use verinfer_rpc::error as codes;
@@ -23,7 +22,7 @@ use verinfer_state::batch::verify_inclusion;
 use verinfer_state::hash::Hash32;
 use verinfer_state::receipt::{Receipt, Status};
 use verinfer_state::store::{RocksStore, StoreOptions};
-use verinfer_state::tensor::{DType, Tensor};
+use verinfer_state::tensor::Tensor;
 
 async fn register_mlp(c: &HttpClient) -> ModelInfo {
     c.register_model(register_request("mlp")).await.expect("mlp registers")
@@ -190,14 +189,6 @@ async fn subscription_parameter_errors_name_the_method_and_field() {
 }
 
 /// Sinh is known to tract but outside the canonical op set.
-fn sinh_model() -> Vec<u8> {
-    OnnxBuilder::new(17)
-        .input("x", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
-        .output("y", DType::F32, &[Dim::Fixed(1), Dim::Fixed(4)])
-        .node("Sinh", &["x"], &["y"], &[])
-        .build()
-}
-
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -429,7 +420,7 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     let e = api_err(
         c.register_model(RegisterModel {
             name: "sinh".into(),
-            onnx_b64: b64(&sinh_model()),
+            onnx_b64: b64(&unsupported_op_model().0),
             input_shapes: Default::default(),
         })
         .await
@@ -438,16 +429,8 @@ async fn every_bad_input_gets_its_documented_error_and_the_node_keeps_serving() 
     assert_eq!(e.code, codes::UNSUPPORTED_OP, "{e:?}");
     // The same words as through the registration guard's child
     // (cli/tests/node.rs::the_guard_keeps_the_in_process_code_and_message).
-    assert_eq!(
-        e.message,
-        "model sinh: node \"sinh_0\" uses op Sinh [ElementWiseOp(Sinh, None)], which is not in the canonical op set"
-    );
-    let symbolic = OnnxBuilder::new(17)
-        .input("x", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
-        .output("y", DType::F32, &[Dim::Sym("batch".into()), Dim::Fixed(4)])
-        .node("Relu", &["x"], &["y"], &[])
-        .build();
-    let e = api_err(c.register_model(register_onnx("sym", &symbolic)).await.unwrap_err());
+    assert_eq!(e.message, unsupported_op_model().1);
+    let e = api_err(c.register_model(register_onnx("sym", &symbolic_model())).await.unwrap_err());
     assert_eq!(e.code, codes::INVALID_MODEL, "{e:?}");
     assert!(e.message.starts_with("input_shapes: model sym: input \"x\" has symbolic shape"), "{}", e.message);
     assert!(e.message.contains("in input_shapes, e.g. {\"x\": [1, 16]}"), "{}", e.message);
