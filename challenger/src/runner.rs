@@ -83,6 +83,11 @@ impl BatchCtx {
     fn referee_now(&self) -> u64 {
         self.referee_now_ms.saturating_add(self.loaded_at.elapsed().as_millis() as u64)
     }
+
+    /// Whether [`BatchCtx::referee_now`] says the window has closed.
+    fn window_seems_closed(&self) -> bool {
+        self.window_end_ms.is_some_and(|end| self.referee_now() >= end)
+    }
 }
 
 /// A record to check, ordered by window end (then batch and index): the
@@ -812,7 +817,8 @@ impl Shared {
                 Err(e @ ChallengerError::NotServed { .. }) => {
                     let attempt = job.attempt + 1;
                     let (min, max) = (self.cfg.reconnect_min_ms, self.cfg.reconnect_max_ms);
-                    match solver::fetch_retry(attempt, min, max, ctx.referee_now(), ctx.window_end_ms) {
+                    let now = self.referee_now_for_verdict(&ctx).await;
+                    match solver::fetch_retry(attempt, min, max, now, ctx.window_end_ms) {
                         FetchRetry::RetryIn { delay_ms } => {
                             self.metrics.fetch_retries.with_label_values(&["program"]).inc();
                             warn!(
@@ -853,8 +859,8 @@ impl Shared {
         } else {
             None
         };
-        let facts =
-            RecordFacts { record, recomputed, now_ms: ctx.referee_now(), window_end_ms: ctx.window_end_ms, forced };
+        let now_ms = self.referee_now_for_verdict(&ctx).await;
+        let facts = RecordFacts { record, recomputed, now_ms, window_end_ms: ctx.window_end_ms, forced };
         match solver::judge_record(&facts) {
             RecordAction::Settle(v) => {
                 match &v {
@@ -917,17 +923,34 @@ impl Shared {
         let r =
             if reconcile { self.reconcile_or_open(ctx, i, ours).await } else { self.open_dispute(ctx, i, ours).await };
         if let Err((f, why)) = r
-            && let Some(delay) = self.retry_decision(ctx, i, 1, &f, &why)
+            && let Some(delay) = self.retry_decision(ctx, i, 1, &f, &why).await
         {
             self.spawn(self.clone().retry_dispute(ctx.clone(), i, ours, f, delay));
         }
     }
 
+    /// The referee's time for a decision that is final once the window
+    /// closes. The estimate (its time at load plus our elapsed time) runs
+    /// ahead whenever the node was down, since the embedded referee's chain
+    /// time stops meanwhile (decision 0017), so a closed-looking window is
+    /// checked with the referee. If it cannot be read, the time at load: a
+    /// window is never judged closed on a guess (found by a review).
+    async fn referee_now_for_verdict(&self, ctx: &BatchCtx) -> u64 {
+        if !ctx.window_seems_closed() {
+            return ctx.referee_now();
+        }
+        match self.chain.info().await {
+            Ok(i) => i.now_ms,
+            Err(_) => ctx.referee_now_ms,
+        }
+    }
+
     /// Asks the solver whether to retry after the `attempt`-th failure and
     /// logs the answer; `Some(delay_ms)` to retry.
-    fn retry_decision(&self, ctx: &BatchCtx, i: u64, attempt: u32, f: &DisputeFailure, why: &str) -> Option<u64> {
+    async fn retry_decision(&self, ctx: &BatchCtx, i: u64, attempt: u32, f: &DisputeFailure, why: &str) -> Option<u64> {
         let b = ctx.number;
-        match solver::dispute_retry(&self.cfg.retry_policy(), attempt, f, ctx.referee_now(), ctx.window_end_ms) {
+        let now = self.referee_now_for_verdict(ctx).await;
+        match solver::dispute_retry(&self.cfg.retry_policy(), attempt, f, now, ctx.window_end_ms) {
             RetryDecision::RetryIn { delay_ms } => {
                 warn!(
                     batch = b,
@@ -987,7 +1010,7 @@ impl Shared {
             };
             match r {
                 Ok(()) => return,
-                Err((f, why)) => match self.retry_decision(&ctx, i, attempt, &f, &why) {
+                Err((f, why)) => match self.retry_decision(&ctx, i, attempt, &f, &why).await {
                     Some(d) => (last, delay_ms) = (f, d),
                     None => return,
                 },

@@ -229,7 +229,9 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
             cmd.arg("--max-memory-mib").arg(mib.to_string());
         }
         if let Some(d) = self.deadline {
-            cmd.arg("--deadline-ms").arg(d.as_millis().to_string());
+            // A second later than ours: we answer first; the child's own
+            // watchdog is for when we are gone.
+            cmd.arg("--deadline-ms").arg((d.as_millis() + 1000).to_string());
         }
         for (name, dims) in &opts.shapes {
             let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
@@ -248,16 +250,20 @@ impl verinfer_sequencer::node::CompileCheck for ChildCompileCheck {
         let out =
             wait_within(child, self.deadline).map_err(|e| Failed(format!("waiting for the child compile: {e}")))?;
         let _ = writer.join();
-        let Some(out) = out else {
+        let too_slow = || {
             let ms = self.deadline.map_or(0, |d| d.as_millis());
-            return Err(CompileCheckError::Model(ApiError::new(
+            CompileCheckError::Model(ApiError::new(
                 verinfer_rpc::error::INVALID_MODEL,
                 format!(
                     "model {}: compiling it took longer than {ms} ms (the node's exec.max_compile_ms); refused",
                     opts.name
                 ),
-            )));
+            ))
         };
+        let Some(out) = out else { return Err(too_slow()) };
+        if out.status.code() == Some(3) {
+            return Err(too_slow()); // its own watchdog (`--deadline-ms`)
+        }
         let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
         if !out.status.success() {
             // Status 2 with {"error"}: the frontend refused the model (an

@@ -458,7 +458,13 @@ impl SettlementHost {
         };
         // A fresh chain starts at the wall clock; an existing one resumes
         // where it stopped (decision 0017).
-        let base_ms = if fresh { now_ms() } else { beat.unwrap_or(0).max(inner.state.now_ms()) };
+        // (A state from before chain time has no heartbeat: it continues
+        // on the wall clock, as it ran until now.)
+        let base_ms = match (fresh, beat) {
+            (true, _) => now_ms(),
+            (false, Some(beat)) => beat.max(inner.state.now_ms()),
+            (false, None) => now_ms().max(inner.state.now_ms()),
+        };
         let behind_ms = now_ms().saturating_sub(base_ms);
         let chain_id = inner.state.params().chain_id;
         let host = Arc::new(Self {
@@ -486,6 +492,9 @@ impl SettlementHost {
             let mut g = host.lock();
             host.snapshot(&mut g)?;
         }
+        // Where chain time resumes if the node stops before its first
+        // heartbeat (the referee's own time is 0 until its first input).
+        host.write_heartbeat(base_ms)?;
         // Receipt writes trail the log: repair what a crash left behind
         // before anyone reads a receipt.
         let r = host.reconcile_receipts()?;
@@ -549,6 +558,10 @@ impl SettlementHost {
         if now < self.clock.beat_ms.load(Ordering::Relaxed).saturating_add(HEARTBEAT_MS) {
             return Ok(());
         }
+        self.write_heartbeat(now)
+    }
+
+    fn write_heartbeat(&self, now: u64) -> Result<(), SettlementError> {
         let mut up = SettlementUpdate::new();
         up.put(CLOCK_KEY, now.to_le_bytes().to_vec());
         self.store.apply_settlement(up)?;
@@ -1062,9 +1075,20 @@ impl SettlementHost {
         let (awaiting, expired, open_records) = self.read(|s, now| {
             // Earliest deadline first: with more games than time, the ones
             // about to expire are answered first.
-            let mut awaiting: Vec<(u64, u64)> =
-                s.games_awaiting(me).map(|g| (g.deadline_ms().unwrap_or(u64::MAX), g.id)).collect();
-            awaiting.sort_unstable();
+            let mut games: Vec<(u64, (u64, u64), u64)> =
+                s.games_awaiting(me).map(|g| (g.deadline_ms().unwrap_or(u64::MAX), (g.batch, g.index), g.id)).collect();
+            games.sort_unstable();
+            // One work item per record, its games in deadline order: a
+            // record's prover is built by one worker, never by two at once.
+            let mut awaiting: Vec<Vec<u64>> = Vec::new();
+            let mut item_of: HashMap<(u64, u64), usize> = HashMap::new();
+            for (_, record, id) in games {
+                let i = *item_of.entry(record).or_insert_with(|| {
+                    awaiting.push(Vec::new());
+                    awaiting.len() - 1
+                });
+                awaiting[i].push(id);
+            }
             let expired: Vec<u64> = s
                 .open_games()
                 .filter(|g| g.defender == me && g.to_move() == Some(Side::Challenger))
@@ -1081,14 +1105,16 @@ impl SettlementHost {
         // for a large model), each worker taking the next by deadline.
         let next = std::sync::atomic::AtomicUsize::new(0);
         let play = || {
-            while let Some(&(_, id)) = awaiting.get(next.fetch_add(1, Ordering::Relaxed)) {
-                for _ in 0..MAX_MOVES_PER_PASS {
-                    let Some(v) = self.read(|s, now| s.game_view(id, now)) else { break };
-                    if v.to_move != Some(Side::Defender) {
-                        break;
-                    }
-                    if !self.defend_move(&v) {
-                        break;
+            while let Some(ids) = awaiting.get(next.fetch_add(1, Ordering::Relaxed)) {
+                for &id in ids {
+                    for _ in 0..MAX_MOVES_PER_PASS {
+                        let Some(v) = self.read(|s, now| s.game_view(id, now)) else { break };
+                        if v.to_move != Some(Side::Defender) {
+                            break;
+                        }
+                        if !self.defend_move(&v) {
+                            break;
+                        }
                     }
                 }
             }
@@ -1231,36 +1257,57 @@ impl SettlementTasks {
     }
 }
 
-/// Starts the task that ticks the referee every `tick_ms` and runs the
-/// defender after every change and every tick.
+/// Starts the tasks that tick the referee every `tick_ms` (settling
+/// windows, pruning, the clock's heartbeat) and, apart from it so that a
+/// long defence (a trace built per disputed record) never delays a tick,
+/// run the defender after every change and every `tick_ms`.
 pub fn spawn_tasks(host: Arc<SettlementHost>, tick_ms: u64, defender: bool, prune_after_ms: u64) -> SettlementTasks {
-    let (stop, mut stop_rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(tick_ms));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if let Err(e) = host.tick() {
-                        tracing::warn!(error = %e, "settlement tick failed");
-                    }
-                    if prune_after_ms > 0 {
-                        let h = host.clone();
-                        match tokio::task::spawn_blocking(move || h.prune_final(prune_after_ms)).await {
-                            Ok(Err(e)) => tracing::warn!(error = %e, "pruning final batches failed"),
-                            Err(e) => tracing::warn!(error = %e, "pruning task failed"),
-                            Ok(Ok(_)) => {}
-                        }
+    let (stop, stop_rx) = watch::channel(false);
+    let ticker = {
+        let (host, mut stop_rx) = (host.clone(), stop_rx.clone());
+        async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(tick_ms));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    r = stop_rx.changed() => if r.is_err() || *stop_rx.borrow() { break },
+                }
+                if let Err(e) = host.tick() {
+                    tracing::warn!(error = %e, "settlement tick failed");
+                }
+                if prune_after_ms > 0 {
+                    let h = host.clone();
+                    match tokio::task::spawn_blocking(move || h.prune_final(prune_after_ms)).await {
+                        Ok(Err(e)) => tracing::warn!(error = %e, "pruning final batches failed"),
+                        Err(e) => tracing::warn!(error = %e, "pruning task failed"),
+                        Ok(Ok(_)) => {}
                     }
                 }
-                _ = host.changed.notified() => {}
-                r = stop_rx.changed() => if r.is_err() || *stop_rx.borrow() { break },
             }
-            if defender {
+        }
+    };
+    let defend = {
+        let mut stop_rx = stop_rx;
+        async move {
+            if !defender {
+                return;
+            }
+            let mut interval = tokio::time::interval(Duration::from_millis(tick_ms));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = host.changed.notified() => {}
+                    r = stop_rx.changed() => if r.is_err() || *stop_rx.borrow() { break },
+                }
                 let h = host.clone();
                 let _ = tokio::task::spawn_blocking(move || h.defend_once()).await;
             }
         }
+    };
+    let task = tokio::spawn(async move {
+        tokio::join!(ticker, defend);
     });
     SettlementTasks { stop, task }
 }
@@ -1711,6 +1758,18 @@ mod tests {
         let cfg = NodeConfig { dev: true, ..Default::default() };
         let e = refused(SettlementHost::open(toy.store.clone(), &cfg, toy.key.clone()));
         assert!(e.to_string().contains("sealed batch 1 (not yet posted)"), "{e}");
+    }
+
+    /// A fresh chain stopped before its first heartbeat resumes where it
+    /// started, not at 0 (the referee's own time before any input; found by
+    /// a review).
+    #[test]
+    fn a_fresh_chain_stopped_at_once_resumes_at_its_start() {
+        let cfg = NodeConfig { dev: true, ..Default::default() };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t0 = open(dir.path(), &cfg).now();
+        let t1 = open(dir.path(), &cfg).now();
+        assert!(t1 >= t0 && t1 < t0 + 60_000, "{t0} then {t1}");
     }
 
     /// Chain time stops while the node is down: a reopened host resumes at

@@ -43,11 +43,14 @@ pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     if path.exists() {
         return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"));
     }
+    // A temporary name of this writer's own, created new: a leftover or a
+    // concurrent writer's file is never reused (its permissions and its
+    // bytes would be; found by a review).
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp.{}.{:016x}", std::process::id(), rand::random::<u64>()));
     let tmp = PathBuf::from(tmp);
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -95,12 +98,38 @@ mod tests {
 
     #[test]
     fn a_leftover_temporary_file_does_not_block_creation() {
-        // What a crash before the link leaves: the temporary file only.
+        // What a crash before the link leaves: a temporary file only.
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("k.key");
         std::fs::write(dir.path().join("k.key.tmp"), "").expect("write");
         create_key(&p).expect("created over the leftover");
         assert!(read_key(&p).expect("reads").is_some());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    /// Two creators at once: exactly one wins, and the file holds the key
+    /// the winner returned (a shared temporary name let the loser rewrite
+    /// the winner's file; found by a review).
+    #[test]
+    fn concurrent_creators_never_tear_the_key() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = dir.path().join("k.key");
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| create_key(&p));
+                let b = s.spawn(|| create_key(&p));
+                (a.join().expect("thread"), b.join().expect("thread"))
+            });
+            let on_disk = read_key(&p).expect("reads").expect("exists").to_bytes();
+            match (a, b) {
+                (Ok(k), Err(_)) | (Err(_), Ok(k)) => assert_eq!(k.to_bytes(), on_disk),
+                (a, b) => panic!("exactly one creator wins: {:?} {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
     }
 
     #[test]
