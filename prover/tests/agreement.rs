@@ -20,6 +20,8 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verinfer_prover::dispute::{
@@ -27,7 +29,7 @@ use verinfer_prover::dispute::{
 };
 use verinfer_prover::exec::{ExecOptions, execute_with};
 use verinfer_prover::fast::{Isa, Plan, PlanOptions};
-use verinfer_prover::ops::{self, OperandReader, TensorReader, check_types, eval_element, fold_for};
+use verinfer_prover::ops::{self, OperandReader, TensorReader, eval_element, fold_for};
 use verinfer_prover::program::*;
 use verinfer_state::hash::Hash32;
 use verinfer_state::tensor::{DType, Scalar, Tensor, TensorData};
@@ -218,63 +220,7 @@ const INT_DTYPES: [DType; 8] =
 // ---------------------------------------------------------------------------
 // Program builder.
 
-#[derive(Default)]
-struct B {
-    inputs: Vec<TensorInfo>,
-    vals: Vec<Tensor>,
-    consts: Vec<Tensor>,
-    nodes: Vec<Node>,
-}
-
-impl B {
-    fn val(&mut self, t: Tensor, c: bool) -> ValueRef {
-        if c {
-            self.consts.push(t);
-            ValueRef::Const(self.consts.len() as u32 - 1)
-        } else {
-            self.inputs.push(TensorInfo {
-                name: format!("in{}", self.inputs.len()),
-                dtype: t.dtype(),
-                shape: t.shape_u64(),
-            });
-            self.vals.push(t);
-            ValueRef::Input(self.inputs.len() as u32 - 1)
-        }
-    }
-    fn ty(&self, r: ValueRef) -> ValueType {
-        match r {
-            ValueRef::Input(i) => vt(self.inputs[i as usize].dtype, &self.inputs[i as usize].shape),
-            ValueRef::Const(c) => ValueType::of(&self.consts[c as usize]),
-            ValueRef::Node(n) => self.nodes[n as usize].output.clone(),
-        }
-    }
-    fn node(&mut self, op: Op, inputs: Vec<ValueRef>, out: ValueType) -> Result<ValueRef, String> {
-        let types: Vec<ValueType> = inputs.iter().map(|r| self.ty(*r)).collect();
-        check_types(&op, &types, &out).map_err(|e| format!("{e}"))?;
-        self.nodes.push(Node { name: format!("n{}", self.nodes.len()), op, inputs, output: out });
-        Ok(ValueRef::Node(self.nodes.len() as u32 - 1))
-    }
-    fn finish(self, outs: &[ValueRef]) -> (Program, Vec<Tensor>) {
-        let outputs = outs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| match r {
-                ValueRef::Node(n) => OutputInfo { name: format!("out{i}"), node: *n },
-                _ => panic!("outputs are nodes"),
-            })
-            .collect();
-        (
-            Program {
-                version: PROGRAM_VERSION,
-                inputs: self.inputs,
-                outputs,
-                nodes: self.nodes,
-                constants: self.consts,
-            },
-            self.vals,
-        )
-    }
-}
+use common::Builder as B;
 
 // ---------------------------------------------------------------------------
 // The three evaluators.
@@ -602,7 +548,7 @@ fn gen_unary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
         for u in all_unary(rng) {
             let shape = rand_shape(rng, 3, 9);
             let mut b = B::default();
-            let x = b.val(rand_tensor(rng, DType::F32, &shape, [0.3, 0.7, 1.0][rep % 3]), rng.gen_bool(0.3));
+            let x = b.value(rand_tensor(rng, DType::F32, &shape, [0.3, 0.7, 1.0][rep % 3]), rng.gen_bool(0.3));
             let v = b.node(Op::Unary(u), vec![x], vt(DType::F32, &shape)).expect("unary");
             let (p, ins) = b.finish(&[v]);
             run(st, &format!("Unary::{}", unary_name(&u)), &p, &ins, rng, rep < 3);
@@ -612,7 +558,7 @@ fn gen_unary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
             for u in [UnaryOp::Not, UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign] {
                 let shape = rand_shape(rng, 2, 8);
                 let mut b = B::default();
-                let x = b.val(rand_tensor(rng, d, &shape, 0.4), false);
+                let x = b.value(rand_tensor(rng, d, &shape, 0.4), false);
                 let Ok(v) = b.node(Op::Unary(u), vec![x], vt(d, &shape)) else { continue };
                 let (p, ins) = b.finish(&[v]);
                 run(st, &format!("Unary::{}<int/bool>", unary_name(&u)), &p, &ins, rng, rep == 0);
@@ -647,13 +593,13 @@ fn gen_binary(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
                 }
                 if rng.gen_bool(0.1) {
                     std::mem::swap(&mut ta, &mut tb);
-                    let (x, y) = (b.val(ta, rng.gen_bool(0.3)), b.val(tb, rng.gen_bool(0.3)));
+                    let (x, y) = (b.value(ta, rng.gen_bool(0.3)), b.value(tb, rng.gen_bool(0.3)));
                     let Ok(v) = b.node(Op::Binary(op), vec![x, y], vt(od, &full)) else { continue };
                     let (p, ins) = b.finish(&[v]);
                     run(st, &format!("Binary::{op:?}<{d}>"), &p, &ins, rng, rep < 2);
                     continue;
                 }
-                let (x, y) = (b.val(ta, rng.gen_bool(0.3)), b.val(tb, rng.gen_bool(0.3)));
+                let (x, y) = (b.value(ta, rng.gen_bool(0.3)), b.value(tb, rng.gen_bool(0.3)));
                 let Ok(v) = b.node(Op::Binary(op), vec![x, y], vt(od, &full)) else { continue };
                 let (p, ins) = b.finish(&[v]);
                 run(st, &format!("Binary::{op:?}<{d}>"), &p, &ins, rng, rep < 2);
@@ -672,16 +618,16 @@ fn gen_where_cast(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
                 .and_then(|s| ops::layout::broadcast_shapes(&s, &sb))
                 .expect("test case");
             let mut b = B::default();
-            let c = b.val(rand_tensor(rng, DType::Bool, &sc, 0.0), rng.gen_bool(0.3));
-            let x = b.val(rand_tensor(rng, d, &sa, 0.5), rng.gen_bool(0.3));
-            let y = b.val(rand_tensor(rng, d, &sb, 0.5), rng.gen_bool(0.3));
+            let c = b.value(rand_tensor(rng, DType::Bool, &sc, 0.0), rng.gen_bool(0.3));
+            let x = b.value(rand_tensor(rng, d, &sa, 0.5), rng.gen_bool(0.3));
+            let y = b.value(rand_tensor(rng, d, &sb, 0.5), rng.gen_bool(0.3));
             let v = b.node(Op::Where, vec![c, x, y], vt(d, &full)).expect("where");
             let (p, ins) = b.finish(&[v]);
             run(st, &format!("Where<{d}>"), &p, &ins, rng, rep < 2);
             for &to in &all {
                 let shape = rand_shape(rng, 3, 6);
                 let mut b = B::default();
-                let x = b.val(rand_tensor(rng, d, &shape, 0.6), false);
+                let x = b.value(rand_tensor(rng, d, &shape, 0.6), false);
                 let v = b.node(Op::Cast, vec![x], vt(to, &shape)).expect("cast");
                 let (p, ins) = b.finish(&[v]);
                 run(st, &format!("Cast<{d}->{to}>"), &p, &ins, rng, rep == 0);
@@ -718,7 +664,7 @@ fn gen_reduce(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
                 }
                 let Some(od) = ops::reduce::reduce_out_dtype(r, d) else { continue };
                 let mut b = B::default();
-                let x = b.val(
+                let x = b.value(
                     {
                         let s_ = sp(rng);
                         rand_tensor(rng, d, &shape, s_)
@@ -757,7 +703,7 @@ fn gen_reduce(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
                 let n = t.len();
                 t = Tensor::from_f32(t.shape().to_vec(), vec![f32::NEG_INFINITY; n]).expect("test case");
             }
-            let x = b.val(t, false);
+            let x = b.value(t, false);
             let (op, fam) = match kind {
                 0 => (Op::Softmax { axes, log: false }, "Softmax"),
                 1 => (Op::Softmax { axes, log: true }, "LogSoftmax"),
@@ -855,7 +801,7 @@ fn rand_chain(rng: &mut ChaCha8Rng, b: &mut B, mut v: ValueRef, shape: &[u64], s
             } else {
                 rand_tensor(rng, DType::F32, &oshape, s)
             };
-            let other = b.val(t, rng.gen_bool(0.7));
+            let other = b.value(t, rng.gen_bool(0.7));
             let ins = if rng.gen_bool(0.5) { vec![v, other] } else { vec![other, v] };
             b.node(Op::Binary(op), ins, vt(DType::F32, shape))
         } else {
@@ -880,8 +826,8 @@ fn gen_einsum(st: &mut Stats, rng: &mut ChaCha8Rng, n: usize) {
         }
         let s = sp(rng);
         let mut b = B::default();
-        let x = b.val(rand_tensor(rng, DType::F32, &sa, s), rng.gen_bool(0.4));
-        let y = b.val(rand_tensor(rng, DType::F32, &sb, s), rng.gen_bool(0.5));
+        let x = b.value(rand_tensor(rng, DType::F32, &sa, s), rng.gen_bool(0.4));
+        let y = b.value(rand_tensor(rng, DType::F32, &sb, s), rng.gen_bool(0.5));
         let Ok(e) = b.node(Op::EinSum(spec), vec![x, y], vt(DType::F32, &so)) else { continue };
         let chain = rng.gen_bool(0.4);
         let out = if chain { rand_chain(rng, &mut b, e, &so, s) } else { e };
@@ -976,11 +922,11 @@ fn gen_conv(st: &mut Stats, rng: &mut ChaCha8Rng, n: usize) {
         }
         let s = sp(rng);
         let mut b = B::default();
-        let x = b.val(rand_tensor(rng, DType::F32, &c.x, s), false);
-        let w = b.val(rand_tensor(rng, DType::F32, &c.w, s / 3.0), rng.gen_bool(0.9));
+        let x = b.value(rand_tensor(rng, DType::F32, &c.x, s), false);
+        let w = b.value(rand_tensor(rng, DType::F32, &c.w, s / 3.0), rng.gen_bool(0.9));
         let mut ins = vec![x, w];
         if let Some(bl) = c.bias {
-            ins.push(b.val(rand_tensor(rng, DType::F32, &[bl], s), rng.gen_bool(0.7)));
+            ins.push(b.value(rand_tensor(rng, DType::F32, &[bl], s), rng.gen_bool(0.7)));
         }
         let Ok(v) = b.node(Op::Conv(c.spec.clone()), ins, vt(DType::F32, &c.out)) else { continue };
         let chain = rng.gen_bool(0.4);
@@ -1026,11 +972,11 @@ fn gen_deconv(st: &mut Stats, rng: &mut ChaCha8Rng, n: usize) {
         }
         let s = sp(rng);
         let mut b = B::default();
-        let x = b.val(rand_tensor(rng, DType::F32, &xs, s), false);
-        let wv = b.val(rand_tensor(rng, DType::F32, &w, s / 3.0), true);
+        let x = b.value(rand_tensor(rng, DType::F32, &xs, s), false);
+        let wv = b.value(rand_tensor(rng, DType::F32, &w, s / 3.0), true);
         let mut ins = vec![x, wv];
         if bias {
-            ins.push(b.val(rand_tensor(rng, DType::F32, &[co], s), true));
+            ins.push(b.value(rand_tensor(rng, DType::F32, &[co], s), true));
         }
         let spec = DeconvSpec { geo, kernel_layout: kl, group, bias };
         let Ok(v) = b.node(Op::Deconv(spec), ins, vt(DType::F32, &os)) else { continue };
@@ -1063,7 +1009,7 @@ fn gen_pool(st: &mut Stats, rng: &mut ChaCha8Rng, n: usize) {
         let d = if max && rng.gen_bool(0.2) { INT_DTYPES[rng.gen_range(0..8)] } else { DType::F32 };
         let spec = PoolSpec { geo, normalize: rng.gen_bool(0.6), count_include_pad: rng.gen_bool(0.5) };
         let mut b = B::default();
-        let x = b.val(
+        let x = b.value(
             {
                 let s_ = sp(rng);
                 rand_tensor(rng, d, &xs, s_)
@@ -1102,7 +1048,7 @@ fn gen_movement(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
         let xc = rng.gen_bool(0.3);
         let mk = |op: Op, ins: Vec<Tensor>, out: ValueType, c: bool| {
             let mut b = B::default();
-            let refs: Vec<ValueRef> = ins.into_iter().map(|t| b.val(t, c)).collect();
+            let refs: Vec<ValueRef> = ins.into_iter().map(|t| b.value(t, c)).collect();
             b.node(op, refs, out).map(|v| b.finish(&[v]))
         };
         let mut cases: Vec<(&str, Op, Vec<Tensor>, ValueType)> = Vec::new();
@@ -1221,9 +1167,9 @@ fn gen_movement(st: &mut Stats, rng: &mut ChaCha8Rng, reps: usize) {
         // Movement feeding a fast kernel (Gather f32 -> Reshape -> unary), as a multi-node check.
         if d == DType::F32 {
             let mut b = B::default();
-            let xv = b.val(x.clone(), false);
+            let xv = b.value(x.clone(), false);
             let it = ints_tensor(DType::I64, &[2], vec![0, -1]);
-            let iv = b.val(it, rng.gen_bool(0.5));
+            let iv = b.value(it, rng.gen_bool(0.5));
             let gs: Vec<u64> = [&shape[..a], &[2u64][..], &shape[a + 1..]].concat();
             if let Ok(g) = b.node(Op::Gather { axis: a as u32 }, vec![xv, iv], vt(d, &gs)) {
                 let nn: u64 = gs.iter().product();
@@ -1272,7 +1218,7 @@ fn gen_resize(st: &mut Stats, rng: &mut ChaCha8Rng, n: usize) {
             scales,
         };
         let mut b = B::default();
-        let x = b.val(
+        let x = b.value(
             {
                 let s_ = sp(rng);
                 rand_tensor(rng, DType::F32, &shape, s_)
@@ -1337,8 +1283,8 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
         let Some(od) = ops::elementwise::binary_out_dtype(op, DType::F32) else { continue };
         for c in [false, true] {
             let mut b = B::default();
-            let x = b.val(col.clone(), c);
-            let y = b.val(row.clone(), !c);
+            let x = b.value(col.clone(), c);
+            let y = b.value(row.clone(), !c);
             let v = b.node(Op::Binary(op), vec![x, y], vt(od, &[n as u64, n as u64])).expect("test case");
             let (p, ins) = b.finish(&[v]);
             run(&mut st, &format!("Sweep Binary::{op:?}<f32>"), &p, &ins, &mut rng, false);
@@ -1346,8 +1292,8 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
         // Scalar right operand (the reference's `b.len() == 1` path).
         for &c in &sv {
             let mut b = B::default();
-            let x = b.val(col.clone(), false);
-            let y = b.val(Tensor::from_f32(vec![], vec![c]).expect("test case"), true);
+            let x = b.value(col.clone(), false);
+            let y = b.value(Tensor::from_f32(vec![], vec![c]).expect("test case"), true);
             let v = b.node(Op::Binary(op), vec![x, y], vt(od, &[n as u64, 1])).expect("test case");
             let (p, ins) = b.finish(&[v]);
             run(&mut st, &format!("Sweep Binary::{op:?}<f32,scalar>"), &p, &ins, &mut rng, false);
@@ -1364,15 +1310,15 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
         for op in BinaryOp::ALL {
             let Some(od) = ops::elementwise::binary_out_dtype(op, d) else { continue };
             let mut b = B::default();
-            let x = b.val(a.clone(), false);
-            let y = b.val(bb.clone(), true);
+            let x = b.value(a.clone(), false);
+            let y = b.value(bb.clone(), true);
             let v = b.node(Op::Binary(op), vec![x, y], vt(od, &[m, m])).expect("test case");
             let (p, ins) = b.finish(&[v]);
             run(&mut st, &format!("Sweep Binary::{op:?}<int>"), &p, &ins, &mut rng, false);
         }
         for to in DType::ALL {
             let mut b = B::default();
-            let x = b.val(a.clone(), false);
+            let x = b.value(a.clone(), false);
             let v = b.node(Op::Cast, vec![x], vt(to, &[m, 1])).expect("test case");
             let (p, ins) = b.finish(&[v]);
             run(&mut st, &format!("Sweep Cast<int->{to}>"), &p, &ins, &mut rng, false);
@@ -1380,7 +1326,7 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
     }
     for to in DType::ALL {
         let mut b = B::default();
-        let x = b.val(col.clone(), false);
+        let x = b.value(col.clone(), false);
         let v = b.node(Op::Cast, vec![x], vt(to, &[n as u64, 1])).expect("test case");
         let (p, ins) = b.finish(&[v]);
         run(&mut st, &format!("Sweep Cast<f32->{to}>"), &p, &ins, &mut rng, false);
@@ -1405,7 +1351,7 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
     }
     for u in &unary_ops {
         let mut b = B::default();
-        let x = b.val(xt.clone(), false);
+        let x = b.value(xt.clone(), false);
         let v = b.node(Op::Unary(*u), vec![x], vt(DType::F32, &[xs.len() as u64])).expect("test case");
         let (p, ins) = b.finish(&[v]);
         run(&mut st, &format!("Sweep Unary::{}", unary_name(u)), &p, &ins, &mut rng, false);
@@ -1438,8 +1384,8 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
     for producer in 0..2 {
         let make = |b: &mut B| -> (ValueRef, Vec<u64>) {
             if producer == 0 {
-                let x = b.val(col.clone(), false);
-                let one = b.val(Tensor::from_f32(vec![1, 1], vec![1.0]).expect("test case"), true);
+                let x = b.value(col.clone(), false);
+                let one = b.value(Tensor::from_f32(vec![1, 1], vec![1.0]).expect("test case"), true);
                 let spec = EinSumSpec {
                     free: vec![
                         EinAxis { a: Some(0), b: None, out: Some(0), dim: nn },
@@ -1449,8 +1395,8 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
                 };
                 (b.node(Op::EinSum(spec), vec![x, one], vt(DType::F32, &[nn, 1])).expect("test case"), vec![nn, 1])
             } else {
-                let x = b.val(Tensor::from_f32(vec![1, 1, 1, n], sv.clone()).expect("test case"), false);
-                let w = b.val(Tensor::from_f32(vec![1, 1, 1, 1], vec![1.0]).expect("test case"), true);
+                let x = b.value(Tensor::from_f32(vec![1, 1, 1, n], sv.clone()).expect("test case"), false);
+                let w = b.value(Tensor::from_f32(vec![1, 1, 1, 1], vec![1.0]).expect("test case"), true);
                 let geo = Geometry {
                     layout: DataLayout::Nchw,
                     kernel: vec![1, 1],
@@ -1473,7 +1419,7 @@ fn fold_reference_and_fast_agree_on_special_value_sweeps() {
                     let mut b = B::default();
                     let (v, shape) = make(&mut b);
                     let cs: Vec<usize> = if shape1 { vec![1] } else { vec![] };
-                    let k = b.val(Tensor::from_f32(cs, vec![c]).expect("test case"), true);
+                    let k = b.value(Tensor::from_f32(cs, vec![c]).expect("test case"), true);
                     let ins = if left { vec![v, k] } else { vec![k, v] };
                     let out = b.node(Op::Binary(op), ins, vt(DType::F32, &shape)).expect("test case");
                     // A second op so the chain is longer than one.

@@ -9,6 +9,8 @@
 //!   the reference bit for bit. Fixed seeds; `VERINFER_FUZZ_CASES` scales
 //!   the case counts (default totals ≥ 10,000 cases).
 
+mod common;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -111,7 +113,6 @@ mod diff {
     use rand_chacha::ChaCha8Rng;
     use verinfer_prover::exec::{ExecOptions, execute_with};
     use verinfer_prover::fast::{Isa, Plan, PlanOptions};
-    use verinfer_prover::ops::check_types;
     use verinfer_prover::program::*;
     use verinfer_state::hash::Hash32;
     use verinfer_state::tensor::{DType, Tensor, TensorData};
@@ -161,69 +162,7 @@ mod diff {
         [0.0, 0.0, 0.02, 0.1, 0.4][rng.gen_range(0..5)]
     }
 
-    /// Builds a small program.
-    #[derive(Default)]
-    pub struct Builder {
-        inputs: Vec<TensorInfo>,
-        input_vals: Vec<Tensor>,
-        consts: Vec<Tensor>,
-        nodes: Vec<Node>,
-    }
-
-    impl Builder {
-        /// A request input (`as_const = false`) or a constant.
-        pub fn value(&mut self, t: Tensor, as_const: bool) -> ValueRef {
-            if as_const {
-                self.consts.push(t);
-                ValueRef::Const(self.consts.len() as u32 - 1)
-            } else {
-                self.inputs.push(TensorInfo {
-                    name: format!("in{}", self.inputs.len()),
-                    dtype: t.dtype(),
-                    shape: t.shape_u64(),
-                });
-                self.input_vals.push(t);
-                ValueRef::Input(self.inputs.len() as u32 - 1)
-            }
-        }
-
-        pub fn ty(&self, r: ValueRef) -> ValueType {
-            match r {
-                ValueRef::Input(i) => {
-                    ValueType { dtype: self.inputs[i as usize].dtype, shape: self.inputs[i as usize].shape.clone() }
-                }
-                ValueRef::Const(c) => ValueType::of(&self.consts[c as usize]),
-                ValueRef::Node(n) => self.nodes[n as usize].output.clone(),
-            }
-        }
-
-        /// Adds a node if the reference accepts its types.
-        pub fn node(&mut self, op: Op, inputs: Vec<ValueRef>, out: ValueType) -> Option<ValueRef> {
-            let types: Vec<ValueType> = inputs.iter().map(|r| self.ty(*r)).collect();
-            check_types(&op, &types, &out).ok()?;
-            self.nodes.push(Node { name: format!("n{}", self.nodes.len()), op, inputs, output: out });
-            Some(ValueRef::Node(self.nodes.len() as u32 - 1))
-        }
-
-        pub fn finish(self, outputs: &[ValueRef]) -> (Program, Vec<Tensor>) {
-            let outputs = outputs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| match r {
-                    ValueRef::Node(n) => OutputInfo { name: format!("out{i}"), node: *n },
-                    _ => panic!("outputs are nodes"),
-                })
-                .collect();
-            let p = Program {
-                version: PROGRAM_VERSION,
-                inputs: self.inputs,
-                outputs,
-                nodes: self.nodes,
-                constants: self.consts,
-            };
-            (p, self.input_vals)
-        }
-    }
+    pub use crate::common::Builder;
 
     fn bits(t: &Tensor) -> Vec<u8> {
         t.le_bytes().into_owned()
@@ -472,7 +411,7 @@ mod diff {
                 let t = rand_tensor(rng, &oshape, sp);
                 let other = b.value(t, rng.gen_bool(0.7));
                 let ins = if rng.gen_bool(0.5) { vec![v, other] } else { vec![other, v] };
-                b.node(Op::Binary(op), ins, vt(shape))
+                b.node(Op::Binary(op), ins, vt(shape)).ok()
             } else {
                 let op = [
                     UnaryOp::Neg,
@@ -485,7 +424,7 @@ mod diff {
                     UnaryOp::Round,
                     UnaryOp::Tanh,
                 ][rng.gen_range(0..9)];
-                b.node(Op::Unary(op), vec![v], vt(shape))
+                b.node(Op::Unary(op), vec![v], vt(shape)).ok()
             };
             if let Some(nv) = nv {
                 v = nv;
@@ -526,7 +465,7 @@ fn diff_einsum() {
         let (ca, cb) = (rng.gen_bool(0.4), rng.gen_bool(0.5));
         let x = b.value(rand_tensor(&mut rng, &sa, sp), ca);
         let y = b.value(rand_tensor(&mut rng, &sb, sp), cb);
-        let Some(e) = b.node(Op::EinSum(spec), vec![x, y], vt(&so)) else { continue };
+        let Ok(e) = b.node(Op::EinSum(spec), vec![x, y], vt(&so)) else { continue };
         let row = rng
             .gen_bool(0.5)
             .then(|| so.iter().enumerate().map(|(i, &d)| if i + 1 == so.len() { 1 } else { d }).collect());
@@ -607,7 +546,7 @@ fn diff_conv() {
             ins.push(b.value(rand_tensor(&mut rng, &[bl], sp), rng.gen_bool(0.7)));
         }
         let chw = !c.spec.geo.layout.channels_last();
-        let Some(v) = b.node(Op::Conv(c.spec.clone()), ins, vt(&c.out)) else { continue };
+        let Ok(v) = b.node(Op::Conv(c.spec.clone()), ins, vt(&c.out)) else { continue };
         // Per-channel operand shape ([C,1,…]) for NCHW/CHW outputs.
         let cax = usize::from(c.spec.geo.layout.has_n());
         let row = chw.then(|| {
@@ -644,7 +583,7 @@ fn diff_pools() {
             PoolSpec { geo: c.spec.geo.clone(), normalize: rng.gen_bool(0.7), count_include_pad: rng.gen_bool(0.5) };
         let op = if max { Op::MaxPool(spec) } else { Op::SumPool(spec) };
         let name = if max { "MaxPool" } else { "SumPool" };
-        let Some(v) = b.node(op, vec![x], vt(&out)) else { continue };
+        let Ok(v) = b.node(op, vec![x], vt(&out)) else { continue };
         let (p, inputs) = b.finish(&[v]);
         let r = check(&p, &inputs, name, "pool");
         done += 1;
