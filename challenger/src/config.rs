@@ -261,7 +261,7 @@ impl Config {
             memory_limit: self.memory_limit(),
             step_limit: self.step_limit(),
             trace_limit: PlanOptions::memory_limit_mib(self.max_trace_mib),
-            fold_limit: (self.max_fold_steps > 0).then_some(self.max_fold_steps),
+            fold_limit: PlanOptions::fold_limit_of(self.max_fold_steps),
             ..Default::default()
         }
     }

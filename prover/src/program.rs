@@ -823,14 +823,21 @@ impl Program {
     /// Call on a validated program.
     pub fn steps(&self) -> Result<u64, ProverError> {
         let mut total = 0u64;
-        for (i, n) in self.nodes.iter().enumerate() {
-            let fold = crate::ops::fold_for(&n.op, &self.node_input_types(i), &n.output)?;
-            let numel = checked_numel(&n.output.shape).unwrap_or(u64::MAX);
-            let last = numel.saturating_sub(1);
-            let per = [0, last / 2, last].into_iter().map(|e| fold.steps(e)).max().unwrap_or(0).max(1);
-            total = total.saturating_add(numel.saturating_mul(per));
+        for i in 0..self.nodes.len() {
+            let (numel, per) = self.element_steps(i)?;
+            total = total.saturating_add(numel.saturating_mul(per.max(1)));
         }
         Ok(total)
+    }
+
+    /// Node `i`'s output elements and the steps of one element's fold: the
+    /// most of its first, middle and last element's (saturating).
+    fn element_steps(&self, i: usize) -> Result<(u64, u64), ProverError> {
+        let n = &self.nodes[i];
+        let fold = crate::ops::fold_for(&n.op, &self.node_input_types(i), &n.output)?;
+        let numel = checked_numel(&n.output.shape).unwrap_or(u64::MAX);
+        let last = numel.saturating_sub(1);
+        Ok((numel, [0, last / 2, last].into_iter().map(|e| fold.steps(e)).max().unwrap_or(0)))
     }
 
     /// Bytes of every node's output: what a dispute's prover holds at once
@@ -869,10 +876,8 @@ impl Program {
     /// [`Program::steps`]); `None` for a program without nodes.
     pub fn longest_fold(&self) -> Result<Option<(u32, u64)>, ProverError> {
         let mut best: Option<(u32, u64)> = None;
-        for (i, n) in self.nodes.iter().enumerate() {
-            let fold = crate::ops::fold_for(&n.op, &self.node_input_types(i), &n.output)?;
-            let last = checked_numel(&n.output.shape).unwrap_or(u64::MAX).saturating_sub(1);
-            let steps = [0, last / 2, last].into_iter().map(|e| fold.steps(e)).max().unwrap_or(0);
+        for i in 0..self.nodes.len() {
+            let (_, steps) = self.element_steps(i)?;
             if best.is_none_or(|(_, b)| steps > b) {
                 best = Some((i as u32, steps));
             }

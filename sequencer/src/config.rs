@@ -297,7 +297,7 @@ impl ExecConfig {
             memory: self.memory_limit(),
             steps: verinfer_prover::fast::PlanOptions::step_limit_m(self.max_model_msteps),
             trace: verinfer_prover::fast::PlanOptions::memory_limit_mib(self.max_trace_mib),
-            fold: (self.max_fold_steps > 0).then_some(self.max_fold_steps),
+            fold: verinfer_prover::fast::PlanOptions::fold_limit_of(self.max_fold_steps),
         }
     }
 

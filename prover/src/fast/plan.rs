@@ -85,6 +85,13 @@ impl PlanOptions {
         (msteps > 0).then(|| msteps.saturating_mul(1_000_000))
     }
 
+    /// A [`PlanOptions::fold_limit`] from a setting in steps where 0 means
+    /// no limit (the node's `exec.max_fold_steps`, the challenger's
+    /// `max_fold_steps`).
+    pub fn fold_limit_of(steps: u64) -> Option<u64> {
+        (steps > 0).then_some(steps)
+    }
+
     /// A [`PlanOptions::memory_limit`] from a setting in MiB where 0 means
     /// no limit (the node's `exec.max_model_mib`, the challenger's
     /// `max_model_mib`).
