@@ -190,9 +190,7 @@ fn wait_within(
     mut child: std::process::Child,
     deadline: Option<std::time::Duration>,
 ) -> std::io::Result<Option<std::process::Output>> {
-    use std::io::Read as _;
-    let Some(deadline) = deadline else { return child.wait_with_output().map(Some) };
-    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+    fn drain<R: std::io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut b = Vec::new();
             if let Some(mut r) = r {
@@ -200,9 +198,10 @@ fn wait_within(
             }
             b
         })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    }
+    let Some(deadline) = deadline else { return child.wait_with_output().map(Some) };
+    // Drained while we wait, so a chatty child never blocks on a full pipe.
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
