@@ -708,12 +708,16 @@ impl SettlementHost {
             }
             return;
         }
-        let node = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
-        if let Some(n) = &node {
-            for (id, _) in moved {
-                if let Ok(Some(r)) = self.store.receipt(&id) {
-                    n.events.notify_status(&r);
-                }
+        self.notify_watchers(moved.iter().map(|(id, _)| id));
+    }
+
+    /// Tells the node's status watchers (`infer_subscribeStatus`) the
+    /// receipts of `ids` as stored now.
+    fn notify_watchers<'a>(&self, ids: impl IntoIterator<Item = &'a verinfer_state::hash::Hash32>) {
+        let Some(n) = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade() else { return };
+        for id in ids {
+            if let Ok(Some(r)) = self.store.receipt(id) {
+                n.events.notify_status(&r);
             }
         }
     }
@@ -753,10 +757,7 @@ impl SettlementHost {
             tracing::warn!(request_id = %id, want = want.name(), error = %e, "receipt status not updated");
             return Err(());
         }
-        let node = self.node.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
-        if let (Some(n), Ok(Some(r))) = (&node, self.store.receipt(&id)) {
-            n.events.notify_status(&r);
-        }
+        self.notify_watchers([&id]);
         Ok(true)
     }
 
