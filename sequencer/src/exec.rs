@@ -34,7 +34,7 @@ pub trait Executor: Send + Sync + 'static {
     /// any value (input or node output) above the memory limit; executors
     /// that plan buffers also bound the plan.
     fn prepare_within(&self, program: Arc<Program>, limits: Limits) -> Result<Arc<dyn Prepared>, ProverError> {
-        if limits.memory.is_some() || limits.steps.is_some() || limits.trace.is_some() || limits.fold.is_some() {
+        if limits != Limits::default() {
             program.validate()?;
         }
         program.check_dispute(limits.trace, limits.fold)?;
